@@ -1,0 +1,80 @@
+# Auto Invest Oracle — every task a developer or CI runs.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+PROTO_FILES := $(wildcard protos/oracle/*/v1/*.proto)
+
+.PHONY: help
+help: ## Show the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create the virtual environment and install pinned dependencies
+
+.PHONY: generate
+generate: $(STAMP) ## Generate Python code (and .pyi stubs) from protos/
+	$(PY) -m grpc_tools.protoc -I protos --python_out=protos --grpc_python_out=protos \
+	  --mypy_out=protos --mypy_grpc_out=protos $(PROTO_FILES)
+
+.PHONY: check-generated
+check-generated: generate ## Fail when generated code is stale
+	@git diff --exit-code --stat -- protos || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard protos)" || { echo "untracked generated files in protos/"; exit 1; }
+
+.PHONY: migrate
+migrate: $(STAMP) ## Apply database migrations (embedded PostgreSQL unless DATABASE_URL is set)
+	$(PY) -m shared.db.migrate
+
+.PHONY: run
+run: $(STAMP) ## The whole system on embedded PostgreSQL with the exchange and LLM simulators
+	$(PY) -m stack run
+
+.PHONY: test
+test: $(STAMP) ## Every test the project has (unit, integration, stress, e2e)
+	$(PY) -m pytest -q tests
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Only the tests that need no database and no network
+	$(PY) -m pytest -q tests/unit
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and the import contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	@if command -v npx >/dev/null 2>&1 && [ -z "$${SKIP_BUF:-}" ]; then \
+	  npx --yes @bufbuild/buf@1.75.0 lint protos; else echo "buf lint skipped (no npx)"; fi
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: typecheck
+typecheck: $(STAMP) ## mypy on the project's own code
+	$(VENV)/bin/mypy shared services sim stack oraclectl tests
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks (speed is measured here, never in unit tests)
+	$(PY) -m bench
+
+.PHONY: ci
+ci: check-generated lint typecheck test ## What CI runs
+
+.PHONY: clean
+clean: ## Remove the virtual environment and local database
+	rm -rf $(VENV) .pgdata .stack
