@@ -1,0 +1,49 @@
+"""The audit trail: append-only, hash-chained per user (oracle.append_audit_event in SQL).
+
+Each service appends its own events inside the transaction that does the thing audited, so an
+event exists exactly when its change was committed. Nobody updates or deletes audit_events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from shared.db import SYSTEM_USER, Conn, Database
+from shared.errors import OracleError
+
+log = logging.getLogger(__name__)
+
+
+def append(
+    conn: Conn,
+    *,
+    service: str,
+    kind: str,
+    subject_id: str = "",
+    principal: str = "",
+    payload: Mapping[str, Any] | None = None,
+) -> int:
+    """Append one event for the transaction's user; returns its sequence number."""
+    row = conn.execute(
+        "SELECT oracle.append_audit_event(%s, %s, %s, %s, %s) AS seq",
+        (service, kind, subject_id, principal, Jsonb(dict(payload or {}))),
+    ).fetchone()
+    assert row is not None
+    return int(row["seq"])
+
+
+def append_system_event(db: Database, *, service: str, kind: str, principal: str, payload: Mapping[str, Any]) -> None:
+    """Best effort: a service-wide event (e.g. a refused principal) in the _system chain.
+
+    Never raises: an audit write failing (database down) must not change the caller's answer;
+    the event is then logged instead.
+    """
+    try:
+        with db.transaction(SYSTEM_USER) as conn:
+            append(conn, service=service, kind=kind, principal=principal, payload=payload)
+    except OracleError:
+        log.warning("audit event %s not stored (database unavailable)", kind, extra={"audit_payload": dict(payload)})

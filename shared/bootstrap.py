@@ -1,0 +1,95 @@
+"""Process wiring shared by the three services' entry points:
+settings → logging → tracing → database pool → servicers → server → wait for SIGTERM.
+
+Each ``services/<name>/__main__.py`` only says how to load its settings and which servicers to
+build; everything else happens here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+from shared import audit
+from shared.config import ConfigError, ServiceSettings
+from shared.db import Database
+from shared.logs import setup_logging
+from shared.server import RunningServer, ServiceBinding, create_server
+from shared.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def database_url(settings: ServiceSettings, role: str) -> str:
+    """The configured URL, or this role's URL on the local embedded database."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from shared.db.embedded import EmbeddedCluster, role_url
+
+    log.warning("no DATABASE_URL configured: using the local embedded PostgreSQL (development only)")
+    return role_url(EmbeddedCluster(keep_running=True).start(), role)
+
+
+def open_database(settings: ServiceSettings, *, service: str, role: str) -> Database:
+    """This service's pool, opened without waiting for the database."""
+    db = Database(
+        database_url(settings, role),
+        name=f"oracle-{service}",
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        timeout=settings.db_pool_timeout_seconds,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+    db.open()
+    return db
+
+
+def start_service(
+    *,
+    service: str,
+    settings: ServiceSettings,
+    db: Database,
+    bindings: Sequence[ServiceBinding],
+) -> RunningServer:
+    """Start the server for ``bindings``; refused principals go to the _system audit chain."""
+
+    def record(kind: str, principal: str, payload: dict[str, object]) -> None:
+        audit.append_system_event(db, service=service, kind=kind, principal=principal, payload=payload)
+
+    running = create_server(service=service, bindings=bindings, settings=settings, db=db, audit=record)
+    running.on_shutdown.append(db.close)
+    host = settings.listen_addr.rsplit(":", 1)[0] or "0.0.0.0"
+    log.info("listening", extra={"event": "listening", "address": f"{host}:{running.port}", "port": running.port})
+    return running
+
+
+def run_main(
+    service: str,
+    load_settings: Callable[[Mapping[str, str]], S],
+    build: Callable[[S, Database], tuple[Sequence[ServiceBinding], Sequence[Callable[[], None]]]],
+    *,
+    role: str,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """The whole life of a service process. ``build`` returns the bindings to serve and the
+    shutdown hooks of any background workers it started (called before the pool closes)."""
+    env = os.environ if environ is None else environ
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"{service}: configuration error: {problem}\n")
+        return 2
+    setup_logging(service, settings.log_level, env)
+    setup_tracing(service, settings.trace_exporter, settings.otlp_endpoint)
+    db = open_database(settings, service=service, role=role)
+    bindings, hooks = build(settings, db)
+    running = start_service(service=service, settings=settings, db=db, bindings=bindings)
+    running.on_shutdown.extend(hooks)
+    running.run_until_signalled()
+    return 0

@@ -1,0 +1,138 @@
+"""Typed configuration from environment variables.
+
+Every service describes its settings as a frozen pydantic model (one docstring-like
+``description`` per field) and loads it with :func:`load`, which reads only the variables with
+the service's prefix and fails fast with a :class:`ConfigError` naming *every* bad variable at
+once. Secrets are ``SecretStr``: they never show in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+T = TypeVar("T", bound=BaseModel)
+
+# Names of variables whose values are secrets, whatever the prefix (used by log redaction too).
+SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PRINCIPALS|DATABASE_URL)", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """The environment is not a valid configuration; ``problems`` names every bad variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration: " + "; ".join(problems))
+        self.problems = problems
+
+
+class TraceExporter(StrEnum):
+    """Where spans go."""
+
+    NONE = "none"
+    CONSOLE = "console"
+    OTLP = "otlp"
+
+
+class AuthMode(StrEnum):
+    """How callers are identified."""
+
+    TOKEN = "token"  # noqa: S105 -- per-principal bearer tokens (the default, and the only mode for production)
+    INSECURE_DEV = "insecure-dev"  # no authentication: local development only, loudly announced
+
+
+class Settings(BaseModel):
+    """Base of every settings model: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class ServiceSettings(Settings):
+    """What every gRPC service needs. Variables carry the service's prefix, e.g. EXECUTOR_."""
+
+    listen_addr: str = Field(default="127.0.0.1:0", pattern=r"^[^\s:]*:\d{1,5}$")
+    """host:port to listen on; port 0 picks a free port (printed at startup)."""
+
+    database_url: SecretStr | None = None
+    """PostgreSQL URL of this service's own role. Unset: the local embedded database."""
+
+    db_pool_min: int = Field(default=1, ge=0, le=100)
+    """Connections kept open."""
+
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+    """Most connections at once."""
+
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    """How long a call waits for a connection before it is UNAVAILABLE."""
+
+    db_health_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often the database is pinged for the health service."""
+
+    statement_timeout_ms: int = Field(default=15000, ge=100, le=600000)
+    """Longest SQL statement (including lock waits)."""
+
+    grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    """How long in-flight calls may finish after SIGTERM."""
+
+    max_workers: int = Field(default=32, ge=1, le=1024)
+    """gRPC worker threads."""
+
+    auth_mode: AuthMode = AuthMode.TOKEN
+    """token, or insecure-dev (no authentication; local development only)."""
+
+    principal_tokens: SecretStr = SecretStr("")
+    """Comma-separated name:token pairs of the principals allowed to call this service."""
+
+    trace_exporter: TraceExporter = TraceExporter.NONE
+    """none, console or otlp."""
+
+    otlp_endpoint: str = "http://127.0.0.1:4317"
+    """OTLP collector endpoint when trace_exporter is otlp."""
+
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    """Logging level."""
+
+    @field_validator("principal_tokens")
+    @classmethod
+    def _tokens_parse(cls, value: SecretStr) -> SecretStr:
+        parse_principal_tokens(value.get_secret_value())
+        return value
+
+
+def parse_principal_tokens(text: str) -> dict[str, str]:
+    """``name:token,name:token`` → {token: name}. Names are lower-case words; tokens ≥ 16 chars."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, token = part.partition(":")
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+            raise ValueError("each entry must be name:token with a lower-case name")
+        if len(token) < 16:
+            raise ValueError(f"the token of principal {name!r} is shorter than 16 characters")
+        if token in out:
+            raise ValueError("two principals share one token")
+        out[token] = name
+    return out
+
+
+def load(model: type[T], environ: Mapping[str, str], prefix: str) -> T:
+    """Build ``model`` from ``environ`` variables named PREFIX + FIELD in upper case.
+
+    Raises ConfigError naming every variable that is missing or invalid (values of secret
+    variables are never repeated in the message).
+    """
+    values: dict[str, Any] = {}
+    for name in model.model_fields:
+        var = f"{prefix}{name.upper()}"
+        if var in environ and environ[var] != "":
+            values[name] = environ[var]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            loc = err["loc"][0] if err["loc"] else "?"
+            problems.append(f"{prefix}{str(loc).upper()}: {err['msg']}")
+        raise ConfigError(problems) from None

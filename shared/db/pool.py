@@ -1,0 +1,95 @@
+"""The PostgreSQL pool and the one way to run a transaction as a user.
+
+Every query on user data runs inside :meth:`Database.transaction` with the user set
+transaction-locally (``set_config('app.user_id', …, true)``), which is what row-level security
+keys on: a pooled connection reused for another user never carries the previous one's setting.
+Connection failures become :class:`shared.errors.Unavailable`; serialization failures and
+deadlocks become :class:`shared.errors.Aborted`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from shared.errors import Aborted, Unavailable
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+# The pseudo-user whose rows hold service-wide audit events (e.g. refused principals).
+SYSTEM_USER = "_system"
+
+
+class Database:
+    """A pool of connections for one service role."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        statement_timeout_ms: int = 15000,
+    ) -> None:
+        self._statement_timeout_ms = statement_timeout_ms
+        self._pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            name=name,
+            kwargs={"application_name": name, "connect_timeout": 3, "row_factory": dict_row},
+            configure=self._configure,
+            check=psycopg_pool.ConnectionPool.check_connection,
+            reconnect_timeout=0,  # keep trying to reconnect for ever: the database may come back
+        )
+
+    def _configure(self, conn: Conn) -> None:
+        conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+        conn.execute("SET search_path = oracle, pg_catalog")
+        conn.commit()
+
+    def open(self) -> None:
+        """Open the pool without waiting: a service starts even while the database is down."""
+        self._pool.open(wait=False)
+
+    def close(self) -> None:
+        """Close every connection."""
+        self._pool.close()
+
+    @contextmanager
+    def transaction(self, user_id: str | None) -> Iterator[Conn]:
+        """One transaction; ``user_id`` is set for row-level security (None: no user, zero rows).
+
+        Commits when the block ends normally, rolls back on any exception.
+        """
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                if user_id is not None:
+                    conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+                yield conn
+        except psycopg.errors.TransactionRollback as exc:
+            raise Aborted("concurrent transaction conflict; retry", reason="TRANSACTION_CONFLICT") from exc
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+            log.warning("database unavailable: %s", type(exc).__name__)
+            raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
+
+    def ping(self) -> bool:
+        """True when a trivial query succeeds now."""
+        try:
+            with self._pool.connection(timeout=2.0) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except Exception:
+            return False

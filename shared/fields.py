@@ -1,0 +1,145 @@
+"""Request field validation: the one place that says what a well-formed id, market, amount,
+enum or page looks like. Each function returns the clean value or raises InvalidArgument naming
+the field. Servicers call these before anything touches the database."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from shared.errors import InvalidArgument
+
+_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
+_MARKET = re.compile(r"^[A-Z0-9]{1,16}-EUR$")
+MAX_TEXT = 4000
+CONFIDENCE_VALUES = (0, 25, 50, 75, 100)
+
+
+def user_id(value: str, field: str = "user_id") -> str:
+    """A user id: 1–64 characters of letters, digits and _ . : @ -; not starting with a symbol."""
+    if not value:
+        raise InvalidArgument.one(field, "is required")
+    if not _USER_ID.fullmatch(value):
+        raise InvalidArgument.one(field, "must be 1-64 characters: letters, digits, _ . : @ -")
+    return value
+
+
+def uuid_str(value: str, field: str) -> str:
+    """A UUID in canonical lower-case form."""
+    if not value:
+        raise InvalidArgument.one(field, "is required")
+    if len(value) > 64:
+        raise InvalidArgument.one(field, "must be a UUID")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument.one(field, "must be a UUID") from None
+
+
+def market(value: str, field: str = "market") -> str:
+    """A EUR market like BTC-EUR."""
+    if not value:
+        raise InvalidArgument.one(field, "is required")
+    if not _MARKET.fullmatch(value):
+        raise InvalidArgument.one(field, "must be a EUR market like BTC-EUR")
+    return value
+
+
+def decimal(
+    value: str,
+    field: str,
+    *,
+    places: int = 2,
+    minimum: Decimal | None = Decimal(0),
+    maximum: Decimal | None = Decimal("1000000000"),
+    allow_empty: bool = False,
+) -> Decimal | None:
+    """A decimal string with at most ``places`` decimals within [minimum, maximum]."""
+    if value == "":
+        if allow_empty:
+            return None
+        raise InvalidArgument.one(field, "is required")
+    if len(value) > 40:
+        raise InvalidArgument.one(field, "is too long for an amount")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise InvalidArgument.one(field, "must be a decimal number like 12.50") from None
+    if not number.is_finite():
+        raise InvalidArgument.one(field, "must be a finite number")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        raise InvalidArgument.one(field, f"must have at most {places} decimals")
+    if minimum is not None and number < minimum:
+        raise InvalidArgument.one(field, f"must be at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise InvalidArgument.one(field, f"must be at most {maximum}")
+    return number
+
+
+def required_decimal(value: str, field: str, **kwargs: Any) -> Decimal:
+    """Like :func:`decimal` but never empty."""
+    result = decimal(value, field, allow_empty=False, **kwargs)
+    assert result is not None
+    return result
+
+
+def enum(value: int, field: str, allowed: set[int] | frozenset[int] | range) -> int:
+    """An enum value other than 0 (_UNSPECIFIED) and among ``allowed``."""
+    if value == 0:
+        raise InvalidArgument.one(field, "must be set (the _UNSPECIFIED value is not allowed)")
+    if value not in allowed:
+        raise InvalidArgument.one(field, f"unknown value {value}")
+    return value
+
+
+def confidence(value: int, field: str = "confidence") -> int:
+    """One of 0, 25, 50, 75, 100."""
+    if value not in CONFIDENCE_VALUES:
+        raise InvalidArgument.one(field, "must be one of 0, 25, 50, 75, 100")
+    return value
+
+
+def text(value: str, field: str, *, max_len: int = MAX_TEXT, required: bool = False) -> str:
+    """Free text, bounded; no NUL characters."""
+    if required and not value.strip():
+        raise InvalidArgument.one(field, "is required")
+    if len(value) > max_len:
+        raise InvalidArgument.one(field, f"must be at most {max_len} characters")
+    if "\x00" in value:
+        raise InvalidArgument.one(field, "must not contain NUL characters")
+    return value
+
+
+def page_size(value: int, field: str = "page_size", *, default: int = 50, maximum: int = 500) -> int:
+    """0 means the default; otherwise 1..maximum."""
+    if value == 0:
+        return default
+    if value < 0 or value > maximum:
+        raise InvalidArgument.one(field, f"must be between 1 and {maximum}")
+    return value
+
+
+def encode_page_token(position: dict[str, Any]) -> str:
+    """An opaque token for the next page (the last row's sort key)."""
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode()
+
+
+def decode_page_token(value: str, field: str = "page_token") -> dict[str, Any] | None:
+    """The position of a token from :func:`encode_page_token`; None for the first page."""
+    if not value:
+        return None
+    if len(value) > 512:
+        raise InvalidArgument.one(field, "is not a token from a previous page")
+    try:
+        position = json.loads(base64.urlsafe_b64decode(value.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidArgument.one(field, "is not a token from a previous page") from None
+    if not isinstance(position, dict):
+        raise InvalidArgument.one(field, "is not a token from a previous page")
+    return position

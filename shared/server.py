@@ -1,0 +1,230 @@
+"""gRPC server bootstrap used by all three services.
+
+:func:`create_server` builds a sync gRPC server (thread pool) with: the standard health service
+(NOT_SERVING while the database is unreachable, SERVING again when it is back), server
+reflection with names taken from the generated descriptors, and :class:`CallInterceptor`, which
+authenticates the principal, checks :data:`shared.principals.RIGHTS`, maps domain errors to
+status codes with google.rpc details, and writes one JSON log line per call.
+:meth:`RunningServer.run_until_signalled` handles SIGTERM/SIGINT with a graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from shared import principals
+from shared.config import AuthMode, ServiceSettings, parse_principal_tokens
+from shared.db import Database
+from shared.errors import OracleError, PermissionDenied, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+AuditHook = Callable[[str, str, dict[str, Any]], None]  # (kind, principal, payload)
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One gRPC service to serve: its full name (from the descriptor) and its registrar."""
+
+    full_name: str
+    register: Callable[[grpc.Server], None]
+
+
+class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Authentication, authorization, error mapping and call logging for unary RPCs."""
+
+    def __init__(self, service: str, auth_mode: AuthMode, tokens: dict[str, str], audit: AuditHook | None) -> None:
+        self._service = service
+        self._auth_mode = auth_mode
+        self._tokens = principals.TokenTable(tokens)
+        self._audit = audit
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        method: str = details.method
+        if handler is None or handler.unary_unary is None or method.startswith(("/grpc.health.", "/grpc.reflection.")):
+            return handler
+        inner = handler.unary_unary
+        metadata = tuple(details.invocation_metadata or ())
+
+        def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+            return self._serve(inner, request, context, method, metadata)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _resolve(self, metadata: tuple[Any, ...]) -> str | None:
+        """The principal named by the call's token (None: unknown or missing)."""
+        if self._auth_mode is AuthMode.INSECURE_DEV:
+            return principals.DEV
+        token = principals.bearer(metadata)
+        return self._tokens.resolve(token) if token else None
+
+    def _record(self, kind: str, principal: str, payload: dict[str, Any]) -> None:
+        if self._audit is not None:
+            self._audit(kind, principal, payload)
+
+    def _serve(
+        self, inner: Any, request: Any, context: grpc.ServicerContext, method: str, metadata: tuple[Any, ...]
+    ) -> Any:
+        started = time.monotonic()
+        code = grpc.StatusCode.OK
+        principal = ""
+        try:
+            principal = self._resolve(metadata) or ""
+            if not principal:
+                self._record("auth.unauthenticated", "", {"method": method})
+                raise Unauthenticated("a valid principal token is required", reason="UNKNOWN_PRINCIPAL")
+            if not principals.may_call(principal, method):
+                raise PermissionDenied(f"principal {principal} may not call {method}", reason="METHOD_NOT_ALLOWED")
+            token = principals.set_current_principal(principal)
+            try:
+                return inner(request, context)
+            finally:
+                principals.reset_current_principal(token)
+        except OracleError as exc:
+            code = exc.code
+            if code is grpc.StatusCode.INTERNAL:
+                log.exception("broken invariant in %s", method)
+            if isinstance(exc, PermissionDenied):
+                self._record("auth.permission_denied", principal, {"method": method, "reason": exc.reason})
+            context.abort_with_status(rpc_status.to_status(exc.to_status()))
+        except Exception:
+            if _already_aborted(context):
+                raise
+            code = grpc.StatusCode.INTERNAL
+            log.exception("unexpected error in %s", method)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            log.info(
+                "rpc",
+                extra={
+                    "rpc_method": method,
+                    "principal": principal,
+                    "code": code.name,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 2),
+                },
+            )
+        return None  # unreachable: abort raises
+
+
+def _already_aborted(context: grpc.ServicerContext) -> bool:
+    code_of = getattr(context, "code", None)
+    return bool(callable(code_of) and code_of() not in (None, grpc.StatusCode.OK))
+
+
+@dataclass
+class RunningServer:
+    """A started server: where it listens, its health servicer, and how to stop it."""
+
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    service_names: tuple[str, ...]
+    grace_seconds: float
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *self.service_names):
+            self.health.set(name, status)
+
+    def shutdown(self) -> None:
+        """Refuse new calls, let in-flight calls finish within the grace period, run hooks."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.grace_seconds).wait()
+        for hook in reversed(self.on_shutdown):
+            try:
+                hook()
+            except Exception:
+                log.exception("shutdown hook failed")
+
+    def run_until_signalled(self) -> None:
+        """Block until SIGTERM or SIGINT, then shut down gracefully."""
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        while not stop.wait(0.5):
+            pass
+        log.info("signal received, shutting down", extra={"grace_seconds": self.grace_seconds})
+        self.shutdown()
+        log.info("stopped")
+
+
+def create_server(
+    *,
+    service: str,
+    bindings: Sequence[ServiceBinding],
+    settings: ServiceSettings,
+    db: Database | None,
+    audit: AuditHook | None = None,
+) -> RunningServer:
+    """Build and start a server for ``bindings``; returns it with its bound port."""
+    tokens = parse_principal_tokens(settings.principal_tokens.get_secret_value())
+    if settings.auth_mode is AuthMode.INSECURE_DEV:
+        for _ in range(3):
+            log.warning(
+                "AUTHENTICATION IS OFF (auth_mode=insecure-dev): every caller is trusted. "
+                "Local development only; never expose this port."
+            )
+    elif not tokens:
+        log.warning("no principal tokens configured: every call will be UNAUTHENTICATED")
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{service}-rpc"),
+        interceptors=[CallInterceptor(service, settings.auth_mode, tokens, audit)],
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+    )
+    for binding in bindings:
+        binding.register(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = tuple(b.full_name for b in bindings)
+    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.listen_addr)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {settings.listen_addr}")
+    running = RunningServer(server, port, health_servicer, names, settings.grace_seconds)
+    server.start()
+    if db is None:
+        running.set_serving(True)
+    else:
+        _watch_database(running, db, settings.db_health_interval_seconds)
+    return running
+
+
+def _watch_database(running: RunningServer, db: Database, interval: float) -> None:
+    """Health follows the database: NOT_SERVING while it is unreachable."""
+    running.set_serving(db.ping())
+    stop = threading.Event()
+
+    def loop() -> None:
+        serving: bool | None = None
+        while not stop.wait(interval):
+            now_ok = db.ping()
+            if now_ok != serving:
+                log.log(logging.INFO if now_ok else logging.WARNING, "database %s", "up" if now_ok else "down")
+                running.set_serving(now_ok)
+                serving = now_ok
+
+    thread = threading.Thread(target=loop, name="db-health", daemon=True)
+    thread.start()
+    running.on_shutdown.append(stop.set)

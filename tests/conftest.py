@@ -1,0 +1,46 @@
+"""Session fixtures: one throwaway, migrated PostgreSQL for the whole test session.
+
+With DATABASE_URL set (a superuser URL of an external server), tests use that server instead of
+starting an embedded one. Tests isolate themselves by user id (harness.new_user_id), not by
+database; tests that stop the database get a cluster of their own (``private_postgres``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.db.embedded import EmbeddedCluster
+from shared.db.migrate import migrate
+from tests.harness import Postgres
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """The session's migrated database."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        migrate(external)
+        yield Postgres(external, None)
+        return
+    cluster = EmbeddedCluster(tmp_path_factory.mktemp("pg") / "data")
+    url = cluster.start()
+    migrate(url)
+    yield Postgres(url, cluster)
+    cluster.stop()
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[Postgres]:
+    """A migrated cluster of this test's own, for tests that stop and start the server."""
+    cluster = EmbeddedCluster(tmp_path / "pgdata")
+    url = cluster.start()
+    migrate(url)
+    yield Postgres(url, cluster)
+    try:
+        cluster.stop()
+    except Exception:
+        pass
