@@ -57,7 +57,7 @@ lint: $(STAMP) ## ruff and the import contracts
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	@if command -v npx >/dev/null 2>&1 && [ -z "$${SKIP_BUF:-}" ]; then \
-	  npx --yes @bufbuild/buf@1.75.0 lint protos; else echo "buf lint skipped (no npx)"; fi
+	  npx --yes @bufbuild/buf@1.75.0 lint; else echo "buf lint skipped (no npx)"; fi
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format the code

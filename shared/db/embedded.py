@@ -54,12 +54,15 @@ class EmbeddedCluster:
 
         if self._server is not None:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+            # Stopped on purpose: the library's exit hook must not try again.
+            self._server.cleanup_mode = None
 
     def restart(self) -> None:
         """Start the server again after :meth:`stop`, on the same socket."""
         if self._server is not None:
             with self._server._lock:
                 self._server.ensure_postgres_running()
+            self._server.cleanup_mode = self._cleanup_mode
 
 
 def role_url(admin_url: str, role: str) -> str:
