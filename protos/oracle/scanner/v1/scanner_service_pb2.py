@@ -27,53 +27,55 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'oracle/scanner/v1/scanner_service.proto\x12\x11oracle.scanner.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x02\n\x07ScanJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07markets\x18\x03 \x03(\t\x12+\n\x08interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x07\x61nalyst\x18\x05 \x01(\x0e\x32\x1e.oracle.scanner.v1.AnalystKind\x12\x0e\n\x06paused\x18\x06 \x01(\x08\x12/\n\x0bnext_run_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12/\n\x0blast_run_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfencing_token\x18\x0b \x01(\x03\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xeb\x03\n\x08Proposal\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0e\n\x06market\x18\x04 \x01(\t\x12%\n\x04side\x18\x05 \x01(\x0e\x32\x17.oracle.scanner.v1.Side\x12\x14\n\x0c\x61mount_quote\x18\x06 \x01(\t\x12\x12\n\nconfidence\x18\x07 \x01(\x05\x12\x11\n\trationale\x18\x08 \x01(\t\x12/\n\x07\x61nalyst\x18\t \x01(\x0e\x32\x1e.oracle.scanner.v1.AnalystKind\x12\r\n\x05model\x18\n \x01(\t\x12\x31\n\x06status\x18\x0b \x01(\x0e\x32!.oracle.scanner.v1.ProposalStatus\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fmarket_snapshot\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x0fpolicy_snapshot\x18\x0f \x01(\x0b\x32\x17.google.protobuf.Struct\"\x96\x01\n\x14\x43reateScanJobRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07markets\x18\x02 \x03(\t\x12+\n\x08interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x07\x61nalyst\x18\x04 \x01(\x0e\x32\x1e.oracle.scanner.v1.AnalystKind\"@\n\x15\x43reateScanJobResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x1a.oracle.scanner.v1.ScanJob\"M\n\x13ListScanJobsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x14ListScanJobsResponse\x12(\n\x04jobs\x18\x01 \x03(\x0b\x32\x1a.oracle.scanner.v1.ScanJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x13PauseScanJobRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\"?\n\x14PauseScanJobResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x1a.oracle.scanner.v1.ScanJob\"7\n\x14\x44\x65leteScanJobRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"\x17\n\x15\x44\x65leteScanJobResponse\"s\n\x0eRunScanRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07markets\x18\x03 \x03(\t\x12/\n\x07\x61nalyst\x18\x04 \x01(\x0e\x32\x1e.oracle.scanner.v1.AnalystKind\"f\n\rMarketOutcome\x12\x0e\n\x06market\x18\x01 \x01(\t\x12\x13\n\x0bproposal_id\x18\x02 \x01(\t\x12\x16\n\x0eskipped_reason\x18\x03 \x01(\t\x12\x18\n\x10\x65xecution_result\x18\x04 \x01(\t\"u\n\x0fRunScanResponse\x12.\n\tproposals\x18\x01 \x03(\x0b\x32\x1b.oracle.scanner.v1.Proposal\x12\x32\n\x08outcomes\x18\x02 \x03(\x0b\x32 .oracle.scanner.v1.MarketOutcome\"\x81\x01\n\x14ListProposalsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.oracle.scanner.v1.ProposalStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x15ListProposalsResponse\x12.\n\tproposals\x18\x01 \x03(\x0b\x32\x1b.oracle.scanner.v1.Proposal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x12GetProposalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0bproposal_id\x18\x02 \x01(\t\"D\n\x13GetProposalResponse\x12-\n\x08proposal\x18\x01 \x01(\x0b\x32\x1b.oracle.scanner.v1.Proposal*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02*Y\n\x0b\x41nalystKind\x12\x1c\n\x18\x41NALYST_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41NALYST_KIND_RULES\x10\x01\x12\x14\n\x10\x41NALYST_KIND_LLM\x10\x02*h\n\x0eProposalStatus\x12\x1f\n\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14PROPOSAL_STATUS_OPEN\x10\x01\x12\x1b\n\x17PROPOSAL_STATUS_EXPIRED\x10\x02\x32\xae\x05\n\x0eScannerService\x12\x62\n\rCreateScanJob\x12\'.oracle.scanner.v1.CreateScanJobRequest\x1a(.oracle.scanner.v1.CreateScanJobResponse\x12_\n\x0cListScanJobs\x12&.oracle.scanner.v1.ListScanJobsRequest\x1a\'.oracle.scanner.v1.ListScanJobsResponse\x12_\n\x0cPauseScanJob\x12&.oracle.scanner.v1.PauseScanJobRequest\x1a\'.oracle.scanner.v1.PauseScanJobResponse\x12\x62\n\rDeleteScanJob\x12\'.oracle.scanner.v1.DeleteScanJobRequest\x1a(.oracle.scanner.v1.DeleteScanJobResponse\x12P\n\x07RunScan\x12!.oracle.scanner.v1.RunScanRequest\x1a\".oracle.scanner.v1.RunScanResponse\x12\x62\n\rListProposals\x12\'.oracle.scanner.v1.ListProposalsRequest\x1a(.oracle.scanner.v1.ListProposalsResponse\x12\\\n\x0bGetProposal\x12%.oracle.scanner.v1.GetProposalRequest\x1a&.oracle.scanner.v1.GetProposalResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'oracle/scanner/v1/scanner_service.proto\x12\x11oracle.scanner.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x03\n\x07ScanJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07markets\x18\x03 \x03(\t\x12+\n\x08interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x07\x61nalyst\x18\x05 \x01(\x0e\x32\x1e.oracle.scanner.v1.AnalystKind\x12\x0e\n\x06paused\x18\x06 \x01(\x08\x12/\n\x0bnext_run_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12/\n\x0blast_run_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfencing_token\x18\x0b \x01(\x03\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tlocked_by\x18\r \x01(\t\x12\x33\n\x0flock_expires_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\rlast_outcomes\x18\x0f \x03(\x0b\x32 .oracle.scanner.v1.MarketOutcome\"\xeb\x03\n\x08Proposal\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0e\n\x06market\x18\x04 \x01(\t\x12%\n\x04side\x18\x05 \x01(\x0e\x32\x17.oracle.scanner.v1.Side\x12\x14\n\x0c\x61mount_quote\x18\x06 \x01(\t\x12\x12\n\nconfidence\x18\x07 \x01(\x05\x12\x11\n\trationale\x18\x08 \x01(\t\x12/\n\x07\x61nalyst\x18\t \x01(\x0e\x32\x1e.oracle.scanner.v1.AnalystKind\x12\r\n\x05model\x18\n \x01(\t\x12\x31\n\x06status\x18\x0b \x01(\x0e\x32!.oracle.scanner.v1.ProposalStatus\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fmarket_snapshot\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x0fpolicy_snapshot\x18\x0f \x01(\x0b\x32\x17.google.protobuf.Struct\"\x96\x01\n\x14\x43reateScanJobRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07markets\x18\x02 \x03(\t\x12+\n\x08interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x07\x61nalyst\x18\x04 \x01(\x0e\x32\x1e.oracle.scanner.v1.AnalystKind\"@\n\x15\x43reateScanJobResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x1a.oracle.scanner.v1.ScanJob\"M\n\x13ListScanJobsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x14ListScanJobsResponse\x12(\n\x04jobs\x18\x01 \x03(\x0b\x32\x1a.oracle.scanner.v1.ScanJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x13PauseScanJobRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\"?\n\x14PauseScanJobResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x1a.oracle.scanner.v1.ScanJob\"7\n\x14\x44\x65leteScanJobRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"\x17\n\x15\x44\x65leteScanJobResponse\"s\n\x0eRunScanRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07markets\x18\x03 \x03(\t\x12/\n\x07\x61nalyst\x18\x04 \x01(\x0e\x32\x1e.oracle.scanner.v1.AnalystKind\"\xfb\x01\n\rMarketOutcome\x12\x0e\n\x06market\x18\x01 \x01(\t\x12\x13\n\x0bproposal_id\x18\x02 \x01(\t\x12\x16\n\x0eskipped_reason\x18\x03 \x01(\t\x12:\n\x0c\x61uto_execute\x18\x05 \x01(\x0e\x32$.oracle.scanner.v1.AutoExecuteStatus\x12\x14\n\x0c\x65xecution_id\x18\x06 \x01(\t\x12\x18\n\x10\x65xecution_status\x18\x07 \x01(\t\x12\x19\n\x11\x65xecution_reasons\x18\x08 \x03(\t\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\tJ\x04\x08\x04\x10\x05R\x10\x65xecution_result\"\x85\x01\n\x0fRunScanResponse\x12.\n\tproposals\x18\x01 \x03(\x0b\x32\x1b.oracle.scanner.v1.Proposal\x12\x32\n\x08outcomes\x18\x02 \x03(\x0b\x32 .oracle.scanner.v1.MarketOutcome\x12\x0e\n\x06run_id\x18\x03 \x01(\t\"\x81\x01\n\x14ListProposalsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.oracle.scanner.v1.ProposalStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x15ListProposalsResponse\x12.\n\tproposals\x18\x01 \x03(\x0b\x32\x1b.oracle.scanner.v1.Proposal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x12GetProposalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0bproposal_id\x18\x02 \x01(\t\"D\n\x13GetProposalResponse\x12-\n\x08proposal\x18\x01 \x01(\x0b\x32\x1b.oracle.scanner.v1.Proposal*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02*Y\n\x0b\x41nalystKind\x12\x1c\n\x18\x41NALYST_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41NALYST_KIND_RULES\x10\x01\x12\x14\n\x10\x41NALYST_KIND_LLM\x10\x02*h\n\x0eProposalStatus\x12\x1f\n\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14PROPOSAL_STATUS_OPEN\x10\x01\x12\x1b\n\x17PROPOSAL_STATUS_EXPIRED\x10\x02*\xdb\x01\n\x11\x41utoExecuteStatus\x12#\n\x1f\x41UTO_EXECUTE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UTO_EXECUTE_STATUS_OFF\x10\x01\x12 \n\x1c\x41UTO_EXECUTE_STATUS_EXECUTED\x10\x02\x12 \n\x1c\x41UTO_EXECUTE_STATUS_REJECTED\x10\x03\x12!\n\x1d\x41UTO_EXECUTE_STATUS_DUPLICATE\x10\x04\x12\x1d\n\x19\x41UTO_EXECUTE_STATUS_ERROR\x10\x05\x32\xae\x05\n\x0eScannerService\x12\x62\n\rCreateScanJob\x12\'.oracle.scanner.v1.CreateScanJobRequest\x1a(.oracle.scanner.v1.CreateScanJobResponse\x12_\n\x0cListScanJobs\x12&.oracle.scanner.v1.ListScanJobsRequest\x1a\'.oracle.scanner.v1.ListScanJobsResponse\x12_\n\x0cPauseScanJob\x12&.oracle.scanner.v1.PauseScanJobRequest\x1a\'.oracle.scanner.v1.PauseScanJobResponse\x12\x62\n\rDeleteScanJob\x12\'.oracle.scanner.v1.DeleteScanJobRequest\x1a(.oracle.scanner.v1.DeleteScanJobResponse\x12P\n\x07RunScan\x12!.oracle.scanner.v1.RunScanRequest\x1a\".oracle.scanner.v1.RunScanResponse\x12\x62\n\rListProposals\x12\'.oracle.scanner.v1.ListProposalsRequest\x1a(.oracle.scanner.v1.ListProposalsResponse\x12\\\n\x0bGetProposal\x12%.oracle.scanner.v1.GetProposalRequest\x1a&.oracle.scanner.v1.GetProposalResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oracle.scanner.v1.scanner_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIDE']._serialized_start=2338
-  _globals['_SIDE']._serialized_end=2395
-  _globals['_ANALYSTKIND']._serialized_start=2397
-  _globals['_ANALYSTKIND']._serialized_end=2486
-  _globals['_PROPOSALSTATUS']._serialized_start=2488
-  _globals['_PROPOSALSTATUS']._serialized_end=2592
+  _globals['_SIDE']._serialized_start=2634
+  _globals['_SIDE']._serialized_end=2691
+  _globals['_ANALYSTKIND']._serialized_start=2693
+  _globals['_ANALYSTKIND']._serialized_end=2782
+  _globals['_PROPOSALSTATUS']._serialized_start=2784
+  _globals['_PROPOSALSTATUS']._serialized_end=2888
+  _globals['_AUTOEXECUTESTATUS']._serialized_start=2891
+  _globals['_AUTOEXECUTESTATUS']._serialized_end=3110
   _globals['_SCANJOB']._serialized_start=158
-  _globals['_SCANJOB']._serialized_end=534
-  _globals['_PROPOSAL']._serialized_start=537
-  _globals['_PROPOSAL']._serialized_end=1028
-  _globals['_CREATESCANJOBREQUEST']._serialized_start=1031
-  _globals['_CREATESCANJOBREQUEST']._serialized_end=1181
-  _globals['_CREATESCANJOBRESPONSE']._serialized_start=1183
-  _globals['_CREATESCANJOBRESPONSE']._serialized_end=1247
-  _globals['_LISTSCANJOBSREQUEST']._serialized_start=1249
-  _globals['_LISTSCANJOBSREQUEST']._serialized_end=1326
-  _globals['_LISTSCANJOBSRESPONSE']._serialized_start=1328
-  _globals['_LISTSCANJOBSRESPONSE']._serialized_end=1417
-  _globals['_PAUSESCANJOBREQUEST']._serialized_start=1419
-  _globals['_PAUSESCANJOBREQUEST']._serialized_end=1489
-  _globals['_PAUSESCANJOBRESPONSE']._serialized_start=1491
-  _globals['_PAUSESCANJOBRESPONSE']._serialized_end=1554
-  _globals['_DELETESCANJOBREQUEST']._serialized_start=1556
-  _globals['_DELETESCANJOBREQUEST']._serialized_end=1611
-  _globals['_DELETESCANJOBRESPONSE']._serialized_start=1613
-  _globals['_DELETESCANJOBRESPONSE']._serialized_end=1636
-  _globals['_RUNSCANREQUEST']._serialized_start=1638
-  _globals['_RUNSCANREQUEST']._serialized_end=1753
-  _globals['_MARKETOUTCOME']._serialized_start=1755
-  _globals['_MARKETOUTCOME']._serialized_end=1857
-  _globals['_RUNSCANRESPONSE']._serialized_start=1859
-  _globals['_RUNSCANRESPONSE']._serialized_end=1976
-  _globals['_LISTPROPOSALSREQUEST']._serialized_start=1979
-  _globals['_LISTPROPOSALSREQUEST']._serialized_end=2108
-  _globals['_LISTPROPOSALSRESPONSE']._serialized_start=2110
-  _globals['_LISTPROPOSALSRESPONSE']._serialized_end=2206
-  _globals['_GETPROPOSALREQUEST']._serialized_start=2208
-  _globals['_GETPROPOSALREQUEST']._serialized_end=2266
-  _globals['_GETPROPOSALRESPONSE']._serialized_start=2268
-  _globals['_GETPROPOSALRESPONSE']._serialized_end=2336
-  _globals['_SCANNERSERVICE']._serialized_start=2595
-  _globals['_SCANNERSERVICE']._serialized_end=3281
+  _globals['_SCANJOB']._serialized_end=663
+  _globals['_PROPOSAL']._serialized_start=666
+  _globals['_PROPOSAL']._serialized_end=1157
+  _globals['_CREATESCANJOBREQUEST']._serialized_start=1160
+  _globals['_CREATESCANJOBREQUEST']._serialized_end=1310
+  _globals['_CREATESCANJOBRESPONSE']._serialized_start=1312
+  _globals['_CREATESCANJOBRESPONSE']._serialized_end=1376
+  _globals['_LISTSCANJOBSREQUEST']._serialized_start=1378
+  _globals['_LISTSCANJOBSREQUEST']._serialized_end=1455
+  _globals['_LISTSCANJOBSRESPONSE']._serialized_start=1457
+  _globals['_LISTSCANJOBSRESPONSE']._serialized_end=1546
+  _globals['_PAUSESCANJOBREQUEST']._serialized_start=1548
+  _globals['_PAUSESCANJOBREQUEST']._serialized_end=1618
+  _globals['_PAUSESCANJOBRESPONSE']._serialized_start=1620
+  _globals['_PAUSESCANJOBRESPONSE']._serialized_end=1683
+  _globals['_DELETESCANJOBREQUEST']._serialized_start=1685
+  _globals['_DELETESCANJOBREQUEST']._serialized_end=1740
+  _globals['_DELETESCANJOBRESPONSE']._serialized_start=1742
+  _globals['_DELETESCANJOBRESPONSE']._serialized_end=1765
+  _globals['_RUNSCANREQUEST']._serialized_start=1767
+  _globals['_RUNSCANREQUEST']._serialized_end=1882
+  _globals['_MARKETOUTCOME']._serialized_start=1885
+  _globals['_MARKETOUTCOME']._serialized_end=2136
+  _globals['_RUNSCANRESPONSE']._serialized_start=2139
+  _globals['_RUNSCANRESPONSE']._serialized_end=2272
+  _globals['_LISTPROPOSALSREQUEST']._serialized_start=2275
+  _globals['_LISTPROPOSALSREQUEST']._serialized_end=2404
+  _globals['_LISTPROPOSALSRESPONSE']._serialized_start=2406
+  _globals['_LISTPROPOSALSRESPONSE']._serialized_end=2502
+  _globals['_GETPROPOSALREQUEST']._serialized_start=2504
+  _globals['_GETPROPOSALREQUEST']._serialized_end=2562
+  _globals['_GETPROPOSALRESPONSE']._serialized_start=2564
+  _globals['_GETPROPOSALRESPONSE']._serialized_end=2632
+  _globals['_SCANNERSERVICE']._serialized_start=3113
+  _globals['_SCANNERSERVICE']._serialized_end=3799
 # @@protoc_insertion_point(module_scope)

@@ -86,6 +86,42 @@ PROPOSAL_STATUS_EXPIRED: ProposalStatus.ValueType  # 2
 """Past expires_at; the executor refuses it."""
 Global___ProposalStatus: _TypeAlias = ProposalStatus  # noqa: Y015
 
+class _AutoExecuteStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AutoExecuteStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AutoExecuteStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUTO_EXECUTE_STATUS_UNSPECIFIED: _AutoExecuteStatus.ValueType  # 0
+    AUTO_EXECUTE_STATUS_OFF: _AutoExecuteStatus.ValueType  # 1
+    """Auto-execute is off in the user's live policy: the executor was not asked."""
+    AUTO_EXECUTE_STATUS_EXECUTED: _AutoExecuteStatus.ValueType  # 2
+    """The executor accepted the proposal; execution_id and execution_status are set."""
+    AUTO_EXECUTE_STATUS_REJECTED: _AutoExecuteStatus.ValueType  # 3
+    """The executor refused it (FAILED_PRECONDITION); execution_reasons lists every reason code."""
+    AUTO_EXECUTE_STATUS_DUPLICATE: _AutoExecuteStatus.ValueType  # 4
+    """The proposal already had an execution (ALREADY_EXISTS); execution_id names it."""
+    AUTO_EXECUTE_STATUS_ERROR: _AutoExecuteStatus.ValueType  # 5
+    """The call failed (executor unavailable, not configured, ...); execution_reasons says why."""
+
+class AutoExecuteStatus(_AutoExecuteStatus, metaclass=_AutoExecuteStatusEnumTypeWrapper):
+    """AutoExecuteStatus says what happened when the scanner asked the executor to execute a
+    proposal (only when the user's live policy has auto-execute on; never with overrides).
+    """
+
+AUTO_EXECUTE_STATUS_UNSPECIFIED: AutoExecuteStatus.ValueType  # 0
+AUTO_EXECUTE_STATUS_OFF: AutoExecuteStatus.ValueType  # 1
+"""Auto-execute is off in the user's live policy: the executor was not asked."""
+AUTO_EXECUTE_STATUS_EXECUTED: AutoExecuteStatus.ValueType  # 2
+"""The executor accepted the proposal; execution_id and execution_status are set."""
+AUTO_EXECUTE_STATUS_REJECTED: AutoExecuteStatus.ValueType  # 3
+"""The executor refused it (FAILED_PRECONDITION); execution_reasons lists every reason code."""
+AUTO_EXECUTE_STATUS_DUPLICATE: AutoExecuteStatus.ValueType  # 4
+"""The proposal already had an execution (ALREADY_EXISTS); execution_id names it."""
+AUTO_EXECUTE_STATUS_ERROR: AutoExecuteStatus.ValueType  # 5
+"""The call failed (executor unavailable, not configured, ...); execution_reasons says why."""
+Global___AutoExecuteStatus: _TypeAlias = AutoExecuteStatus  # noqa: Y015
+
 @_typing.final
 class ScanJob(_message.Message):
     """ScanJob is a recurring scan of some markets for one user."""
@@ -104,6 +140,9 @@ class ScanJob(_message.Message):
     LAST_RUN_AT_FIELD_NUMBER: _builtins.int
     FENCING_TOKEN_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    LOCKED_BY_FIELD_NUMBER: _builtins.int
+    LOCK_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    LAST_OUTCOMES_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     user_id: _builtins.str
     analyst: Global___AnalystKind.ValueType
@@ -113,6 +152,8 @@ class ScanJob(_message.Message):
     last_error: _builtins.str
     fencing_token: _builtins.int
     """Incremented on every claim; a write with an older token is refused."""
+    locked_by: _builtins.str
+    """The instance holding the lease; empty when unleased."""
     @_builtins.property
     def markets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Markets like "BTC-EUR"."""
@@ -125,6 +166,14 @@ class ScanJob(_message.Message):
     def last_run_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def lock_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the current lease ends; unset when unleased."""
+
+    @_builtins.property
+    def last_outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___MarketOutcome]:
+        """What the last run did per market (e.g. why no proposal was made)."""
+
     def __init__(
         self,
         *,
@@ -140,10 +189,13 @@ class ScanJob(_message.Message):
         last_run_at: _timestamp_pb2.Timestamp | None = ...,
         fencing_token: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        locked_by: _builtins.str = ...,
+        lock_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        last_outcomes: _abc.Iterable[Global___MarketOutcome] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "interval", b"interval", "last_run_at", b"last_run_at", "next_run_at", b"next_run_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "interval", b"interval", "last_run_at", b"last_run_at", "lock_expires_at", b"lock_expires_at", "next_run_at", b"next_run_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "attempts", b"attempts", "created_at", b"created_at", "fencing_token", b"fencing_token", "interval", b"interval", "job_id", b"job_id", "last_error", b"last_error", "last_run_at", b"last_run_at", "markets", b"markets", "next_run_at", b"next_run_at", "paused", b"paused", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "attempts", b"attempts", "created_at", b"created_at", "fencing_token", b"fencing_token", "interval", b"interval", "job_id", b"job_id", "last_error", b"last_error", "last_outcomes", b"last_outcomes", "last_run_at", b"last_run_at", "lock_expires_at", b"lock_expires_at", "locked_by", b"locked_by", "markets", b"markets", "next_run_at", b"next_run_at", "paused", b"paused", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -470,25 +522,43 @@ class MarketOutcome(_message.Message):
     MARKET_FIELD_NUMBER: _builtins.int
     PROPOSAL_ID_FIELD_NUMBER: _builtins.int
     SKIPPED_REASON_FIELD_NUMBER: _builtins.int
-    EXECUTION_RESULT_FIELD_NUMBER: _builtins.int
+    AUTO_EXECUTE_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_STATUS_FIELD_NUMBER: _builtins.int
+    EXECUTION_REASONS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
     market: _builtins.str
     proposal_id: _builtins.str
     """The proposal made, if any."""
     skipped_reason: _builtins.str
     """Why no proposal was made, e.g. "HOLD", "LLM_INVALID_JSON", "BUDGET_EXHAUSTED"."""
-    execution_result: _builtins.str
-    """The execution's id when auto-execute ran, or the executor's refusal reason."""
+    auto_execute: Global___AutoExecuteStatus.ValueType
+    """Whether and how the executor was asked to execute the proposal."""
+    execution_id: _builtins.str
+    """The execution's id (EXECUTED, DUPLICATE)."""
+    execution_status: _builtins.str
+    """The execution's status name at the executor, e.g. "EXECUTION_STATUS_FILLED" (EXECUTED)."""
+    detail: _builtins.str
+    """Details of a skip, e.g. what the LLM answered that failed validation."""
+    @_builtins.property
+    def execution_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Reason codes of a refusal or an error, e.g. "COOLDOWN_ACTIVE" or "EXECUTOR_UNAVAILABLE"."""
+
     def __init__(
         self,
         *,
         market: _builtins.str = ...,
         proposal_id: _builtins.str = ...,
         skipped_reason: _builtins.str = ...,
-        execution_result: _builtins.str = ...,
+        auto_execute: Global___AutoExecuteStatus.ValueType = ...,
+        execution_id: _builtins.str = ...,
+        execution_status: _builtins.str = ...,
+        execution_reasons: _abc.Iterable[_builtins.str] | None = ...,
+        detail: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_result", b"execution_result", "market", b"market", "proposal_id", b"proposal_id", "skipped_reason", b"skipped_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_execute", b"auto_execute", "detail", b"detail", "execution_id", b"execution_id", "execution_reasons", b"execution_reasons", "execution_status", b"execution_status", "market", b"market", "proposal_id", b"proposal_id", "skipped_reason", b"skipped_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -502,6 +572,9 @@ class RunScanResponse(_message.Message):
 
     PROPOSALS_FIELD_NUMBER: _builtins.int
     OUTCOMES_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    """The recorded run (one row per scan, with its outcomes)."""
     @_builtins.property
     def proposals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Proposal]: ...
     @_builtins.property
@@ -511,10 +584,11 @@ class RunScanResponse(_message.Message):
         *,
         proposals: _abc.Iterable[Global___Proposal] | None = ...,
         outcomes: _abc.Iterable[Global___MarketOutcome] | None = ...,
+        run_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes", "proposals", b"proposals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes", "proposals", b"proposals", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
