@@ -1,0 +1,95 @@
+"""The oraclectl command tree and its global options (service addresses, token, timeout).
+
+Defaults point at the local stack (``make run``): fixed ports on 127.0.0.1 and the token file
+``.stack/operator.token``; flags and ORACLE_* variables point it anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from oraclectl import defaults, exitcodes
+from oraclectl.commands import budget, executions, jobs, policy, proposals
+from oraclectl.exitcodes import ExitCode
+from oraclectl.options import State
+from oraclectl.session import CliError, Session
+
+HELP = """Operate Auto Invest Oracle: proposals, executions, policies, the kill switch, the LLM
+budget and scan jobs, over gRPC as the operator principal.
+
+Output is a table by default; --json prints protobuf JSON (proto field names) for scripts.
+A failure prints one line on stderr (plus every failed validator of a rejection)."""
+
+app = typer.Typer(
+    help=HELP,
+    epilog=exitcodes.HELP
+    + " Token: --token-file, ORACLE_TOKEN, ORACLE_TOKEN_FILE, else the nearest .stack/operator.token.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(proposals.app, name="proposals")
+app.add_typer(executions.app, name="executions")
+app.add_typer(policy.policy_app, name="policy")
+app.add_typer(policy.trading_app, name="trading")
+app.add_typer(budget.app, name="budget")
+app.add_typer(jobs.app, name="jobs")
+app.command("execute")(executions.execute)
+app.command("reconcile")(executions.reconcile)
+app.command("audit")(executions.audit)
+app.command("scan")(jobs.scan)
+
+
+def _read_token(token_file: Path | None) -> str | None:
+    """The operator token: ORACLE_TOKEN wins over a file (given, or the stack's)."""
+    import os
+
+    if os.environ.get("ORACLE_TOKEN"):
+        return os.environ["ORACLE_TOKEN"].strip()
+    path = token_file or defaults.find_token_file()
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        raise CliError(ExitCode.USAGE, f"cannot read the token file {path}: {exc.strerror}") from None
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    *,
+    scanner_addr: Annotated[
+        str, typer.Option(envvar="ORACLE_SCANNER_ADDR", show_envvar=True, help="Scanner host:port.")
+    ] = defaults.SCANNER_ADDR,
+    executor_addr: Annotated[
+        str, typer.Option(envvar="ORACLE_EXECUTOR_ADDR", show_envvar=True, help="Executor host:port.")
+    ] = defaults.EXECUTOR_ADDR,
+    budget_addr: Annotated[
+        str, typer.Option(envvar="ORACLE_BUDGET_ADDR", show_envvar=True, help="Budget host:port.")
+    ] = defaults.BUDGET_ADDR,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ORACLE_TOKEN_FILE",
+            show_envvar=True,
+            dir_okay=False,
+            help="File holding the operator token (ORACLE_TOKEN, if set, wins).",
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a call may take.")] = 30.0,
+    json_flag: Annotated[bool, typer.Option("--json", help="Print results as protobuf JSON (for scripts).")] = False,
+) -> None:
+    state: State = ctx.obj
+    state.json = json_flag
+    state.session = Session(
+        scanner_addr=scanner_addr,
+        executor_addr=executor_addr,
+        budget_addr=budget_addr,
+        token=_read_token(token_file),
+        timeout=timeout,
+    )

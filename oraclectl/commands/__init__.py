@@ -1,0 +1,1 @@
+"""oraclectl's subcommands, one module per thing an operator manages."""

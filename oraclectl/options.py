@@ -1,0 +1,54 @@
+"""The options every oraclectl command shares, and the per-invocation state behind them.
+
+Connection options (addresses, token, timeout) are global: ``oraclectl --executor-addr … execute
+ID``. ``--json`` works in both places (``oraclectl --json proposals list`` and ``oraclectl
+proposals list --json``); ``--user`` belongs to each command that acts for a user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from oraclectl import defaults
+from oraclectl.output import Output
+from oraclectl.session import Session
+
+
+@dataclass
+class State:
+    """What the root callback parsed; main() reads ``json`` to render a failure."""
+
+    session: Session | None = None
+    json: bool = False
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+def use(ctx: typer.Context, json_flag: bool = False) -> tuple[Session, Output]:
+    """The invocation's session and output (``json_flag``: the command's own --json)."""
+    state: State = ctx.find_root().obj
+    state.json = state.json or json_flag
+    if state.session is None:  # only when a command is invoked without the root callback (tests)
+        raise RuntimeError("oraclectl session not initialised")
+    return state.session, Output(state.json)
+
+
+UserOption = Annotated[
+    str,
+    typer.Option(
+        "--user",
+        "-u",
+        envvar="ORACLE_USER",
+        show_envvar=True,
+        help="The user to act for.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as protobuf JSON (for scripts).")]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=500, help="Page size.")]
+PageTokenOption = Annotated[str, typer.Option("--page-token", help="Continue from a previous page.")]
+DEFAULT_USER = defaults.DEMO_USER
