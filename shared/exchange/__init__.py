@@ -1,0 +1,6 @@
+"""The exchange layer shared by every service: typed errors, typed market and order data, the
+SDK gateway (timeouts, error mapping, read retries) and the keyless ``PublicMarketData`` client.
+
+Keyed clients live with the service allowed to hold the key: ``services.scanner.account``
+(view-only) and ``services.executor.trade_client`` (trade).
+"""

@@ -1,0 +1,293 @@
+"""The one place that builds the official SDK client (``python_bitvavo_api.bitvavo.Bitvavo``) and
+calls it.
+
+It owns: the SDK options (``restUrl``, a connect+read ``timeout`` – the SDK's default is none –
+and ``accessWindow``); turning the SDK's error dicts (it returns errors, it never raises them) and
+the ``requests`` exceptions it lets through into ``shared.exchange.errors``; retrying reads with
+tenacity (bounded, only transient failures, waiting out a rate-limit ban only when it ends soon);
+never retrying a write; and remembering the last rate-limit budget the exchange reported.
+
+Whether nothing was sent is decided narrowly: only a failure to open the TCP connection (refused,
+connect timeout, DNS) or a URL the client could not even build is ``NotSentError``. Everything
+else that goes wrong after that point is, for a write, ``OutcomeUnknownError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+import requests
+from python_bitvavo_api.bitvavo import Bitvavo
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from shared.exchange.errors import (
+    AuthenticationError,
+    ExchangeError,
+    ExchangeUnavailableError,
+    NotSentError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RequestRejectedError,
+    UnexpectedResponseError,
+)
+from shared.exchange.wire import epoch_ms_to_datetime, to_ms
+
+logger = logging.getLogger(__name__)
+
+PRODUCTION_REST_URL = "https://api.bitvavo.com/v2"
+_T = TypeVar("_T")
+_BAN_EXPIRY = re.compile(r" at (\d+)\.")
+
+# Codes that say "this may or may not have happened / try again": never a refusal.
+_TRANSIENT_CODES = frozenset({101, 107, 108, 109, 111, 400, 419, 430})
+_RATE_LIMIT_CODES = frozenset({103, 104, 105, 112})
+_AUTH_CODES = frozenset({*range(300, 310), 313, *range(316, 321)})
+_PERMISSION_CODES = frozenset({310, 311, 312})
+# Definitive refusals: the request was understood and refused, nothing changed.
+_REFUSAL_CODES = frozenset({102, 110, *range(200, 300), *(c for c in range(401, 432) if c not in _TRANSIENT_CODES)})
+
+
+class CallKind(Enum):
+    """READ has no effect at the exchange (retried); WRITE may have one (never retried)."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+@dataclass(frozen=True)
+class ApiCredentials:
+    """An API key and its secret. The secret never appears in ``repr`` or logs."""
+
+    key: str
+    secret: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"ApiCredentials(key='{self.key[:6]}…')"
+
+
+@dataclass(frozen=True)
+class ExchangeSettings:
+    """How to reach the exchange; production is the default URL, the simulator another one."""
+
+    rest_url: str = PRODUCTION_REST_URL
+    """Base URL including ``/v2``."""
+    connect_timeout_s: float = 3.0
+    """TCP connect timeout. A connect that fails is ``NotSentError``."""
+    read_timeout_s: float = 10.0
+    """Time to wait for an answer once sent. Running out is ``OutcomeUnknownError`` for writes."""
+    access_window_ms: int = 10_000
+    """``Bitvavo-Access-Window``: how late after signing the exchange still accepts a request."""
+    read_attempts: int = 3
+    """Attempts for a read (1 = no retry). Writes are always sent exactly once."""
+    read_backoff_s: float = 0.2
+    """First wait between read attempts; doubles each time, at most ``max_backoff_s``."""
+    max_backoff_s: float = 2.0
+    max_rate_limit_wait_s: float = 0.0
+    """A read that hits a rate-limit ban waits for it to lift only if that is at most this far off."""
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.access_window_ms <= 60_000:
+            raise ValueError("access_window_ms must be between 100 and 60000")
+        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.read_attempts < 1:
+            raise ValueError("read_attempts must be at least 1")
+
+
+@dataclass(frozen=True)
+class RateLimitStatus:
+    """The weight budget the exchange last reported for this client's key (or IP)."""
+
+    remaining: int
+    reset_at: datetime
+
+
+def parse_ban_expiry(message: str) -> datetime | None:
+    """The ban end in a 105 message ("… The ban expires at 1700000060000.")."""
+    match = _BAN_EXPIRY.search(message)
+    if match is None:
+        return None
+    return epoch_ms_to_datetime(int(match.group(1)))
+
+
+def error_from_payload(payload: Any, kind: CallKind) -> ExchangeError | None:
+    """The typed error for an SDK answer, or ``None`` when it is not an error."""
+    if not isinstance(payload, Mapping) or ("errorCode" not in payload and "error" not in payload):
+        return None
+    raw_code = payload.get("errorCode")
+    message = str(payload.get("error", ""))
+    try:
+        code = int(raw_code) if raw_code is not None and not isinstance(raw_code, bool) else None
+    except (TypeError, ValueError):
+        code = None
+    if code is None:
+        unknown = OutcomeUnknownError if kind is CallKind.WRITE else ExchangeUnavailableError
+        return unknown(f"error without a code: {message}")
+    if code in _RATE_LIMIT_CODES:
+        return RateLimitedError(message, code=code, reset_at=parse_ban_expiry(message))
+    if code in _AUTH_CODES:
+        return AuthenticationError(message, code=code)
+    if code in _PERMISSION_CODES:
+        return PermissionDeniedError(message, code=code)
+    if code == 240:
+        return OrderNotFoundError(message, code=code)
+    if code in _REFUSAL_CODES:
+        return (OrderRejectedError if kind is CallKind.WRITE else RequestRejectedError)(message, code=code)
+    # transient codes (101, 107, 109, …) and codes we do not know
+    return (OutcomeUnknownError if kind is CallKind.WRITE else ExchangeUnavailableError)(message, code=code)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True only when the request provably did not leave this process."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.InvalidHeader,
+    ):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.SSLError):
+        for arg in exc.args:
+            if isinstance(arg, NewConnectionError):
+                return True
+            if isinstance(arg, MaxRetryError) and isinstance(arg.reason, NewConnectionError):
+                return True
+    return False
+
+
+def error_from_exception(exc: Exception, kind: CallKind, operation: str) -> ExchangeError:
+    """The typed error for an exception raised out of an SDK call."""
+    if never_sent(exc):
+        return NotSentError(f"{operation}: not sent: {type(exc).__name__}: {exc}")
+    what = f"{operation}: {type(exc).__name__}: {exc}"
+    if kind is CallKind.WRITE:
+        return OutcomeUnknownError(what)
+    return ExchangeUnavailableError(what)
+
+
+class BitvavoGateway:
+    """One SDK client (with or without a key) and the policy for calling it. Thread-safe."""
+
+    def __init__(
+        self,
+        settings: ExchangeSettings,
+        credentials: ApiCredentials | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        options: dict[str, Any] = {
+            "restUrl": settings.rest_url.rstrip("/"),
+            "timeout": (settings.connect_timeout_s, settings.read_timeout_s),
+            "accessWindow": settings.access_window_ms,
+        }
+        if credentials is not None:
+            options["apiKey"] = credentials.key
+            options["apiSecret"] = credentials.secret
+        self._sdk = Bitvavo(options)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._rate_limit: RateLimitStatus | None = None
+
+    @property
+    def rate_limit(self) -> RateLimitStatus | None:
+        """The last budget the exchange reported (``None`` before the first answer)."""
+        with self._lock:
+            return self._rate_limit
+
+    def _remember_rate_limit(self, error: ExchangeError | None) -> None:
+        remaining = int(self._sdk.rateLimitRemaining)
+        reset_ms = int(self._sdk.rateLimitReset)
+        if isinstance(error, RateLimitedError) and error.reset_at is not None:
+            remaining, reset_ms = 0, to_ms(error.reset_at)
+        if reset_ms <= 0:
+            return
+        with self._lock:
+            self._rate_limit = RateLimitStatus(remaining, epoch_ms_to_datetime(reset_ms))
+
+    def _once(self, operation: str, kind: CallKind, call: Callable[[Bitvavo], Any]) -> Any:
+        try:
+            payload = call(self._sdk)
+        except ExchangeError:
+            raise
+        except requests.exceptions.RequestException as exc:
+            raise error_from_exception(exc, kind, operation) from exc
+        except (ValueError, IndexError) as exc:
+            # non-JSON bodies surface as JSONDecodeError (a ValueError); a 105 text the SDK cannot
+            # parse as IndexError/ValueError from its own rate-limit bookkeeping
+            raise error_from_exception(exc, kind, operation) from exc
+        except Exception as exc:
+            if kind is CallKind.WRITE:
+                logger.exception("%s: unexpected failure inside the SDK call", operation)
+                raise OutcomeUnknownError(f"{operation}: {type(exc).__name__}: {exc}") from exc
+            raise
+        error = error_from_payload(payload, kind)
+        self._remember_rate_limit(error)
+        if error is not None:
+            raise error
+        return payload
+
+    def write(self, operation: str, call: Callable[[Bitvavo], Any]) -> Any:
+        """Call once, never again: a write's failure is final for this call."""
+        return self._once(operation, CallKind.WRITE, call)
+
+    def read(self, operation: str, call: Callable[[Bitvavo], Any]) -> Any:
+        """Call, retrying transient failures (and a ban that lifts soon) a bounded number of times."""
+        settings = self.settings
+
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, ExchangeUnavailableError | NotSentError):
+                return True
+            if isinstance(exc, RateLimitedError) and exc.reset_at is not None:
+                return _seconds_until(exc.reset_at) <= settings.max_rate_limit_wait_s
+            return False
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(exc, RateLimitedError) and exc.reset_at is not None:
+                return max(_seconds_until(exc.reset_at), 0.0) + 0.05
+            backoff = settings.read_backoff_s * 2 ** (state.attempt_number - 1)
+            return float(min(backoff, settings.max_backoff_s))
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            logger.warning("%s failed (attempt %d), retrying: %s", operation, state.attempt_number, exc)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(settings.read_attempts),
+            wait=wait,
+            retry=retry_if_exception(retryable),
+            reraise=True,
+            sleep=self._sleep,
+            before_sleep=log_retry,
+        )
+        return retrying(self._once, operation, CallKind.READ, call)
+
+    def read_as(self, operation: str, call: Callable[[Bitvavo], Any], parse: Callable[[Any], _T]) -> _T:
+        """``read`` and then ``parse`` the answer (a malformed answer is ``UnexpectedResponseError``)."""
+        payload = self.read(operation, call)
+        try:
+            return parse(payload)
+        except UnexpectedResponseError:
+            raise
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise UnexpectedResponseError(f"{operation}: {type(exc).__name__}: {exc}") from exc
+
+
+def _seconds_until(moment: datetime) -> float:
+    return (moment - datetime.now(tz=UTC)).total_seconds()
