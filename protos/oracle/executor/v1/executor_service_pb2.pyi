@@ -127,6 +127,7 @@ class ValidatorResult(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     OBSERVED_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    OVERRIDDEN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Validator name, e.g. "allowlist", "cooldown"."""
     passed: _builtins.bool
@@ -136,6 +137,8 @@ class ValidatorResult(_message.Message):
     """What was observed, as text (e.g. "last trade 42s ago")."""
     limit: _builtins.str
     """The limit it was compared with, as text."""
+    overridden: _builtins.bool
+    """Skipped by an operator override (cooldown and anti-flip only); passed is then true."""
     def __init__(
         self,
         *,
@@ -144,10 +147,11 @@ class ValidatorResult(_message.Message):
         reason: _builtins.str = ...,
         observed: _builtins.str = ...,
         limit: _builtins.str = ...,
+        overridden: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "name", b"name", "observed", b"observed", "passed", b"passed", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "name", b"name", "observed", b"observed", "overridden", b"overridden", "passed", b"passed", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -180,6 +184,7 @@ class Execution(_message.Message):
     OVERRIDE_ANTI_FLIP_FIELD_NUMBER: _builtins.int
     CLAIMED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    SUBMITTING_AT_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     user_id: _builtins.str
     proposal_id: _builtins.str
@@ -210,6 +215,10 @@ class Execution(_message.Message):
     def claimed_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def submitting_at(self) -> _timestamp_pb2.Timestamp:
+        """When SUBMITTING was committed, just before the order was sent; unset if never sent."""
+
     def __init__(
         self,
         *,
@@ -234,10 +243,11 @@ class Execution(_message.Message):
         override_anti_flip: _builtins.bool = ...,
         claimed_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        submitting_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "submitting_at", b"submitting_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_quote", b"amount_quote", "claimed_at", b"claimed_at", "client_order_id", b"client_order_id", "error_code", b"error_code", "error_message", b"error_message", "exchange_order_id", b"exchange_order_id", "execution_id", b"execution_id", "fee_currency", b"fee_currency", "fee_paid", b"fee_paid", "filled_amount", b"filled_amount", "filled_amount_quote", b"filled_amount_quote", "market", b"market", "mode", b"mode", "override_anti_flip", b"override_anti_flip", "override_cooldown", b"override_cooldown", "proposal_id", b"proposal_id", "side", b"side", "status", b"status", "updated_at", b"updated_at", "user_id", b"user_id", "validators", b"validators"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_quote", b"amount_quote", "claimed_at", b"claimed_at", "client_order_id", b"client_order_id", "error_code", b"error_code", "error_message", b"error_message", "exchange_order_id", b"exchange_order_id", "execution_id", b"execution_id", "fee_currency", b"fee_currency", "fee_paid", b"fee_paid", "filled_amount", b"filled_amount", "filled_amount_quote", b"filled_amount_quote", "market", b"market", "mode", b"mode", "override_anti_flip", b"override_anti_flip", "override_cooldown", b"override_cooldown", "proposal_id", b"proposal_id", "side", b"side", "status", b"status", "submitting_at", b"submitting_at", "updated_at", b"updated_at", "user_id", b"user_id", "validators", b"validators"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -508,7 +518,9 @@ class Policy(_message.Message):
     auto_execute: _builtins.bool
     """The scanner may execute this user's proposals without an operator."""
     trading_enabled: _builtins.bool
-    """The user's kill switch (false stops all trading for this user)."""
+    """The user's kill switch (false stops all trading for this user). Output only: UpdatePolicy
+    keeps it; SetTradingEnabled flips it.
+    """
     @_builtins.property
     def allowed_markets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Markets like "BTC-EUR". Empty denies everything."""
@@ -800,6 +812,7 @@ class ListAuditEventsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
+    """A user id, or "_system" for account-wide events (global kill switch, refused principals)."""
     subject_id: _builtins.str
     """Only events about this execution, proposal or reservation; empty means all."""
     page_size: _builtins.int

@@ -88,8 +88,10 @@ class ExecutorServiceServicer:
     def ExecuteProposal(self, request, context):
         """ExecuteProposal validates a proposal and, when every validator passes, claims it and
         sends exactly one order. A validator rejection is FAILED_PRECONDITION listing every failed
-        validator (the proposal stays executable); an existing execution is ALREADY_EXISTS
-        carrying that execution as an extra status detail.
+        validator as a PreconditionFailure violation (type = reason code, subject = validator name;
+        the proposal stays executable); an existing execution is ALREADY_EXISTS (reason
+        EXECUTION_EXISTS) carrying that Execution as an extra status detail. The price guard compares
+        the current price with the proposal's market_snapshot "price" (a decimal string).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,8 +39,10 @@ class ExecutorServiceStub:
     ExecuteProposal: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.ExecuteProposalRequest, _executor_service_pb2.ExecuteProposalResponse]
     """ExecuteProposal validates a proposal and, when every validator passes, claims it and
     sends exactly one order. A validator rejection is FAILED_PRECONDITION listing every failed
-    validator (the proposal stays executable); an existing execution is ALREADY_EXISTS
-    carrying that execution as an extra status detail.
+    validator as a PreconditionFailure violation (type = reason code, subject = validator name;
+    the proposal stays executable); an existing execution is ALREADY_EXISTS (reason
+    EXECUTION_EXISTS) carrying that Execution as an extra status detail. The price guard compares
+    the current price with the proposal's market_snapshot "price" (a decimal string).
     """
     GetExecution: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.GetExecutionRequest, _executor_service_pb2.GetExecutionResponse]
     """GetExecution returns one execution with its validator report."""
@@ -70,8 +72,10 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
     ExecuteProposal: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.ExecuteProposalRequest, _executor_service_pb2.ExecuteProposalResponse]  # type: ignore[assignment]
     """ExecuteProposal validates a proposal and, when every validator passes, claims it and
     sends exactly one order. A validator rejection is FAILED_PRECONDITION listing every failed
-    validator (the proposal stays executable); an existing execution is ALREADY_EXISTS
-    carrying that execution as an extra status detail.
+    validator as a PreconditionFailure violation (type = reason code, subject = validator name;
+    the proposal stays executable); an existing execution is ALREADY_EXISTS (reason
+    EXECUTION_EXISTS) carrying that Execution as an extra status detail. The price guard compares
+    the current price with the proposal's market_snapshot "price" (a decimal string).
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.GetExecutionRequest, _executor_service_pb2.GetExecutionResponse]  # type: ignore[assignment]
     """GetExecution returns one execution with its validator report."""
@@ -104,8 +108,10 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_executor_service_pb2.ExecuteProposalResponse, _abc.Awaitable[_executor_service_pb2.ExecuteProposalResponse]]:
         """ExecuteProposal validates a proposal and, when every validator passes, claims it and
         sends exactly one order. A validator rejection is FAILED_PRECONDITION listing every failed
-        validator (the proposal stays executable); an existing execution is ALREADY_EXISTS
-        carrying that execution as an extra status detail.
+        validator as a PreconditionFailure violation (type = reason code, subject = validator name;
+        the proposal stays executable); an existing execution is ALREADY_EXISTS (reason
+        EXECUTION_EXISTS) carrying that Execution as an extra status detail. The price guard compares
+        the current price with the proposal's market_snapshot "price" (a decimal string).
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,141 @@
+"""Builds the executor from its settings: the venue (live exchange or paper), the ExecuteProposal
+flow, the policy book, the reconciler thread and the servicer.
+
+``build`` is what ``shared.bootstrap.run_main`` calls; tests call it too, with a ManualClock, a
+venue or test hooks of their own, and serve the bindings with ``shared.bootstrap.start_service``.
+A live executor whose key cannot trade (or whose exchange cannot be reached to prove it) refuses
+to start with :class:`StartupRefused`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from oracle.executor.v1 import executor_service_pb2 as pb
+from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
+
+from services.executor.config import CrashPoint, ExecutorSettings, Mode
+from services.executor.execution import Executor, Hooks
+from services.executor.paper import PaperVenue
+from services.executor.policies import PolicyBook
+from services.executor.reconciler import Reconciler, ReconcilerThread, Timing
+from services.executor.servicer import ExecutorServicer
+from services.executor.trade_client import TradeClient
+from services.executor.venue import LiveVenue, Markets, Venue
+from shared.clock import Clock, SystemClock
+from shared.db import Database
+from shared.exchange.errors import ExchangeError
+from shared.exchange.public import PublicMarketData
+from shared.exchange.sdk import ApiCredentials, ExchangeSettings
+from shared.server import ServiceBinding
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutorService"].full_name
+_SYSTEM_CLOCK = SystemClock()
+CONNECT_TIMEOUT_SECONDS = 3.0
+
+
+class StartupRefused(Exception):
+    """The executor must not run with this configuration (e.g. a live key that cannot trade)."""
+
+
+def exchange_settings(settings: ExecutorSettings) -> ExchangeSettings:
+    """How the exchange clients reach Bitvavo (or the simulator)."""
+    return ExchangeSettings(
+        rest_url=settings.exchange_url,
+        connect_timeout_s=min(CONNECT_TIMEOUT_SECONDS, settings.request_timeout_seconds),
+        read_timeout_s=settings.request_timeout_seconds,
+        access_window_ms=settings.access_window_ms,
+    )
+
+
+def create_venue(settings: ExecutorSettings, db: Database, clock: Clock) -> Venue:
+    """The live exchange (trade key) or the paper venue (no key), as the mode says."""
+    exchange = exchange_settings(settings)
+    markets = Markets(PublicMarketData(exchange), settings.market_cache_seconds)
+    if settings.mode is Mode.PAPER:
+        return PaperVenue(markets, db, clock, balance_eur=settings.paper_balance_eur, fee_rate=settings.paper_fee_rate)
+    assert settings.bitvavo_api_key is not None and settings.bitvavo_api_secret is not None
+    assert settings.operator_id is not None  # config.load_settings enforces all three in live mode
+    credentials = ApiCredentials(
+        settings.bitvavo_api_key.get_secret_value(), settings.bitvavo_api_secret.get_secret_value()
+    )
+    trade = TradeClient(credentials, operator_id=settings.operator_id, settings=exchange)
+    return LiveVenue(markets, trade)
+
+
+def announce_mode(settings: ExecutorSettings) -> None:
+    """Say loudly, at startup, whether money moves."""
+    if settings.mode is Mode.LIVE:
+        text = (
+            f"EXECUTOR MODE: LIVE - real orders are sent to {settings.exchange_url} "
+            f"with operatorId {settings.operator_id}"
+        )
+    else:
+        text = "EXECUTOR MODE: PAPER - no order is ever sent; fills are simulated at the public price"
+    for _ in range(3):
+        log.warning(text, extra={"event": "mode", "mode": settings.mode.value})
+    if settings.test_crash_at is not CrashPoint.NONE:
+        log.critical(
+            "EXECUTOR_TEST_CRASH_AT=%s is set: this process kills itself mid-execution. TEST-ONLY; "
+            "never set it in production.",
+            settings.test_crash_at.value,
+        )
+
+
+def build(
+    settings: ExecutorSettings,
+    db: Database,
+    clock: Clock = _SYSTEM_CLOCK,
+    *,
+    venue: Venue | None = None,
+    hooks: Hooks | None = None,
+) -> tuple[Sequence[ServiceBinding], Sequence[Callable[[], None]]]:
+    """The bindings to serve, and the shutdown hooks of the started reconciler thread."""
+    announce_mode(settings)
+    venue = venue or create_venue(settings, db, clock)
+    try:
+        venue.verify()
+    except ExchangeError as exc:
+        log.critical("refusing to start: the %s venue failed its startup check: %s", venue.mode, exc)
+        raise StartupRefused(f"{venue.mode} venue check failed: {type(exc).__name__}: {exc}") from exc
+    executor = Executor(
+        db,
+        venue,
+        clock,
+        account_daily_notional_cap_eur=settings.account_daily_notional_cap_eur,
+        hooks=hooks or Hooks.crash_at(settings.test_crash_at),
+    )
+    timing = Timing(
+        request_timeout=timedelta(seconds=CONNECT_TIMEOUT_SECONDS + settings.request_timeout_seconds),
+        access_window=timedelta(milliseconds=settings.access_window_ms),
+        safety_margin=timedelta(seconds=settings.reconcile_safety_margin_seconds),
+        stale_claimed=timedelta(seconds=settings.stale_claimed_seconds),
+        batch=settings.reconcile_batch,
+    )
+    reconciler = Reconciler(db, venue, clock, timing)
+    policies = PolicyBook(
+        db,
+        clock,
+        account_daily_notional_cap_eur=settings.account_daily_notional_cap_eur,
+        known_markets=lambda: _known_markets(venue),
+    )
+    servicer = ExecutorServicer(db, executor, reconciler, policies)
+    thread = ReconcilerThread(reconciler, timedelta(seconds=settings.reconcile_interval_seconds))
+    thread.start()
+    binding = ServiceBinding(
+        SERVICE_NAME, lambda server: pb_grpc.add_ExecutorServiceServicer_to_server(servicer, server)
+    )
+    return [binding], [thread.stop]
+
+
+def _known_markets(venue: Venue) -> frozenset[str] | None:
+    """The exchange's markets, or None when it cannot be asked now (then only formats are checked)."""
+    try:
+        return venue.market_names()
+    except ExchangeError as exc:
+        log.warning("market list unavailable for policy validation: %s", type(exc).__name__)
+        return None

@@ -1,0 +1,118 @@
+"""The executor's configuration: every ``EXECUTOR_`` variable, and the rule that the mode and the
+trade keys must agree.
+
+``EXECUTOR_MODE`` is required: ``live`` sends real orders and needs a trade key, its secret and
+the operator id; ``paper`` sends nothing and must hold no trade key at all. Every timing knob of
+the reconciler is here so tests can run it short. :func:`load_settings` names every bad variable
+at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import Field, SecretStr
+
+from shared.config import ConfigError, ServiceSettings, load
+
+PREFIX = "EXECUTOR_"
+BITVAVO_URL = "https://api.bitvavo.com/v2"
+INT64_MAX = 2**63 - 1
+
+
+class Mode(StrEnum):
+    """Whether orders move real money."""
+
+    LIVE = "live"
+    PAPER = "paper"  # every validator, claim and transition as live; filled at the public price, nothing sent
+
+
+class CrashPoint(StrEnum):
+    """TEST-ONLY: where the process kills itself (crash-recovery tests). Never set in production."""
+
+    NONE = ""
+    AFTER_CLAIM = "after_claim"  # right after the claim commits, before SUBMITTING
+    AFTER_SEND = "after_send"  # right after the exchange answered, before the answer is stored
+
+
+class ExecutorSettings(ServiceSettings):
+    """Everything the executor reads from its environment (prefix EXECUTOR_)."""
+
+    mode: Mode
+    """live or paper. Required: the executor never guesses whether money moves."""
+
+    exchange_url: str = Field(default=BITVAVO_URL, pattern=r"^https?://[^\s]+$")
+    """Bitvavo REST base URL (the simulator's in tests and the demo)."""
+
+    bitvavo_api_key: SecretStr | None = None
+    """Trade API key (live mode only)."""
+
+    bitvavo_api_secret: SecretStr | None = None
+    """Secret of the trade API key (live mode only)."""
+
+    operator_id: int | None = Field(default=None, ge=-(2**63), le=INT64_MAX)
+    """Bitvavo operatorId sent with every order (int64; required in live mode)."""
+
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """Longest wait for one exchange request."""
+
+    access_window_ms: int = Field(default=10000, ge=100, le=60000)
+    """Bitvavo access window: the exchange refuses a request that arrives later than this."""
+
+    account_daily_notional_cap_eur: Decimal = Field(default=Decimal("1000"), ge=0, max_digits=20, decimal_places=2)
+    """EUR that all users of the deployment's one exchange account may claim per UTC day."""
+
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How often the reconciler runs (it also runs at startup and on demand)."""
+
+    reconcile_safety_margin_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """Added to request timeout and access window before an order not found is proven absent."""
+
+    stale_claimed_seconds: float = Field(default=60.0, gt=0, le=86400)
+    """A CLAIMED execution older than this was never sent (its process died): it becomes FAILED."""
+
+    reconcile_batch: int = Field(default=500, ge=1, le=100000)
+    """Most executions one reconciler pass looks at."""
+
+    market_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    """How long the exchange's market list (minimums, precision) is reused."""
+
+    paper_balance_eur: Decimal = Field(default=Decimal("10000"), ge=0, max_digits=20, decimal_places=2)
+    """Paper mode: the free EUR balance the balance check sees."""
+
+    paper_fee_rate: Decimal = Field(default=Decimal("0.0025"), ge=0, le=Decimal("0.1"))
+    """Paper mode: taker fee charged on a simulated fill."""
+
+    test_crash_at: CrashPoint = CrashPoint.NONE
+    """TEST-ONLY crash hook for recovery tests: after_claim or after_send. Never set in production."""
+
+
+def load_settings(environ: Mapping[str, str]) -> ExecutorSettings:
+    """The settings of ``environ``; ConfigError names every bad variable, including a mode that
+    does not match the keys."""
+    problems: list[str] = []
+    settings: ExecutorSettings | None = None
+    try:
+        settings = load(ExecutorSettings, environ, prefix=PREFIX)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    problems.extend(_mode_problems(environ))
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings
+
+
+def _mode_problems(environ: Mapping[str, str]) -> list[str]:
+    """Cross-variable rules: live needs key, secret and operator id; paper holds no trade key."""
+    mode = environ.get(PREFIX + "MODE", "")
+    key_vars = (PREFIX + "BITVAVO_API_KEY", PREFIX + "BITVAVO_API_SECRET")
+    if mode == Mode.LIVE:
+        needed = (*key_vars, PREFIX + "OPERATOR_ID")
+        return [f"{name}: required when {PREFIX}MODE=live" for name in needed if not environ.get(name)]
+    if mode == Mode.PAPER:
+        return [
+            f"{name}: must be unset when {PREFIX}MODE=paper (no trade key)" for name in key_vars if environ.get(name)
+        ]
+    return []

@@ -1,0 +1,510 @@
+"""ExecuteProposal: check, claim, submit — the one place a proposal becomes an order.
+
+The order of events is the guarantee (DESIGN §2, §3):
+
+1. Authorize: overrides only from the operator; the scanner only while the user's live policy
+   has auto-execute on. Refusals are PERMISSION_DENIED, audited.
+2. Before any lock: fetch over the network what the validators need — the market's rules, its
+   current price, the account's free balance.
+3. One transaction for the user, holding the account lock (shared) and the user's trading lock:
+   (1) an existing execution → ALREADY_EXISTS carrying it, before anything else; (2) the
+   proposal: absent → NOT_FOUND, expired → PROPOSAL_EXPIRED; (3) the kill switches →
+   TRADING_DISABLED; (4) every validator against the *live* policy → FAILED_PRECONDITION listing
+   every failure (audited; the proposal stays executable); (5) the claim: INSERT … ON CONFLICT
+   (user_id, proposal_id) DO NOTHING, status CLAIMED.
+4. A new short transaction under the same locks re-reads the kill switches: off → FAILED, nothing
+   sent; on → CLAIMED→SUBMITTING, committed before anything leaves.
+5. The single POST /order with a clientOrderId derived from (user_id, proposal_id). It is never
+   sent again for this execution, by anyone: its answer — or the lack of one — only moves the
+   execution (state_machine.record_order / advance); the reconciler resolves the rest.
+
+No network call happens while a lock is held.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from services.executor import repository, state_machine, validators
+from services.executor.config import CrashPoint
+from services.executor.model import Execution, MarketInfo, OrderView, Policy, Proposal, Side, Status
+from services.executor.policies import default_policy
+from services.executor.validators import Check, Facts
+from services.executor.venue import Venue
+from shared import audit, principals
+from shared.clock import Clock, start_of_utc_day
+from shared.db import Conn, Database
+from shared.db.locks import LockSpace, lock_account, lock_user
+from shared.errors import (
+    AlreadyExists,
+    NotFound,
+    OracleError,
+    PermissionDenied,
+    PreconditionViolation,
+    Unavailable,
+)
+from shared.errors import (
+    FailedPrecondition as FailedPreconditionError,
+)
+from shared.exchange.errors import ExchangeError, OutcomeUnknownError
+
+log = logging.getLogger(__name__)
+
+SERVICE = "executor"
+
+# Fixed namespace of every clientOrderId this project sends: uuid5(NAMESPACE, "user:proposal").
+CLIENT_ORDER_NAMESPACE = uuid.UUID("6f1c2a4e-9b7d-5e83-a0c4-2d5f8e1b3a97")
+
+# Principals whose calls may carry override flags.
+OVERRIDE_PRINCIPALS = frozenset({principals.OPERATOR, principals.DEV})
+
+
+def client_order_id(user_id: str, proposal_id: str) -> str:
+    """The order's clientOrderId: the same for every attempt at one proposal, unique across them."""
+    return str(uuid.uuid5(CLIENT_ORDER_NAMESPACE, f"{user_id}:{proposal_id}"))
+
+
+class ExecutionExists(AlreadyExists):
+    """The proposal was claimed before; ``execution`` is that claim. The servicer attaches it to
+    the ALREADY_EXISTS status as an extra detail."""
+
+    def __init__(self, execution: Execution) -> None:
+        super().__init__(
+            "execution",
+            execution.execution_id,
+            reason="EXECUTION_EXISTS",
+            metadata={"proposal_id": execution.proposal_id, "status": execution.status.value},
+        )
+        self.execution = execution
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    """One ExecuteProposal call, validated."""
+
+    user_id: str
+    proposal_id: str
+    principal: str
+    override_cooldown: bool = False
+    override_anti_flip: bool = False
+    override_reason: str = ""
+
+    @property
+    def overrides(self) -> bool:
+        return self.override_cooldown or self.override_anti_flip
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Points between the steps where tests step in. Production uses the no-op default."""
+
+    after_claim: Callable[[Execution], None] = field(default=lambda _e: None)
+    after_send: Callable[[Execution], None] = field(default=lambda _e: None)
+
+    @classmethod
+    def crash_at(cls, point: CrashPoint) -> Hooks:
+        """TEST-ONLY: SIGKILL this process at ``point`` (crash-recovery tests)."""
+
+        def die(execution: Execution) -> None:
+            log.critical("TEST-ONLY crash at %s", point.value, extra={"execution_id": execution.execution_id})
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        if point is CrashPoint.AFTER_CLAIM:
+            return cls(after_claim=die)
+        if point is CrashPoint.AFTER_SEND:
+            return cls(after_send=die)
+        return cls()
+
+
+@dataclass(frozen=True)
+class MarketContext:
+    """What was fetched over the network before the transaction."""
+
+    market: MarketInfo | None
+    price: Decimal
+    free_balance: Decimal
+    fetched_at: datetime
+
+
+class Executor:
+    """The ExecuteProposal flow."""
+
+    def __init__(
+        self,
+        db: Database,
+        venue: Venue,
+        clock: Clock,
+        *,
+        account_daily_notional_cap_eur: Decimal,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self._db = db
+        self._venue = venue
+        self._clock = clock
+        self._account_cap = account_daily_notional_cap_eur
+        self._hooks = hooks or Hooks()
+
+    # ------------------------------------------------------------------ the flow
+
+    def execute(self, req: ExecuteRequest) -> Execution:
+        """Check, claim and submit one proposal; returns the execution after its order's answer."""
+        if req.overrides and req.principal not in OVERRIDE_PRINCIPALS:
+            self._refuse_in_own_transaction(
+                req,
+                PermissionDenied(
+                    f"principal {req.principal} may not override validators", reason="OVERRIDE_NOT_ALLOWED"
+                ),
+            )
+        proposal = self._pre_read(req)
+        context = self._fetch(proposal)
+        claimed = self._check_and_claim(req, context)
+        self._hooks.after_claim(claimed)
+        return self._submit(claimed)
+
+    def _pre_read(self, req: ExecuteRequest) -> Proposal:
+        """A quick unlocked look: settles duplicates, unknown proposals and a refused scanner
+        without touching the network. Everything is checked again under the lock."""
+        with self._db.transaction(req.user_id) as conn:
+            outcome = self._gate(conn, req)
+            if isinstance(outcome, OracleError):
+                self._audit_refusal(conn, req, outcome)
+        if isinstance(outcome, OracleError):
+            raise outcome
+        return outcome[0]
+
+    def _fetch(self, proposal: Proposal) -> MarketContext:
+        """Network, before any lock: market rules, current price, free balance."""
+        fetched_at = self._clock.now()
+        try:
+            market = self._venue.market(proposal.market)
+            price = self._venue.price(proposal.market)
+            symbol = "EUR" if proposal.side is Side.BUY else proposal.market.split("-", 1)[0]
+            balance = self._venue.free_balance(symbol, proposal.market)
+        except ExchangeError as exc:
+            log.warning("exchange unavailable before a claim: %s", type(exc).__name__)
+            raise Unavailable(
+                "the exchange could not be reached; nothing was claimed", reason="EXCHANGE_UNAVAILABLE"
+            ) from exc
+        return MarketContext(market, price, balance, fetched_at)
+
+    def _check_and_claim(self, req: ExecuteRequest, ctx: MarketContext) -> Execution:
+        """The locked transaction: duplicate, proposal, kill switch, validators, claim."""
+        with self._db.transaction(req.user_id) as conn:
+            lock_account(conn, exclusive=False)
+            lock_user(conn, LockSpace.USER_TRADING, req.user_id)
+            outcome = self._decide(conn, req, ctx)
+            if isinstance(outcome, OracleError):
+                self._audit_refusal(conn, req, outcome)
+        if isinstance(outcome, OracleError):
+            raise outcome
+        return outcome
+
+    def _decide(self, conn: Conn, req: ExecuteRequest, ctx: MarketContext) -> Execution | OracleError:
+        gated = self._gate(conn, req)
+        if isinstance(gated, OracleError):
+            return gated
+        proposal, policy = gated
+        now = self._clock.now()
+        freshness = validators.freshness(proposal, now)
+        if not freshness.passed:
+            return rejection(proposal, [freshness])
+        global_enabled = bool(repository.account_settings(conn)["trading_enabled"])
+        switch = validators.kill_switch(global_enabled, policy.trading_enabled)
+        if not switch.passed:
+            return rejection(proposal, [switch])
+        facts = self._facts(conn, req, proposal=proposal, policy=policy, ctx=ctx, now=now)
+        checks = validators.run_validators(facts)
+        failed = validators.failures(checks)
+        if failed:
+            return rejection(proposal, failed, checks)
+        return self._claim(conn, req, facts, checks, now)
+
+    def _gate(self, conn: Conn, req: ExecuteRequest) -> tuple[Proposal, Policy] | OracleError:
+        """(1) an existing execution, then the proposal's existence, then the scanner's right."""
+        existing = repository.execution_by_proposal(conn, req.proposal_id)
+        if existing is not None:
+            return ExecutionExists(Execution.from_row(existing))
+        row = repository.proposal(conn, req.proposal_id)
+        if row is None:
+            return NotFound("proposal", req.proposal_id, reason="PROPOSAL_NOT_FOUND")
+        stored = repository.policy(conn)
+        policy = Policy.from_row(stored) if stored else default_policy(req.user_id)
+        if req.principal == principals.SCANNER and not policy.auto_execute:
+            return PermissionDenied(
+                "auto-execute is off in this user's policy: the scanner may not execute", reason="AUTO_EXECUTE_OFF"
+            )
+        return Proposal.from_row(row), policy
+
+    def _facts(
+        self,
+        conn: Conn,
+        req: ExecuteRequest,
+        *,
+        proposal: Proposal,
+        policy: Policy,
+        ctx: MarketContext,
+        now: datetime,
+    ) -> Facts:
+        day_start = start_of_utc_day(now)
+        mine = repository.user_figures(
+            conn,
+            mode=self._venue.mode,
+            market=proposal.market,
+            side=proposal.side,
+            day_start=day_start,
+            hour_start=now - timedelta(hours=1),
+        )
+        # Account-wide figures last: this takes the account row lock until commit (lock order:
+        # account advisory lock shared, user lock, account row).
+        account = repository.account_figures(
+            conn,
+            mode=self._venue.mode,
+            side=proposal.side,
+            market=proposal.market,
+            day_start=day_start,
+            day_end=day_start + timedelta(days=1),
+            balance_at=ctx.fetched_at,
+        )
+        return Facts(
+            proposal=proposal,
+            policy=policy,
+            now=now,
+            market=ctx.market,
+            price_now=ctx.price,
+            free_balance=ctx.free_balance,
+            in_flight_eur=account.in_flight_eur,
+            last_on_market_at=mine.last_on_market_at,
+            last_opposite_at=mine.last_opposite_at,
+            trades_today=mine.trades_today,
+            trades_last_hour=mine.trades_last_hour,
+            notional_today_eur=mine.notional_today_eur,
+            account_notional_today_eur=account.notional_today_eur,
+            account_daily_notional_cap_eur=self._account_cap,
+            override_cooldown=req.override_cooldown,
+            override_anti_flip=req.override_anti_flip,
+        )
+
+    def _claim(
+        self, conn: Conn, req: ExecuteRequest, facts: Facts, checks: list[Check], now: datetime
+    ) -> Execution | OracleError:
+        """(5) Every check passed: claim the proposal, once."""
+        proposal = facts.proposal
+        records = [c.record() for c in checks]
+        row = repository.insert_claim(
+            conn,
+            execution_id=str(uuid.uuid4()),
+            user_id=req.user_id,
+            proposal_id=proposal.proposal_id,
+            mode=self._venue.mode,
+            market=proposal.market,
+            side=proposal.side,
+            amount_quote=facts.amount,
+            client_order_id=client_order_id(req.user_id, proposal.proposal_id),
+            override_cooldown=req.override_cooldown,
+            override_anti_flip=req.override_anti_flip,
+            principal=req.principal,
+            preflight={"validators": records, "price": str(facts.price_now), "fetched_at": now.isoformat()},
+            now=now,
+        )
+        if row is None:  # the unique claim held against a caller that got past the lock somehow
+            existing = repository.execution_by_proposal(conn, proposal.proposal_id)
+            assert existing is not None
+            return ExecutionExists(Execution.from_row(existing))
+        claimed = Execution.from_row(row)
+        audit.append(
+            conn,
+            service=SERVICE,
+            kind="execution.claimed",
+            subject_id=claimed.execution_id,
+            principal=req.principal,
+            payload={
+                "proposal_id": claimed.proposal_id,
+                "market": claimed.market,
+                "side": claimed.side.value,
+                "amount_quote": str(claimed.amount_quote),
+                "client_order_id": claimed.client_order_id,
+                "mode": claimed.mode,
+                "validators": records,
+            },
+        )
+        overridden = [c.record() for c in checks if c.overridden]
+        if overridden:
+            audit.append(
+                conn,
+                service=SERVICE,
+                kind="execution.override",
+                subject_id=claimed.execution_id,
+                principal=req.principal,
+                payload={"proposal_id": claimed.proposal_id, "reason": req.override_reason, "overridden": overridden},
+            )
+        return claimed
+
+    # ------------------------------------------------------------------ after the claim
+
+    def _submit(self, claimed: Execution) -> Execution:
+        """Kill switch re-read and SUBMITTING under the lock, then the one order, then its answer."""
+        submitting = self._begin_submit(claimed)
+        if submitting.status is not Status.SUBMITTING:
+            return submitting
+        try:
+            view = self._venue.place(
+                market=submitting.market,
+                side=submitting.side,
+                amount_quote=submitting.amount_quote,
+                client_order_id=submitting.client_order_id,
+            )
+        except Exception as exc:  # every failure is recorded; none leads to a second order
+            self._hooks.after_send(submitting)
+            return self._record_failure(submitting, exc)
+        self._hooks.after_send(submitting)
+        return self._record_answer(submitting, view)
+
+    def _begin_submit(self, claimed: Execution) -> Execution:
+        """CLAIMED → SUBMITTING (or → FAILED when a kill switch went off since the claim)."""
+        now = self._clock.now()
+        with self._db.transaction(claimed.user_id) as conn:
+            lock_account(conn, exclusive=False)
+            lock_user(conn, LockSpace.USER_TRADING, claimed.user_id)
+            row = repository.execution(conn, claimed.execution_id)
+            assert row is not None
+            current = Execution.from_row(row)
+            if current.status is not Status.CLAIMED:  # e.g. a reconciler judged it stale
+                return current
+            stored = repository.policy(conn)
+            user_enabled = bool(stored["trading_enabled"]) if stored else False
+            switch = validators.kill_switch(bool(repository.account_settings(conn)["trading_enabled"]), user_enabled)
+            if not switch.passed:
+                moved = state_machine.advance(
+                    conn,
+                    current,
+                    Status.FAILED,
+                    now=now,
+                    principal=current.principal,
+                    changes={"error": _error(switch.reason, "trading was disabled after the claim; nothing sent")},
+                    audit_payload={"reason": switch.reason, "kill_switch": switch.record()},
+                )
+            else:
+                request = _order_request(current)
+                moved = state_machine.advance(
+                    conn,
+                    current,
+                    Status.SUBMITTING,
+                    now=now,
+                    principal=current.principal,
+                    changes={"submitting_at": now, "request": request},
+                    audit_payload={"exchange_request": request},
+                )
+        if moved is None:
+            return self._reread(claimed)
+        return moved
+
+    def _record_answer(self, sent: Execution, view: OrderView) -> Execution:
+        now = self._clock.now()
+        with self._db.transaction(sent.user_id) as conn:
+            moved = state_machine.record_order(conn, sent, view, now=now, principal=sent.principal)
+        return moved or self._reread(sent)
+
+    def _record_failure(self, sent: Execution, exc: Exception) -> Execution:
+        """A refusal (the order does not exist) → FAILED; anything else → UNKNOWN."""
+        definitive = state_machine.order_absent(exc)
+        new = Status.FAILED if definitive else Status.UNKNOWN
+        code = getattr(exc, "code", None)
+        error = _error(
+            str(code) if code is not None else type(exc).__name__,
+            getattr(exc, "message", "") or str(exc)[:500],
+            source="exchange" if isinstance(exc, ExchangeError) else "executor",
+        )
+        if not isinstance(exc, ExchangeError):
+            log.exception("unexpected failure sending order %s; outcome unknown", sent.client_order_id)
+        elif isinstance(exc, OutcomeUnknownError):
+            log.warning("order %s: outcome unknown (%s)", sent.client_order_id, error["code"])
+        now = self._clock.now()
+        with self._db.transaction(sent.user_id) as conn:
+            moved = state_machine.advance(
+                conn,
+                sent,
+                new,
+                now=now,
+                principal=sent.principal,
+                changes={"error": error},
+                audit_payload={"exchange_response": error},
+            )
+        return moved or self._reread(sent)
+
+    def _reread(self, execution: Execution) -> Execution:
+        with self._db.transaction(execution.user_id) as conn:
+            row = repository.execution(conn, execution.execution_id)
+        assert row is not None
+        return Execution.from_row(row)
+
+    # ------------------------------------------------------------------ refusals
+
+    def _refuse_in_own_transaction(self, req: ExecuteRequest, error: OracleError) -> None:
+        with self._db.transaction(req.user_id) as conn:
+            self._audit_refusal(conn, req, error)
+        raise error
+
+    def _audit_refusal(self, conn: Conn, req: ExecuteRequest, error: OracleError) -> None:
+        """Every refused attempt is in the user's trail, with every failed validator."""
+        payload: dict[str, Any] = {"proposal_id": req.proposal_id, "reason": error.reason}
+        kind = "execution.rejected"
+        if isinstance(error, ExecutionExists):
+            kind = "execution.duplicate"
+            payload["execution_id"] = error.execution.execution_id
+            payload["status"] = error.execution.status.value
+        elif isinstance(error, PermissionDenied):
+            kind = "execution.denied"
+        elif isinstance(error, Rejection):
+            payload["validators"] = error.records
+        if req.overrides:
+            payload["override_cooldown"] = req.override_cooldown
+            payload["override_anti_flip"] = req.override_anti_flip
+            payload["override_reason"] = req.override_reason
+        audit.append(
+            conn, service=SERVICE, kind=kind, subject_id=req.proposal_id, principal=req.principal, payload=payload
+        )
+
+
+class Rejection(FailedPreconditionError):
+    """FAILED_PRECONDITION listing every failed check; ``records`` are all the checks that ran."""
+
+    def __init__(self, proposal: Proposal, failed: list[Check], ran: list[Check]) -> None:
+        super().__init__(
+            [
+                PreconditionViolation(
+                    type=c.reason, subject=c.name, description=f"observed {c.observed}; limit {c.limit}"
+                )
+                for c in failed
+            ],
+            reason=failed[0].reason if len(failed) == 1 else "VALIDATION_FAILED",
+            metadata={"proposal_id": proposal.proposal_id},
+        )
+        self.records = [c.record() for c in ran]
+
+
+def rejection(proposal: Proposal, failed: list[Check], ran: list[Check] | None = None) -> Rejection:
+    """The refusal of a proposal that failed ``failed`` (of the checks ``ran``)."""
+    return Rejection(proposal, failed, ran if ran is not None else failed)
+
+
+def _order_request(execution: Execution) -> dict[str, Any]:
+    """The order as it is sent (recorded before sending; operatorId is added by the client)."""
+    return {
+        "market": execution.market,
+        "side": execution.side.value,
+        "orderType": "market",
+        "amountQuote": str(execution.amount_quote),
+        "clientOrderId": execution.client_order_id,
+    }
+
+
+def _error(code: str, message: str, *, source: str = "executor") -> dict[str, str]:
+    return {"code": code, "message": message, "source": source}

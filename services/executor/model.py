@@ -1,0 +1,225 @@
+"""The executor's nouns as plain values: policies, proposals, executions, fills, the exchange's view of an
+order and of a market. No behaviour beyond reading a database row; the rules live in
+validators.py, execution.py, state_machine.py and reconciler.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class Side(StrEnum):
+    """Side of an order, as stored and as Bitvavo spells it."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class Status(StrEnum):
+    """Execution status (DESIGN §3); the allowed moves are in state_machine.py."""
+
+    CLAIMED = "CLAIMED"
+    SUBMITTING = "SUBMITTING"
+    SUBMITTED = "SUBMITTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    UNKNOWN = "UNKNOWN"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A user's live trading policy (trading_policies); version 0 means none is stored."""
+
+    user_id: str
+    version: int
+    allowed_markets: tuple[str, ...]
+    min_order_eur: Decimal
+    max_order_eur: Decimal
+    min_confidence: int
+    cooldown_seconds: int
+    anti_flip_seconds: int
+    daily_trade_cap: int
+    hourly_trade_cap: int
+    daily_notional_cap_eur: Decimal
+    price_guard_pct: Decimal
+    auto_execute: bool
+    trading_enabled: bool
+    updated_at: datetime | None = None
+    updated_by: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Policy:
+        return cls(
+            user_id=row["user_id"],
+            version=int(row["version"]),
+            allowed_markets=tuple(row["allowed_markets"] or ()),
+            min_order_eur=Decimal(row["min_order_eur"]),
+            max_order_eur=Decimal(row["max_order_eur"]),
+            min_confidence=int(row["min_confidence"]),
+            cooldown_seconds=int(row["cooldown_seconds"]),
+            anti_flip_seconds=int(row["anti_flip_seconds"]),
+            daily_trade_cap=int(row["daily_trade_cap"]),
+            hourly_trade_cap=int(row["hourly_trade_cap"]),
+            daily_notional_cap_eur=Decimal(row["daily_notional_cap_eur"]),
+            price_guard_pct=Decimal(row["price_guard_pct"]),
+            auto_execute=bool(row["auto_execute"]),
+            trading_enabled=bool(row["trading_enabled"]),
+            updated_at=row["updated_at"],
+            updated_by=row["updated_by"],
+        )
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A scanner's proposal, as far as the executor reads it."""
+
+    proposal_id: str
+    user_id: str
+    market: str
+    side: Side
+    amount_quote: Decimal
+    confidence: int
+    status: str
+    expires_at: datetime
+    snapshot_price: Decimal | None  # the price the analyst saw (market_snapshot.price)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Proposal:
+        snapshot = row["market_snapshot"] or {}
+        raw_price = snapshot.get("price") if isinstance(snapshot, dict) else None
+        return cls(
+            proposal_id=str(row["proposal_id"]),
+            user_id=row["user_id"],
+            market=row["market"],
+            side=Side(row["side"]),
+            amount_quote=Decimal(row["amount_quote"]),
+            confidence=int(row["confidence"]),
+            status=row["status"],
+            expires_at=row["expires_at"],
+            snapshot_price=_decimal_or_none(raw_price),
+        )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One claimed proposal and what became of its order."""
+
+    execution_id: str
+    user_id: str
+    proposal_id: str
+    mode: str
+    market: str
+    side: Side
+    amount_quote: Decimal
+    status: Status
+    client_order_id: str
+    exchange_order_id: str
+    filled_amount: Decimal
+    filled_amount_quote: Decimal
+    fee_paid: Decimal
+    fee_currency: str
+    override_cooldown: bool
+    override_anti_flip: bool
+    principal: str
+    preflight: dict[str, Any]
+    error: dict[str, Any]
+    claimed_at: datetime
+    submitting_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Execution:
+        return cls(
+            execution_id=str(row["execution_id"]),
+            user_id=row["user_id"],
+            proposal_id=str(row["proposal_id"]),
+            mode=row["mode"],
+            market=row["market"],
+            side=Side(row["side"]),
+            amount_quote=Decimal(row["amount_quote"]),
+            status=Status(row["status"]),
+            client_order_id=str(row["client_order_id"]),
+            exchange_order_id=row["exchange_order_id"] or "",
+            filled_amount=Decimal(row["filled_amount"]),
+            filled_amount_quote=Decimal(row["filled_amount_quote"]),
+            fee_paid=Decimal(row["fee_paid"]),
+            fee_currency=row["fee_currency"],
+            override_cooldown=bool(row["override_cooldown"]),
+            override_anti_flip=bool(row["override_anti_flip"]),
+            principal=row["principal"],
+            preflight=dict(row["preflight"] or {}),
+            error=dict(row["error"] or {}),
+            claimed_at=row["claimed_at"],
+            submitting_at=row["submitting_at"],
+            updated_at=row["updated_at"],
+        )
+
+    @property
+    def validators(self) -> list[dict[str, Any]]:
+        """The validator records stored at claim time."""
+        records = self.preflight.get("validators", [])
+        return list(records) if isinstance(records, list) else []
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One fill reported by the exchange (a trade_history row)."""
+
+    fill_id: str
+    amount: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    taker: bool
+    filled_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """What the exchange says about one order, in the executor's terms."""
+
+    order_id: str
+    status: Status  # the execution status this order state maps to
+    exchange_status: str  # Bitvavo's own word, e.g. "filled", "canceledMarketProtection"
+    filled_amount: Decimal
+    filled_amount_quote: Decimal
+    fee_paid: Decimal
+    fee_currency: str
+    fills: tuple[Fill, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MarketInfo:
+    """A market's trading rules at the exchange."""
+
+    market: str
+    status: str  # "trading" is the only one that accepts market orders
+    min_order_quote: Decimal
+    min_order_base: Decimal
+    max_order_quote: Decimal
+    notional_decimals: int
+    quantity_decimals: int
+
+    @property
+    def base(self) -> str:
+        return self.market.split("-", 1)[0]
+
+
+def _decimal_or_none(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() and number > 0 else None

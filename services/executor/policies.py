@@ -1,0 +1,216 @@
+"""Trading policies and kill switches: what a policy may hold, the deny-everything default, and
+the three operations on them (GetPolicy, UpdatePolicy, SetTradingEnabled).
+
+Every write takes the per-user trading lock (the one ExecuteProposal's check-and-claim holds),
+so a policy never changes in the middle of a claim; the global kill switch takes the account
+lock exclusively, which every execution holds shared. UpdatePolicy is optimistic: the caller's
+``expected_version`` must equal the stored one (0 to create), else ABORTED. A user's kill switch
+is not part of UpdatePolicy (it is kept); SetTradingEnabled flips it, audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from services.executor import repository
+from services.executor.model import Policy
+from services.executor.validators import CONFIDENCE_VALUES
+from shared import audit
+from shared.clock import Clock
+from shared.db import SYSTEM_USER, Database
+from shared.db.locks import LockSpace, lock_account, lock_user
+from shared.errors import Aborted, FieldViolation, InvalidArgument
+
+log = logging.getLogger(__name__)
+
+SERVICE = "executor"
+MAX_WINDOW_SECONDS = 30 * 24 * 3600
+MAX_TRADE_CAP = 100_000
+MAX_EUR = Decimal("1000000000")
+MAX_MARKETS = 200
+
+
+def default_policy(user_id: str) -> Policy:
+    """The policy of a user who has none: an empty allowlist, so every proposal is denied."""
+    return Policy(
+        user_id=user_id,
+        version=0,
+        allowed_markets=(),
+        min_order_eur=Decimal("5.00"),
+        max_order_eur=Decimal("100.00"),
+        min_confidence=75,
+        cooldown_seconds=900,
+        anti_flip_seconds=3600,
+        daily_trade_cap=10,
+        hourly_trade_cap=3,
+        daily_notional_cap_eur=Decimal("500.00"),
+        price_guard_pct=Decimal("2.000"),
+        auto_execute=False,
+        trading_enabled=True,
+    )
+
+
+def problems(policy: Policy, known_markets: frozenset[str] | None) -> list[FieldViolation]:
+    """Every reason ``policy`` cannot be stored, each naming its field (``policy.<field>``).
+
+    ``known_markets`` is the exchange's market list when it could be fetched; without it only
+    the format of a market is checked.
+    """
+    out: list[FieldViolation] = []
+
+    def bad(field: str, text: str) -> None:
+        out.append(FieldViolation(f"policy.{field}", text))
+
+    if len(policy.allowed_markets) > MAX_MARKETS:
+        bad("allowed_markets", f"at most {MAX_MARKETS} markets")
+    if len(set(policy.allowed_markets)) != len(policy.allowed_markets):
+        bad("allowed_markets", "lists a market twice")
+    if known_markets is not None:
+        unknown = sorted(m for m in policy.allowed_markets if m not in known_markets)
+        if unknown:
+            bad("allowed_markets", f"not traded at the exchange: {', '.join(unknown[:5])}")
+    for field, amount in (
+        ("min_order_eur", policy.min_order_eur),
+        ("max_order_eur", policy.max_order_eur),
+        ("daily_notional_cap_eur", policy.daily_notional_cap_eur),
+    ):
+        if amount < 0 or amount > MAX_EUR:
+            bad(field, f"must be between 0 and {MAX_EUR}")
+    if policy.max_order_eur < policy.min_order_eur:
+        bad("max_order_eur", "must be at least min_order_eur")
+    if policy.min_confidence not in CONFIDENCE_VALUES:
+        bad("min_confidence", "must be one of 0, 25, 50, 75, 100")
+    for field, seconds in (("cooldown", policy.cooldown_seconds), ("anti_flip_window", policy.anti_flip_seconds)):
+        if seconds < 0 or seconds > MAX_WINDOW_SECONDS:
+            bad(field, f"must be between 0 and {MAX_WINDOW_SECONDS} seconds")
+    for field, cap in (("daily_trade_cap", policy.daily_trade_cap), ("hourly_trade_cap", policy.hourly_trade_cap)):
+        if cap < 0 or cap > MAX_TRADE_CAP:
+            bad(field, f"must be between 0 and {MAX_TRADE_CAP}")
+    if policy.price_guard_pct < 0 or policy.price_guard_pct > 100:
+        bad("price_guard_pct", "must be between 0 and 100")
+    return out
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """What every user of the deployment's one exchange account shares."""
+
+    trading_enabled: bool
+    daily_notional_cap_eur: Decimal
+
+
+class PolicyBook:
+    """GetPolicy, UpdatePolicy and SetTradingEnabled over the database."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        account_daily_notional_cap_eur: Decimal,
+        known_markets: Callable[[], frozenset[str] | None],
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._account_cap = account_daily_notional_cap_eur
+        self._known_markets = known_markets
+
+    def get(self, user_id: str) -> tuple[Policy, AccountSettings]:
+        """The user's live policy (the deny-everything default when none is stored)."""
+        with self._db.transaction(user_id) as conn:
+            row = repository.policy(conn)
+            account = repository.account_settings(conn)
+        policy = Policy.from_row(row) if row else default_policy(user_id)
+        return policy, AccountSettings(bool(account["trading_enabled"]), self._account_cap)
+
+    def update(self, policy: Policy, *, expected_version: int, principal: str) -> Policy:
+        """Store ``policy`` if the stored version is ``expected_version`` (0: none stored yet)."""
+        found = problems(policy, self._known_markets())  # network before the transaction
+        if found:
+            raise InvalidArgument(found)
+        now = self._clock.now()
+        with self._db.transaction(policy.user_id) as conn:
+            lock_user(conn, LockSpace.USER_TRADING, policy.user_id)
+            current = repository.policy(conn)
+            stored_version = int(current["version"]) if current else 0
+            if stored_version != expected_version:
+                row = None
+            elif current is None:
+                row = repository.insert_policy(conn, replace(policy, trading_enabled=True), now=now, by=principal)
+            else:
+                row = repository.update_policy(conn, policy, expected_version=expected_version, now=now, by=principal)
+            if row is None:
+                raise Aborted(
+                    f"policy version is {stored_version}, not {expected_version}: re-read and retry",
+                    reason="POLICY_VERSION_CONFLICT",
+                    metadata={"stored_version": str(stored_version), "expected_version": str(expected_version)},
+                )
+            stored = Policy.from_row(row)
+            audit.append(
+                conn,
+                service=SERVICE,
+                kind="policy.updated",
+                subject_id=policy.user_id,
+                principal=principal,
+                payload={"version": stored.version, "policy": _policy_json(stored)},
+            )
+        return stored
+
+    def set_user_trading(self, user_id: str, enabled: bool, *, reason: str, principal: str) -> bool:
+        """Flip one user's kill switch (a user with no policy gets the default one, switched)."""
+        now = self._clock.now()
+        with self._db.transaction(user_id) as conn:
+            lock_user(conn, LockSpace.USER_TRADING, user_id)
+            row = repository.set_user_trading_enabled(conn, enabled, now=now, by=principal)
+            if row is None:
+                switched = replace(default_policy(user_id), trading_enabled=enabled)
+                row = repository.insert_policy(conn, switched, now=now, by=principal)
+            audit.append(
+                conn,
+                service=SERVICE,
+                kind="kill_switch.user",
+                subject_id=user_id,
+                principal=principal,
+                payload={"enabled": enabled, "reason": reason, "policy_version": int(row["version"])},
+            )
+        log.warning(
+            "user kill switch %s", "off (trading on)" if enabled else "ON (trading off)", extra={"user": user_id}
+        )
+        return enabled
+
+    def set_global_trading(self, enabled: bool, *, reason: str, principal: str) -> bool:
+        """Flip the global kill switch; waits for executions in their check-and-claim or
+        claim-to-submit step to finish, and every later one sees the new value."""
+        now = self._clock.now()
+        with self._db.transaction(SYSTEM_USER) as conn:
+            lock_account(conn, exclusive=True)
+            repository.set_global_trading_enabled(conn, enabled, now=now, by=principal)
+            audit.append(
+                conn,
+                service=SERVICE,
+                kind="kill_switch.global",
+                principal=principal,
+                payload={"enabled": enabled, "reason": reason},
+            )
+        log.warning("GLOBAL kill switch %s", "off (trading on)" if enabled else "ON (trading off)")
+        return enabled
+
+
+def _policy_json(p: Policy) -> dict[str, object]:
+    return {
+        "allowed_markets": list(p.allowed_markets),
+        "min_order_eur": str(p.min_order_eur),
+        "max_order_eur": str(p.max_order_eur),
+        "min_confidence": p.min_confidence,
+        "cooldown_seconds": p.cooldown_seconds,
+        "anti_flip_seconds": p.anti_flip_seconds,
+        "daily_trade_cap": p.daily_trade_cap,
+        "hourly_trade_cap": p.hourly_trade_cap,
+        "daily_notional_cap_eur": str(p.daily_notional_cap_eur),
+        "price_guard_pct": str(p.price_guard_pct),
+        "auto_execute": p.auto_execute,
+        "trading_enabled": p.trading_enabled,
+    }

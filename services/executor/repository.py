@@ -1,0 +1,368 @@
+"""Every SQL statement of the executor.
+
+Functions take a connection inside ``Database.transaction(user_id)``: row-level security limits
+every table to that user, and cross-user figures go through the SECURITY DEFINER functions of
+migrations 0001 and 0020. Times are parameters from the injected clock, never SQL ``now()``, so
+windows move with the clock tests control. "Counting" executions (caps, cooldown, anti-flip,
+notional) are every status except FAILED and zero-fill CANCELED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from services.executor.model import Fill, Policy, Side, Status
+from shared.db import Conn
+
+Row = dict[str, Any]
+
+# The policy columns, with the domain array cast so the driver returns a list of str.
+_POLICY_COLUMNS = (
+    "user_id, version, allowed_markets::text[] AS allowed_markets, min_order_eur, max_order_eur, min_confidence,"
+    " cooldown_seconds, anti_flip_seconds, daily_trade_cap, hourly_trade_cap, daily_notional_cap_eur,"
+    " price_guard_pct, auto_execute, trading_enabled, updated_at, updated_by"
+)
+
+_COUNTING = "status <> 'FAILED' AND NOT (status = 'CANCELED' AND filled_amount = 0)"
+
+# Columns compare_and_set_status may change besides status (a fixed list: never caller text in SQL).
+_SETTABLE = frozenset(
+    {
+        "exchange_order_id",
+        "filled_amount",
+        "filled_amount_quote",
+        "fee_paid",
+        "fee_currency",
+        "request",
+        "response",
+        "error",
+        "submitting_at",
+    }
+)
+_JSON_COLUMNS = frozenset({"request", "response", "error"})
+
+
+# ------------------------------------------------------------------ proposals
+
+
+def proposal(conn: Conn, proposal_id: str) -> Row | None:
+    """The user's proposal (another user's is invisible: row-level security)."""
+    return conn.execute(
+        "SELECT proposal_id, user_id, market, side, amount_quote, confidence, status, expires_at,"
+        " market_snapshot FROM oracle.trade_proposals WHERE proposal_id = %s",
+        (proposal_id,),
+    ).fetchone()
+
+
+# ------------------------------------------------------------------ executions
+
+
+def execution_by_proposal(conn: Conn, proposal_id: str) -> Row | None:
+    """The user's execution of a proposal, if it was ever claimed."""
+    return conn.execute("SELECT * FROM oracle.trade_executions WHERE proposal_id = %s", (proposal_id,)).fetchone()
+
+
+def execution(conn: Conn, execution_id: str) -> Row | None:
+    """One of the user's executions."""
+    return conn.execute("SELECT * FROM oracle.trade_executions WHERE execution_id = %s", (execution_id,)).fetchone()
+
+
+def insert_claim(
+    conn: Conn,
+    *,
+    execution_id: str,
+    user_id: str,
+    proposal_id: str,
+    mode: str,
+    market: str,
+    side: Side,
+    amount_quote: Decimal,
+    client_order_id: str,
+    override_cooldown: bool,
+    override_anti_flip: bool,
+    principal: str,
+    preflight: Mapping[str, Any],
+    now: datetime,
+) -> Row | None:
+    """The claim: one row per (user, proposal) whatever the number of callers; None if it exists."""
+    return conn.execute(
+        "INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"
+        " amount_quote, status, client_order_id, override_cooldown, override_anti_flip, principal,"
+        " preflight, claimed_at, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'CLAIMED', %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING *",
+        (
+            execution_id,
+            user_id,
+            proposal_id,
+            mode,
+            market,
+            side.value,
+            amount_quote,
+            client_order_id,
+            override_cooldown,
+            override_anti_flip,
+            principal,
+            Jsonb(dict(preflight)),
+            now,
+            now,
+        ),
+    ).fetchone()
+
+
+def compare_and_set_status(
+    conn: Conn, execution_id: str, *, expected: Status, new: Status, now: datetime, changes: Mapping[str, Any]
+) -> Row | None:
+    """``UPDATE … WHERE status = expected``: the updated row, or None when the status moved on."""
+    unknown = set(changes) - _SETTABLE
+    if unknown:
+        raise ValueError(f"not settable: {sorted(unknown)}")
+    assignments: list[sql.Composable] = [sql.SQL("status = %s"), sql.SQL("updated_at = %s")]
+    params: list[Any] = [new.value, now]
+    for column, value in changes.items():
+        assignments.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+        params.append(Jsonb(value) if column in _JSON_COLUMNS and value is not None else value)
+    query = sql.SQL("UPDATE oracle.trade_executions SET {} WHERE execution_id = %s AND status = %s RETURNING *").format(
+        sql.SQL(", ").join(assignments)
+    )
+    return conn.execute(query, (*params, execution_id, expected.value)).fetchone()
+
+
+def insert_fills(conn: Conn, *, execution_id: str, user_id: str, market: str, side: Side, fills: Sequence[Fill]) -> int:
+    """Record fills reported by the exchange; a fill already recorded is left alone."""
+    added = 0
+    for fill in fills:
+        cur = conn.execute(
+            "INSERT INTO oracle.trade_history (execution_id, fill_id, user_id, market, side, amount, price,"
+            " fee, fee_currency, taker, filled_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (execution_id, fill_id) DO NOTHING",
+            (
+                execution_id,
+                fill.fill_id,
+                user_id,
+                market,
+                side.value,
+                fill.amount,
+                fill.price,
+                fill.fee,
+                fill.fee_currency,
+                fill.taker,
+                fill.filled_at,
+            ),
+        )
+        added += cur.rowcount
+    return added
+
+
+def list_executions(conn: Conn, *, limit: int, before: tuple[datetime, str] | None, status: Status | None) -> list[Row]:
+    """A page of the user's executions, newest claim first (keyset on claimed_at, execution_id)."""
+    clauses = ["TRUE"]
+    params: list[Any] = []
+    if before is not None:
+        clauses.append("(claimed_at, execution_id) < (%s, %s)")
+        params += [before[0], before[1]]
+    if status is not None:
+        clauses.append("status = %s")
+        params.append(status.value)
+    query = (
+        "SELECT * FROM oracle.trade_executions WHERE "
+        + " AND ".join(clauses)
+        + " ORDER BY claimed_at DESC, execution_id DESC LIMIT %s"
+    )
+    return conn.execute(query, (*params, limit)).fetchall()  # type: ignore[call-overload, no-any-return]
+
+
+def unresolved_of_mode(conn: Conn, mode: str, limit: int) -> list[tuple[str, str]]:
+    """(execution_id, user_id) of every non-terminal execution of ``mode``, across users."""
+    rows = conn.execute("SELECT * FROM oracle.unresolved_executions_of_mode(%s, %s)", (mode, limit)).fetchall()
+    return [(str(r["execution_id"]), r["user_id"]) for r in rows]
+
+
+def unresolved_of_user(conn: Conn, mode: str, limit: int) -> list[str]:
+    """Ids of the user's non-terminal executions of ``mode``, oldest update first."""
+    rows = conn.execute(
+        "SELECT execution_id FROM oracle.trade_executions WHERE mode = %s"
+        " AND status IN ('CLAIMED', 'SUBMITTING', 'SUBMITTED', 'PARTIALLY_FILLED', 'UNKNOWN')"
+        " ORDER BY updated_at LIMIT %s",
+        (mode, limit),
+    ).fetchall()
+    return [str(r["execution_id"]) for r in rows]
+
+
+# ------------------------------------------------------------------ what the validators read
+
+
+@dataclass(frozen=True)
+class UserFigures:
+    """The user's counting executions of one mode, as the validators need them."""
+
+    last_on_market_at: datetime | None
+    last_opposite_at: datetime | None
+    trades_today: int
+    trades_last_hour: int
+    notional_today_eur: Decimal
+
+
+def user_figures(
+    conn: Conn, *, mode: str, market: str, side: Side, day_start: datetime, hour_start: datetime
+) -> UserFigures:
+    """Cooldown, anti-flip, caps and notional figures of the transaction's user."""
+    row = conn.execute(
+        "SELECT max(claimed_at) FILTER (WHERE market = %(market)s) AS last_on_market,"
+        " max(claimed_at) FILTER (WHERE market = %(market)s AND side = %(opposite)s) AS last_opposite,"
+        " count(*) FILTER (WHERE claimed_at >= %(day)s) AS today,"
+        " count(*) FILTER (WHERE claimed_at >= %(hour)s) AS last_hour,"
+        " COALESCE(sum(amount_quote) FILTER (WHERE claimed_at >= %(day)s), 0) AS notional_today"
+        f" FROM oracle.trade_executions WHERE mode = %(mode)s AND {_COUNTING}",
+        {"market": market, "opposite": side.opposite.value, "day": day_start, "hour": hour_start, "mode": mode},
+    ).fetchone()
+    assert row is not None
+    return UserFigures(
+        last_on_market_at=row["last_on_market"],
+        last_opposite_at=row["last_opposite"],
+        trades_today=int(row["today"]),
+        trades_last_hour=int(row["last_hour"]),
+        notional_today_eur=Decimal(row["notional_today"]),
+    )
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    """Account-wide figures across users, read under the account row lock."""
+
+    global_trading_enabled: bool
+    notional_today_eur: Decimal
+    in_flight_eur: Decimal
+
+
+def lock_account_row(conn: Conn) -> bool:
+    """Lock the account settings row until commit; returns the global kill switch.
+
+    Taken after the per-user lock by every claim, so account-wide figures (notional, in-flight
+    balance) are read and used without another user's claim slipping in between.
+    """
+    row = conn.execute("SELECT trading_enabled FROM oracle.account_settings WHERE id FOR UPDATE").fetchone()
+    return bool(row and row["trading_enabled"])
+
+
+def account_figures(
+    conn: Conn, *, mode: str, side: Side, market: str, day_start: datetime, day_end: datetime, balance_at: datetime
+) -> AccountFigures:
+    """Global kill switch, the account's claimed EUR this UTC day, and the same side's EUR in flight
+    since the balance was fetched (for a sell, of this market only). Locks the account row."""
+    enabled = lock_account_row(conn)
+    notional = conn.execute(
+        "SELECT claimed_eur FROM oracle.account_notional(%s, %s, %s)", (mode, day_start, day_end)
+    ).fetchone()
+    in_flight = conn.execute(
+        "SELECT oracle.account_in_flight_eur(%s, %s, %s, %s) AS eur",
+        (mode, side.value, market if side is Side.SELL else None, balance_at),
+    ).fetchone()
+    assert notional is not None and in_flight is not None
+    return AccountFigures(enabled, Decimal(notional["claimed_eur"]), Decimal(in_flight["eur"]))
+
+
+def paper_wallet(conn: Conn, market: str) -> tuple[Decimal, Decimal]:
+    """Paper mode: (EUR spent net, base asset of ``market`` held) by paper fills, account-wide."""
+    row = conn.execute("SELECT eur_spent, base_held FROM oracle.paper_wallet(%s)", (market,)).fetchone()
+    assert row is not None
+    return Decimal(row["eur_spent"]), Decimal(row["base_held"])
+
+
+# ------------------------------------------------------------------ policies and kill switches
+
+
+def policy(conn: Conn) -> Row | None:
+    """The transaction user's stored policy."""
+    return conn.execute(f"SELECT {_POLICY_COLUMNS} FROM oracle.trading_policies").fetchone()
+
+
+def account_settings(conn: Conn) -> Row:
+    """The account-wide settings row."""
+    row = conn.execute("SELECT trading_enabled, updated_at, updated_by FROM oracle.account_settings").fetchone()
+    assert row is not None
+    return row
+
+
+def insert_policy(conn: Conn, p: Policy, *, now: datetime, by: str) -> Row:
+    """Store a user's first policy (version 1)."""
+    row = conn.execute(
+        "INSERT INTO oracle.trading_policies (user_id, version, allowed_markets, min_order_eur, max_order_eur,"
+        " min_confidence, cooldown_seconds, anti_flip_seconds, daily_trade_cap, hourly_trade_cap,"
+        " daily_notional_cap_eur, price_guard_pct, auto_execute, trading_enabled, updated_at, updated_by)"
+        " VALUES (%s, 1, %s::oracle.market[], %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        f" RETURNING {_POLICY_COLUMNS}",
+        (p.user_id, *_policy_values(p), p.trading_enabled, now, by),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def update_policy(conn: Conn, p: Policy, *, expected_version: int, now: datetime, by: str) -> Row | None:
+    """Replace a policy if its version is still ``expected_version`` (the kill switch is kept)."""
+    return conn.execute(
+        "UPDATE oracle.trading_policies SET version = version + 1, allowed_markets = %s::oracle.market[], min_order_eur = %s,"
+        " max_order_eur = %s, min_confidence = %s, cooldown_seconds = %s, anti_flip_seconds = %s,"
+        " daily_trade_cap = %s, hourly_trade_cap = %s, daily_notional_cap_eur = %s, price_guard_pct = %s,"
+        " auto_execute = %s, updated_at = %s, updated_by = %s WHERE version = %s"
+        f" RETURNING {_POLICY_COLUMNS}",
+        (*_policy_values(p), now, by, expected_version),
+    ).fetchone()
+
+
+def set_user_trading_enabled(conn: Conn, enabled: bool, *, now: datetime, by: str) -> Row | None:
+    """Flip the user's kill switch on the stored policy (version + 1); None when no policy exists."""
+    return conn.execute(
+        "UPDATE oracle.trading_policies SET trading_enabled = %s, version = version + 1, updated_at = %s,"
+        " updated_by = %s"
+        f" RETURNING {_POLICY_COLUMNS}",
+        (enabled, now, by),
+    ).fetchone()
+
+
+def set_global_trading_enabled(conn: Conn, enabled: bool, *, now: datetime, by: str) -> None:
+    """Flip the global kill switch."""
+    conn.execute(
+        "UPDATE oracle.account_settings SET trading_enabled = %s, updated_at = %s, updated_by = %s WHERE id",
+        (enabled, now, by),
+    )
+
+
+def _policy_values(p: Policy) -> tuple[Any, ...]:
+    return (
+        list(p.allowed_markets),
+        p.min_order_eur,
+        p.max_order_eur,
+        p.min_confidence,
+        p.cooldown_seconds,
+        p.anti_flip_seconds,
+        p.daily_trade_cap,
+        p.hourly_trade_cap,
+        p.daily_notional_cap_eur,
+        p.price_guard_pct,
+        p.auto_execute,
+    )
+
+
+# ------------------------------------------------------------------ audit trail
+
+
+def list_audit_events(conn: Conn, *, subject_id: str, after_sequence: int, limit: int) -> list[Row]:
+    """A page of the user's audit events in chain order."""
+    clauses = ["sequence > %s"]
+    params: list[Any] = [after_sequence]
+    if subject_id:
+        clauses.append("subject_id = %s")
+        params.append(subject_id)
+    query = (
+        "SELECT sequence, user_id, service, kind, subject_id, principal, payload, created_at, prev_hash, hash"
+        " FROM oracle.audit_events WHERE " + " AND ".join(clauses) + " ORDER BY sequence LIMIT %s"
+    )
+    return conn.execute(query, (*params, limit)).fetchall()  # type: ignore[call-overload, no-any-return]

@@ -1,0 +1,364 @@
+"""oracle.executor.v1.ExecutorService: proto ↔ domain translation, nothing else.
+
+Every request field is checked here (shared.fields) before the domain or the database sees it,
+and one INVALID_ARGUMENT names every bad field. The rules live in execution.py (ExecuteProposal),
+reconciler.py, policies.py and validators.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+from oracle.executor.v1 import executor_service_pb2 as pb
+from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
+
+from services.executor import repository
+from services.executor.execution import ExecuteRequest, ExecutionExists, Executor
+from services.executor.model import Execution, Policy, Side, Status
+from services.executor.policies import AccountSettings, PolicyBook
+from services.executor.reconciler import Reconciler
+from shared import fields
+from shared.db import SYSTEM_USER, Database
+from shared.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from shared.principals import current_principal
+
+T = TypeVar("T")
+
+MAX_REASON = 500
+MAX_SUBJECT = 100
+
+_SIDE = {Side.BUY: pb.SIDE_BUY, Side.SELL: pb.SIDE_SELL}
+_STATUS = {
+    Status.CLAIMED: pb.EXECUTION_STATUS_CLAIMED,
+    Status.SUBMITTING: pb.EXECUTION_STATUS_SUBMITTING,
+    Status.SUBMITTED: pb.EXECUTION_STATUS_SUBMITTED,
+    Status.PARTIALLY_FILLED: pb.EXECUTION_STATUS_PARTIALLY_FILLED,
+    Status.FILLED: pb.EXECUTION_STATUS_FILLED,
+    Status.CANCELED: pb.EXECUTION_STATUS_CANCELED,
+    Status.UNKNOWN: pb.EXECUTION_STATUS_UNKNOWN,
+    Status.FAILED: pb.EXECUTION_STATUS_FAILED,
+}
+_STATUS_OF = {number: status for status, number in _STATUS.items()}
+_MODE = {"live": pb.EXECUTION_MODE_LIVE, "paper": pb.EXECUTION_MODE_PAPER}
+
+
+class FieldCheck:
+    """Runs field checks and keeps every violation, so one answer names every bad field."""
+
+    def __init__(self) -> None:
+        self._violations: list[FieldViolation] = []
+
+    def __call__(self, check: Callable[[], T], fallback: T) -> T:
+        try:
+            return check()
+        except InvalidArgument as exc:
+            self._violations.extend(exc.violations)
+            return fallback
+
+    def fail(self, field: str, description: str) -> None:
+        self._violations.append(FieldViolation(field, description))
+
+    def raise_if_any(self) -> None:
+        if self._violations:
+            raise InvalidArgument(self._violations)
+
+
+class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
+    """The gRPC face of the executor."""
+
+    def __init__(self, db: Database, executor: Executor, reconciler: Reconciler, policies: PolicyBook) -> None:
+        self._db = db
+        self._executor = executor
+        self._reconciler = reconciler
+        self._policies = policies
+
+    # ------------------------------------------------------------------ executions
+
+    def ExecuteProposal(self, request: pb.ExecuteProposalRequest, context: Any) -> pb.ExecuteProposalResponse:
+        check = FieldCheck()
+        user_id = check(lambda: fields.user_id(request.user_id), "")
+        proposal_id = check(lambda: fields.uuid_str(request.proposal_id, "proposal_id"), "")
+        reason = check(lambda: fields.text(request.override_reason, "override_reason", max_len=MAX_REASON), "")
+        check.raise_if_any()
+        req = ExecuteRequest(
+            user_id=user_id,
+            proposal_id=proposal_id,
+            principal=current_principal(),
+            override_cooldown=request.override_cooldown,
+            override_anti_flip=request.override_anti_flip,
+            override_reason=reason,
+        )
+        try:
+            execution = self._executor.execute(req)
+        except ExecutionExists as exc:
+            raise AlreadyExists(
+                "execution",
+                exc.execution.execution_id,
+                reason=exc.reason,
+                metadata=exc.metadata,
+                extra=[execution_pb(exc.execution)],
+            ) from None
+        return pb.ExecuteProposalResponse(execution=execution_pb(execution))
+
+    def GetExecution(self, request: pb.GetExecutionRequest, context: Any) -> pb.GetExecutionResponse:
+        check = FieldCheck()
+        user_id = check(lambda: fields.user_id(request.user_id), "")
+        execution_id = check(lambda: fields.uuid_str(request.execution_id, "execution_id"), "")
+        check.raise_if_any()
+        with self._db.transaction(user_id) as conn:
+            row = repository.execution(conn, execution_id)
+        if row is None:
+            raise NotFound("execution", execution_id, reason="EXECUTION_NOT_FOUND")
+        return pb.GetExecutionResponse(execution=execution_pb(Execution.from_row(row)))
+
+    def ListExecutions(self, request: pb.ListExecutionsRequest, context: Any) -> pb.ListExecutionsResponse:
+        check = FieldCheck()
+        user_id = check(lambda: fields.user_id(request.user_id), "")
+        size = check(lambda: fields.page_size(request.page_size), 50)
+        position = check(lambda: _execution_position(request.page_token), None)
+        status: Status | None = None
+        if request.status:
+            status = _STATUS_OF.get(request.status)
+            if status is None:
+                check.fail("status", f"unknown value {request.status}")
+        check.raise_if_any()
+        with self._db.transaction(user_id) as conn:
+            rows = repository.list_executions(conn, limit=size + 1, before=position, status=status)
+        page = [Execution.from_row(r) for r in rows[:size]]
+        token = ""
+        if len(rows) > size:
+            last = page[-1]
+            token = fields.encode_page_token({"c": last.claimed_at.isoformat(), "i": last.execution_id})
+        return pb.ListExecutionsResponse(executions=[execution_pb(e) for e in page], next_page_token=token)
+
+    def ReconcileExecutions(
+        self, request: pb.ReconcileExecutionsRequest, context: Any
+    ) -> pb.ReconcileExecutionsResponse:
+        user_id = fields.user_id(request.user_id) if request.user_id else None
+        summary = self._reconciler.run(user_id)
+        return pb.ReconcileExecutionsResponse(
+            examined=summary.examined,
+            changed=len(summary.changed),
+            unresolved=summary.unresolved,
+            executions=[execution_pb(e) for e in summary.changed],
+        )
+
+    # ------------------------------------------------------------------ policies
+
+    def GetPolicy(self, request: pb.GetPolicyRequest, context: Any) -> pb.GetPolicyResponse:
+        user_id = fields.user_id(request.user_id)
+        policy, account = self._policies.get(user_id)
+        return pb.GetPolicyResponse(policy=policy_pb(policy), account=account_pb(account))
+
+    def UpdatePolicy(self, request: pb.UpdatePolicyRequest, context: Any) -> pb.UpdatePolicyResponse:
+        check = FieldCheck()
+        if not request.HasField("policy"):
+            check.fail("policy", "is required")
+        policy = policy_from_pb(request.policy, check)
+        if request.expected_version < 0:
+            check.fail("expected_version", "must be 0 (create) or the version read")
+        check.raise_if_any()
+        stored = self._policies.update(policy, expected_version=request.expected_version, principal=current_principal())
+        return pb.UpdatePolicyResponse(policy=policy_pb(stored))
+
+    def SetTradingEnabled(self, request: pb.SetTradingEnabledRequest, context: Any) -> pb.SetTradingEnabledResponse:
+        check = FieldCheck()
+        scope = check(
+            lambda: fields.enum(request.scope, "scope", {pb.KILL_SWITCH_SCOPE_USER, pb.KILL_SWITCH_SCOPE_GLOBAL}), 0
+        )
+        reason = check(lambda: fields.text(request.reason, "reason", max_len=MAX_REASON), "")
+        user_id = ""
+        if scope == pb.KILL_SWITCH_SCOPE_USER:
+            user_id = check(lambda: fields.user_id(request.user_id), "")
+        elif scope == pb.KILL_SWITCH_SCOPE_GLOBAL and request.user_id:
+            check.fail("user_id", "must be empty for KILL_SWITCH_SCOPE_GLOBAL")
+        check.raise_if_any()
+        principal = current_principal()
+        if scope == pb.KILL_SWITCH_SCOPE_USER:
+            enabled = self._policies.set_user_trading(user_id, request.enabled, reason=reason, principal=principal)
+        else:
+            enabled = self._policies.set_global_trading(request.enabled, reason=reason, principal=principal)
+        return pb.SetTradingEnabledResponse(scope=scope, user_id=user_id, enabled=enabled)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ audit
+
+    def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Any) -> pb.ListAuditEventsResponse:
+        check = FieldCheck()
+        user_id = SYSTEM_USER if request.user_id == SYSTEM_USER else check(lambda: fields.user_id(request.user_id), "")
+        subject = check(lambda: fields.text(request.subject_id, "subject_id", max_len=MAX_SUBJECT), "")
+        size = check(lambda: fields.page_size(request.page_size, default=100, maximum=1000), 100)
+        after = check(lambda: _audit_position(request.page_token), 0)
+        check.raise_if_any()
+        with self._db.transaction(user_id) as conn:
+            rows = repository.list_audit_events(conn, subject_id=subject, after_sequence=after, limit=size + 1)
+        page = rows[:size]
+        token = fields.encode_page_token({"s": int(page[-1]["sequence"])}) if len(rows) > size else ""
+        return pb.ListAuditEventsResponse(events=[_audit_pb(r) for r in page], next_page_token=token)
+
+
+# ------------------------------------------------------------------ domain → proto
+
+
+def execution_pb(e: Execution) -> pb.Execution:
+    """The proto of an execution (also sent inside ALREADY_EXISTS)."""
+    message = pb.Execution(
+        execution_id=e.execution_id,
+        user_id=e.user_id,
+        proposal_id=e.proposal_id,
+        market=e.market,
+        side=_SIDE[e.side],
+        amount_quote=_decimal(e.amount_quote),
+        status=_STATUS[e.status],
+        mode=_MODE.get(e.mode, pb.EXECUTION_MODE_UNSPECIFIED),
+        client_order_id=e.client_order_id,
+        exchange_order_id=e.exchange_order_id,
+        filled_amount=_decimal(e.filled_amount),
+        filled_amount_quote=_decimal(e.filled_amount_quote),
+        fee_paid=_decimal(e.fee_paid),
+        fee_currency=e.fee_currency,
+        error_code=str(e.error.get("code", "")),
+        error_message=str(e.error.get("message", "")),
+        validators=[
+            pb.ValidatorResult(
+                name=str(v.get("name", "")),
+                passed=bool(v.get("passed")),
+                reason=str(v.get("reason", "")),
+                observed=str(v.get("observed", "")),
+                limit=str(v.get("limit", "")),
+                overridden=bool(v.get("overridden")),
+            )
+            for v in e.validators
+        ],
+        override_cooldown=e.override_cooldown,
+        override_anti_flip=e.override_anti_flip,
+        claimed_at=_timestamp(e.claimed_at),
+        updated_at=_timestamp(e.updated_at),
+    )
+    if e.submitting_at is not None:
+        message.submitting_at.CopyFrom(_timestamp(e.submitting_at))
+    return message
+
+
+def policy_pb(p: Policy) -> pb.Policy:
+    message = pb.Policy(
+        user_id=p.user_id,
+        version=p.version,
+        allowed_markets=list(p.allowed_markets),
+        min_order_eur=_decimal(p.min_order_eur),
+        max_order_eur=_decimal(p.max_order_eur),
+        min_confidence=p.min_confidence,
+        cooldown=Duration(seconds=p.cooldown_seconds),
+        anti_flip_window=Duration(seconds=p.anti_flip_seconds),
+        daily_trade_cap=p.daily_trade_cap,
+        hourly_trade_cap=p.hourly_trade_cap,
+        daily_notional_cap_eur=_decimal(p.daily_notional_cap_eur),
+        price_guard_pct=_decimal(p.price_guard_pct),
+        auto_execute=p.auto_execute,
+        trading_enabled=p.trading_enabled,
+    )
+    if p.updated_at is not None:
+        message.updated_at.CopyFrom(_timestamp(p.updated_at))
+    return message
+
+
+def account_pb(a: AccountSettings) -> pb.AccountSettings:
+    return pb.AccountSettings(
+        trading_enabled=a.trading_enabled, daily_notional_cap_eur=_decimal(a.daily_notional_cap_eur)
+    )
+
+
+# ------------------------------------------------------------------ proto → domain
+
+
+def policy_from_pb(m: pb.Policy, check: FieldCheck) -> Policy:
+    """The policy of an UpdatePolicy request; format problems go to ``check`` (rules: policies.py)."""
+    zero = Decimal(0)
+    markets = tuple(
+        check(lambda i=i, v=v: fields.market(v, f"policy.allowed_markets[{i}]"), v)  # type: ignore[misc]
+        for i, v in enumerate(m.allowed_markets)
+    )
+    return Policy(
+        user_id=check(lambda: fields.user_id(m.user_id, "policy.user_id"), ""),
+        version=0,
+        allowed_markets=markets,
+        min_order_eur=check(lambda: fields.required_decimal(m.min_order_eur, "policy.min_order_eur"), zero),
+        max_order_eur=check(lambda: fields.required_decimal(m.max_order_eur, "policy.max_order_eur"), zero),
+        min_confidence=check(lambda: fields.confidence(m.min_confidence, "policy.min_confidence"), 0),
+        cooldown_seconds=check(lambda: _seconds(m.cooldown, "policy.cooldown"), 0),
+        anti_flip_seconds=check(lambda: _seconds(m.anti_flip_window, "policy.anti_flip_window"), 0),
+        daily_trade_cap=m.daily_trade_cap,
+        hourly_trade_cap=m.hourly_trade_cap,
+        daily_notional_cap_eur=check(
+            lambda: fields.required_decimal(m.daily_notional_cap_eur, "policy.daily_notional_cap_eur"), zero
+        ),
+        price_guard_pct=check(
+            lambda: fields.required_decimal(
+                m.price_guard_pct, "policy.price_guard_pct", places=3, maximum=Decimal(100)
+            ),
+            zero,
+        ),
+        auto_execute=m.auto_execute,
+        trading_enabled=True,
+    )
+
+
+def _seconds(d: Duration, field: str) -> int:
+    if d.nanos:
+        raise InvalidArgument.one(field, "must be whole seconds")
+    return int(d.seconds)
+
+
+def _execution_position(token: str) -> tuple[datetime, str] | None:
+    position = fields.decode_page_token(token)
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(position["c"])), fields.uuid_str(str(position["i"]), "page_token")
+    except (KeyError, ValueError, InvalidArgument):
+        raise InvalidArgument.one("page_token", "is not a token from a previous page") from None
+
+
+def _audit_position(token: str) -> int:
+    position = fields.decode_page_token(token)
+    if position is None:
+        return 0
+    sequence = position.get("s")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise InvalidArgument.one("page_token", "is not a token from a previous page")
+    return sequence
+
+
+def _audit_pb(row: dict[str, Any]) -> pb.AuditEvent:
+    payload = Struct()
+    json_format.ParseDict(row["payload"] or {}, payload)
+    return pb.AuditEvent(
+        sequence=int(row["sequence"]),
+        user_id=row["user_id"],
+        service=row["service"],
+        kind=row["kind"],
+        subject_id=row["subject_id"],
+        principal=row["principal"],
+        payload=payload,
+        created_at=_timestamp(row["created_at"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _decimal(value: Decimal) -> str:
+    """A decimal string without exponent or trailing zeros beyond the unit."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text

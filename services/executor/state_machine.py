@@ -1,0 +1,160 @@
+"""The execution state machine of DESIGN §3 and the one way to move an execution.
+
+    CLAIMED ──▶ SUBMITTING ──▶ SUBMITTED ──▶ PARTIALLY_FILLED ──▶ FILLED
+       │            │ │ │          │               │          └──▶ CANCELED
+       ▼            │ │ └──▶ UNKNOWN ──▶ (SUBMITTED | PARTIALLY_FILLED | FILLED | CANCELED | FAILED)
+     FAILED ◀───────┘ └──▶ FILLED / PARTIALLY_FILLED / CANCELED (straight from the answer)
+
+SUBMITTING is committed before the single POST /order; whatever answers (the sender, or a
+reconciler in any executor instance) moves the execution with :func:`advance`, a
+compare-and-set ``UPDATE … WHERE status = <expected>``: two movers never both win, and the
+loser sees ``None`` and re-reads. Every move is audited in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from services.executor import repository
+from services.executor.model import Execution, OrderView, Status
+from shared import audit
+from shared.db import Conn
+from shared.errors import OracleError
+from shared.exchange.errors import (
+    AuthenticationError,
+    NotSentError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RequestRejectedError,
+)
+
+SERVICE = "executor"
+
+_LIVE = {Status.SUBMITTED, Status.PARTIALLY_FILLED, Status.FILLED, Status.CANCELED}
+
+# status -> the statuses it may move to. Terminal statuses move nowhere.
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.CLAIMED: frozenset({Status.SUBMITTING, Status.FAILED}),
+    Status.SUBMITTING: frozenset({*_LIVE, Status.UNKNOWN, Status.FAILED}),
+    Status.UNKNOWN: frozenset({*_LIVE, Status.FAILED}),
+    Status.SUBMITTED: frozenset({Status.SUBMITTED, Status.PARTIALLY_FILLED, Status.FILLED, Status.CANCELED}),
+    Status.PARTIALLY_FILLED: frozenset({Status.PARTIALLY_FILLED, Status.FILLED, Status.CANCELED}),
+    Status.FILLED: frozenset(),
+    Status.CANCELED: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+# Sent (or possibly sent) and not final: what the reconciler looks up at the exchange.
+AWAITING_EXCHANGE = frozenset({Status.SUBMITTING, Status.UNKNOWN, Status.SUBMITTED, Status.PARTIALLY_FILLED})
+
+
+class IllegalTransition(OracleError):
+    """A move the state machine does not allow: a bug, never a runtime condition."""
+
+
+def allowed(current: Status, new: Status) -> bool:
+    """True when ``current`` may move to ``new``."""
+    return new in TRANSITIONS[current]
+
+
+def advance(
+    conn: Conn,
+    execution: Execution,
+    new: Status,
+    *,
+    now: datetime,
+    principal: str,
+    changes: Mapping[str, Any] | None = None,
+    audit_payload: Mapping[str, Any] | None = None,
+) -> Execution | None:
+    """Move ``execution`` from the status it was read in to ``new`` (compare-and-set) and audit it.
+
+    ``changes`` are other columns to set in the same UPDATE. Returns the updated execution, or
+    None when the execution is no longer in the status it was read in (another mover won).
+    """
+    if not allowed(execution.status, new):
+        raise IllegalTransition(f"execution {execution.execution_id}: {execution.status} -> {new} is not allowed")
+    row = repository.compare_and_set_status(
+        conn, execution.execution_id, expected=execution.status, new=new, now=now, changes=dict(changes or {})
+    )
+    if row is None:
+        return None
+    moved = Execution.from_row(row)
+    audit.append(
+        conn,
+        service=SERVICE,
+        kind="execution.transition",
+        subject_id=moved.execution_id,
+        principal=principal,
+        payload={
+            "from": execution.status.value,
+            "to": new.value,
+            "proposal_id": moved.proposal_id,
+            **dict(audit_payload or {}),
+        },
+    )
+    return moved
+
+
+# Answers to POST /order after which the order certainly does not exist (FAILED). Anything else
+# — a lost answer, 101/109, a 5xx, an unexpected exception — may hide a placed order (UNKNOWN).
+_ORDER_ABSENT = (RequestRejectedError, NotSentError, AuthenticationError, PermissionDeniedError, RateLimitedError)
+
+
+def order_absent(exc: BaseException) -> bool:
+    """True when a failed placement proves the order was not created."""
+    return isinstance(exc, _ORDER_ABSENT)
+
+
+def record_order(
+    conn: Conn, execution: Execution, view: OrderView, *, now: datetime, principal: str
+) -> Execution | None:
+    """Apply what the exchange says about the execution's order: its status, id, fills.
+
+    Returns the execution after the change (itself when nothing changed or the exchange's view
+    is older than ours), or None when another mover changed it first (re-read and retry).
+    """
+    unchanged = (
+        execution.status is view.status
+        and execution.exchange_order_id == view.order_id
+        and execution.filled_amount == view.filled_amount
+        and execution.fee_paid == view.fee_paid
+    )
+    if unchanged or not allowed(execution.status, view.status):
+        return execution
+    moved = advance(
+        conn,
+        execution,
+        view.status,
+        now=now,
+        principal=principal,
+        changes={
+            "exchange_order_id": view.order_id,
+            "filled_amount": view.filled_amount,
+            "filled_amount_quote": view.filled_amount_quote,
+            "fee_paid": view.fee_paid,
+            "fee_currency": view.fee_currency,
+            "response": view.raw,
+        },
+        audit_payload={
+            "exchange_order_id": view.order_id,
+            "exchange_status": view.exchange_status,
+            "filled_amount": str(view.filled_amount),
+            "filled_amount_quote": str(view.filled_amount_quote),
+            "fee_paid": str(view.fee_paid),
+            "fills": len(view.fills),
+        },
+    )
+    if moved is not None:
+        repository.insert_fills(
+            conn,
+            execution_id=moved.execution_id,
+            user_id=moved.user_id,
+            market=moved.market,
+            side=moved.side,
+            fills=view.fills,
+        )
+    return moved

@@ -1,0 +1,318 @@
+"""Every rule a proposal must pass before money moves, each a small pure function.
+
+A check reads :class:`Facts` (gathered under the per-user lock by execution.py) and returns a
+:class:`Check` record ``{name, passed, observed, limit, reason}``, stored with the execution and
+in the audit trail. :func:`run_validators` runs the validators of DESIGN §2 in their fixed order
+and reports *every* failure, not only the first. Freshness and the kill switch are checks of
+their own, run before the validators (and the kill switch again before the order is sent).
+
+Caps, cooldown, anti-flip and the notional caps read executions of the same mode that count
+(every status except FAILED and zero-fill CANCELED), timed by their claim; the repository
+gathers those figures, this module only compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from services.executor.model import MarketInfo, Policy, Proposal, Side
+
+CONFIDENCE_VALUES = frozenset({0, 25, 50, 75, 100})
+
+# Reason codes: the PreconditionViolation types a caller may see.
+PROPOSAL_EXPIRED = "PROPOSAL_EXPIRED"
+TRADING_DISABLED = "TRADING_DISABLED"
+ALLOWLIST_EMPTY_DENY_BY_DEFAULT = "ALLOWLIST_EMPTY_DENY_BY_DEFAULT"
+MARKET_NOT_ALLOWLISTED = "MARKET_NOT_ALLOWLISTED"
+MARKET_NOT_TRADING = "MARKET_NOT_TRADING"
+ORDER_TOO_SMALL = "ORDER_TOO_SMALL"
+ORDER_TOO_LARGE = "ORDER_TOO_LARGE"
+CONFIDENCE_NOT_ALLOWED = "CONFIDENCE_NOT_ALLOWED"
+CONFIDENCE_BELOW_MINIMUM = "CONFIDENCE_BELOW_MINIMUM"
+COOLDOWN_ACTIVE = "COOLDOWN_ACTIVE"
+ANTI_FLIP_ACTIVE = "ANTI_FLIP_ACTIVE"
+DAILY_CAP_REACHED = "DAILY_CAP_REACHED"
+HOURLY_CAP_REACHED = "HOURLY_CAP_REACHED"
+DAILY_NOTIONAL_CAP_REACHED = "DAILY_NOTIONAL_CAP_REACHED"
+ACCOUNT_NOTIONAL_CAP_REACHED = "ACCOUNT_NOTIONAL_CAP_REACHED"
+PRICE_MOVED = "PRICE_MOVED"
+INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule's verdict. ``overridden`` marks a check skipped by an operator override."""
+
+    name: str
+    passed: bool
+    observed: str
+    limit: str
+    reason: str = ""
+    overridden: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record stored in preflight and the audit trail."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the validators look at, gathered for one attempt.
+
+    Network figures (price, balance, market rules) were fetched before the transaction; the
+    figures read from trade_executions were read under the per-user lock (and, for the
+    account-wide ones, under the account row lock), so they cannot change before the claim.
+    """
+
+    proposal: Proposal
+    policy: Policy
+    now: datetime
+    market: MarketInfo | None  # None: the exchange does not list the market
+    price_now: Decimal
+    free_balance: Decimal  # EUR for a buy, the base asset for a sell (what the exchange calls available)
+    in_flight_eur: Decimal  # same side's orders the balance may not reflect yet (account-wide)
+    last_on_market_at: datetime | None  # latest counting execution on this market, any side
+    last_opposite_at: datetime | None  # latest counting execution on this market, opposite side
+    trades_today: int
+    trades_last_hour: int
+    notional_today_eur: Decimal  # this user's claimed EUR this UTC day
+    account_notional_today_eur: Decimal  # every user's claimed EUR this UTC day
+    account_daily_notional_cap_eur: Decimal
+    override_cooldown: bool = False
+    override_anti_flip: bool = False
+
+    @property
+    def amount(self) -> Decimal:
+        """The order size in EUR at the market's precision (rounded down, never up)."""
+        return order_amount(self.proposal.amount_quote, self.market)
+
+
+def order_amount(amount_quote: Decimal, market: MarketInfo | None) -> Decimal:
+    """``amount_quote`` at the market's notional precision, rounded down."""
+    places = 2 if market is None else max(0, min(market.notional_decimals, 2))
+    return amount_quote.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+
+
+def eur(value: Decimal) -> str:
+    """A EUR amount as text for a record."""
+    return f"{value.quantize(Decimal('0.01'))} EUR"
+
+
+# ------------------------------------------------------------------ checks before the validators
+
+
+def freshness(proposal: Proposal, now: datetime) -> Check:
+    """An expired proposal (marked so, or past its expiry) is never executed."""
+    expired = proposal.status != "open" or proposal.expires_at <= now
+    return Check(
+        name="freshness",
+        passed=not expired,
+        observed=f"status {proposal.status}, expires {proposal.expires_at.isoformat()}",
+        limit=f"open and expiring after {now.isoformat()}",
+        reason=PROPOSAL_EXPIRED if expired else "",
+    )
+
+
+def kill_switch(global_enabled: bool, user_enabled: bool) -> Check:
+    """The global and the user's kill switch must both allow trading."""
+    enabled = global_enabled and user_enabled
+    return Check(
+        name="kill_switch",
+        passed=enabled,
+        observed=f"global {'on' if global_enabled else 'off'}, user {'on' if user_enabled else 'off'}",
+        limit="both on",
+        reason="" if enabled else TRADING_DISABLED,
+    )
+
+
+# ------------------------------------------------------------------ the validators, in order
+
+
+def allowlist(f: Facts) -> Check:
+    """Deny by default: an empty allowlist denies every market."""
+    markets = f.policy.allowed_markets
+    if not markets:
+        return Check("allowlist", False, f.proposal.market, "allowlist is empty", ALLOWLIST_EMPTY_DENY_BY_DEFAULT)
+    listed = f.proposal.market in markets
+    return Check("allowlist", listed, f.proposal.market, ",".join(markets), "" if listed else MARKET_NOT_ALLOWLISTED)
+
+
+def market_status(f: Facts) -> Check:
+    """The exchange lists the market and it accepts market orders now."""
+    status = "not listed" if f.market is None else f.market.status
+    ok = status == "trading"
+    return Check("market_status", ok, status, "trading", "" if ok else MARKET_NOT_TRADING)
+
+
+def order_size(f: Facts) -> Check:
+    """Within the policy's min/max and the market's minimums (quote and base) and maximum."""
+    amount = f.amount
+    bounds = [f"policy {f.policy.min_order_eur}..{f.policy.max_order_eur} EUR"]
+    reason = ""
+    if amount <= 0 or amount < f.policy.min_order_eur:
+        reason = ORDER_TOO_SMALL
+    elif amount > f.policy.max_order_eur:
+        reason = ORDER_TOO_LARGE
+    if f.market is not None:
+        base_amount = amount / f.price_now if f.price_now > 0 else Decimal(0)
+        bounds.append(
+            f"market {f.market.min_order_quote}..{f.market.max_order_quote} EUR, min {f.market.min_order_base} {f.market.base}"
+        )
+        if not reason and (amount < f.market.min_order_quote or base_amount < f.market.min_order_base):
+            reason = ORDER_TOO_SMALL
+        elif not reason and amount > f.market.max_order_quote:
+            reason = ORDER_TOO_LARGE
+    observed = eur(amount)
+    if amount != f.proposal.amount_quote:
+        observed += f" (proposed {f.proposal.amount_quote}, rounded down to the market's precision)"
+    return Check("order_size", not reason, observed, "; ".join(bounds), reason)
+
+
+def confidence(f: Facts) -> Check:
+    """One of 0/25/50/75/100 and at least the policy's minimum."""
+    value = f.proposal.confidence
+    reason = ""
+    if value not in CONFIDENCE_VALUES:
+        reason = CONFIDENCE_NOT_ALLOWED
+    elif value < f.policy.min_confidence:
+        reason = CONFIDENCE_BELOW_MINIMUM
+    return Check("confidence", not reason, str(value), f">= {f.policy.min_confidence}, one of 0/25/50/75/100", reason)
+
+
+def cooldown(f: Facts) -> Check:
+    """No second trade on a market within the policy's cooldown (operator override skips it)."""
+    return _window_check(
+        "cooldown",
+        last=f.last_on_market_at,
+        seconds=f.policy.cooldown_seconds,
+        now=f.now,
+        overridden=f.override_cooldown,
+        reason=COOLDOWN_ACTIVE,
+    )
+
+
+def anti_flip(f: Facts) -> Check:
+    """No opposite-side trade on a market within the anti-flip window (operator override skips it)."""
+    return _window_check(
+        "anti_flip",
+        last=f.last_opposite_at,
+        seconds=f.policy.anti_flip_seconds,
+        now=f.now,
+        overridden=f.override_anti_flip,
+        reason=ANTI_FLIP_ACTIVE,
+    )
+
+
+def daily_cap(f: Facts) -> Check:
+    """Trades per UTC day."""
+    ok = f.trades_today < f.policy.daily_trade_cap
+    return Check(
+        "daily_cap", ok, f"{f.trades_today} today", f"< {f.policy.daily_trade_cap}", "" if ok else DAILY_CAP_REACHED
+    )
+
+
+def hourly_cap(f: Facts) -> Check:
+    """Trades in the last 60 minutes."""
+    ok = f.trades_last_hour < f.policy.hourly_trade_cap
+    return Check(
+        "hourly_cap",
+        ok,
+        f"{f.trades_last_hour} in the last hour",
+        f"< {f.policy.hourly_trade_cap}",
+        "" if ok else HOURLY_CAP_REACHED,
+    )
+
+
+def daily_notional(f: Facts) -> Check:
+    """This user's EUR per UTC day, this order included."""
+    total = f.notional_today_eur + f.amount
+    ok = total <= f.policy.daily_notional_cap_eur
+    return Check(
+        "daily_notional",
+        ok,
+        f"{eur(f.notional_today_eur)} today + {eur(f.amount)}",
+        f"<= {eur(f.policy.daily_notional_cap_eur)}",
+        "" if ok else DAILY_NOTIONAL_CAP_REACHED,
+    )
+
+
+def account_notional(f: Facts) -> Check:
+    """Every user's EUR per UTC day on the deployment's one exchange account, this order included."""
+    total = f.account_notional_today_eur + f.amount
+    ok = total <= f.account_daily_notional_cap_eur
+    return Check(
+        "account_notional",
+        ok,
+        f"{eur(f.account_notional_today_eur)} today + {eur(f.amount)}",
+        f"<= {eur(f.account_daily_notional_cap_eur)}",
+        "" if ok else ACCOUNT_NOTIONAL_CAP_REACHED,
+    )
+
+
+def price_guard(f: Facts) -> Check:
+    """Refuse when the price moved more than the policy's percentage since the proposal."""
+    snapshot = f.proposal.snapshot_price
+    limit = f"<= {f.policy.price_guard_pct}%"
+    if snapshot is None:
+        return Check("price_guard", False, "the proposal carries no snapshot price", limit, PRICE_MOVED)
+    moved = abs(f.price_now - snapshot) / snapshot * 100
+    ok = moved <= f.policy.price_guard_pct
+    observed = f"{moved.quantize(Decimal('0.001'))}% ({snapshot} -> {f.price_now})"
+    return Check("price_guard", ok, observed, limit, "" if ok else PRICE_MOVED)
+
+
+def balance(f: Facts) -> Check:
+    """Enough free balance, net of the same side's orders still in flight on the account."""
+    if f.proposal.side is Side.BUY:
+        free_eur = f.free_balance
+        observed = f"{eur(f.free_balance)} free, {eur(f.in_flight_eur)} in flight"
+    else:
+        base = f.market.base if f.market is not None else "base"
+        free_eur = f.free_balance * f.price_now
+        observed = f"{f.free_balance} {base} free (~{eur(free_eur)}), {eur(f.in_flight_eur)} in flight"
+    ok = free_eur - f.in_flight_eur >= f.amount
+    return Check("balance", ok, observed, f">= {eur(f.amount)}", "" if ok else INSUFFICIENT_BALANCE)
+
+
+VALIDATORS: tuple[Callable[[Facts], Check], ...] = (
+    allowlist,
+    market_status,
+    order_size,
+    confidence,
+    cooldown,
+    anti_flip,
+    daily_cap,
+    hourly_cap,
+    daily_notional,
+    account_notional,
+    price_guard,
+    balance,
+)
+
+
+def run_validators(facts: Facts) -> list[Check]:
+    """Every validator, in order; all of them run, so a rejection lists every failure."""
+    return [validator(facts) for validator in VALIDATORS]
+
+
+def failures(checks: list[Check]) -> list[Check]:
+    """The checks that failed."""
+    return [c for c in checks if not c.passed]
+
+
+def _window_check(
+    name: str, *, last: datetime | None, seconds: int, now: datetime, overridden: bool, reason: str
+) -> Check:
+    limit = f"{seconds}s since the last trade"
+    if last is None:
+        return Check(name, True, "no trade in the window", limit, overridden=overridden)
+    elapsed = now - last
+    active = seconds > 0 and elapsed < timedelta(seconds=seconds)
+    observed = f"last trade {int(elapsed.total_seconds())}s ago"
+    if overridden:
+        return Check(name, True, observed + " (operator override)", limit, overridden=True)
+    return Check(name, not active, observed, limit, reason if active else "")
