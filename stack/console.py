@@ -1,0 +1,185 @@
+"""What ``make run`` shows: the honest banner (what is simulated and how to go real), where each
+service listens, how to reach it with oraclectl and grpcurl, each cycle as it finishes, and the
+summary table at the end. Rendering only; the supervisor decides what happens.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from oracle.scanner.v1 import scanner_service_pb2 as scanner_pb2
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from oraclectl import defaults
+from oraclectl.output import label, outcome_text
+from stack.cycles import CycleReport, Totals
+from stack.demo import ALLOWED_MARKETS, SCANNED_MARKETS
+from stack.environments import Plan
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One started process, as the endpoints table shows it."""
+
+    name: str
+    address: str
+    pid: int
+    log: str
+
+
+def banner(plan: Plan, exchange_url: str, llm_url: str, database: str) -> Panel:
+    """What is real and what is simulated, said plainly."""
+    lines: list[Text] = []
+    if plan.needs_exchange_simulator:
+        lines.append(
+            Text.assemble(
+                ("SIMULATED EXCHANGE", "bold yellow"),
+                f": the Bitvavo simulator (sim/bitvavo) at {exchange_url}. It keeps its state in memory, so every "
+                "run starts a fresh simulated exchange with play money (10 000 EUR and a few coins). No real money moves.",
+            )
+        )
+    if plan.real_exchange_executor or plan.real_exchange_scanner:
+        lines.append(
+            Text.assemble(
+                ("REAL EXCHANGE", "bold red"),
+                ": EXECUTOR_EXCHANGE_URL / SCANNER_EXCHANGE_URL from your environment are in use.",
+            )
+        )
+    if plan.real_llm:
+        lines.append(Text.assemble(("REAL LLM", "bold red"), ": SCANNER_LLM_BASE_URL from your environment is in use."))
+    else:
+        lines.append(
+            Text.assemble(
+                ("SIMULATED LLM", "bold yellow"),
+                f": the LLM simulator (sim/llm) at {llm_url}, a deterministic trend rule behind an OpenAI-compatible "
+                "API, not a model. Every call is still reserved at the budget service.",
+            )
+        )
+    lines.append(
+        Text.assemble(
+            ("REAL DATABASE", "bold green"),
+            f": PostgreSQL ({database}). It persists: the next make run continues from it.",
+        )
+    )
+    return Panel(Group(*lines), title="Auto Invest Oracle — local demo", title_align="left")
+
+
+def going_live() -> Panel:
+    """The environment variables that replace the simulators (see stack/environments.py)."""
+    text = Text()
+    text.append("A real LLM", style="bold")
+    text.append(" (any OpenAI-compatible API):\n")
+    text.append(
+        "  SCANNER_LLM_BASE_URL=https://api.openai.com/v1 SCANNER_LLM_API_KEY=<key> SCANNER_LLM_MODEL=gpt-4o-mini make run\n"
+    )
+    text.append("The real Bitvavo API", style="bold")
+    text.append(" — paper trading first (every rail runs and is audited; no order is sent):\n")
+    text.append(
+        "  EXECUTOR_EXCHANGE_URL=https://api.bitvavo.com/v2 SCANNER_EXCHANGE_URL=https://api.bitvavo.com/v2 \\\n"
+        "  SCANNER_BITVAVO_API_KEY=<view-only key> SCANNER_BITVAVO_API_SECRET=<secret> make run\n"
+    )
+    text.append("Real orders with real money", style="bold red")
+    text.append(" additionally need EXECUTOR_MODE=live with a TRADE key for the executor only:\n")
+    text.append(
+        "  EXECUTOR_BITVAVO_API_KEY=<trade key> EXECUTOR_BITVAVO_API_SECRET=<secret> EXECUTOR_OPERATOR_ID=<int>\n"
+    )
+    text.append("Each service gets only its own prefix's variables; the scanner never sees a trade key.", style="dim")
+    return Panel(text, title="Going real", title_align="left")
+
+
+def endpoints_table(endpoints: Sequence[Endpoint]) -> Table:
+    table = Table(title="Processes", title_justify="left")
+    for column in ("process", "listens on", "pid", "log"):
+        table.add_column(column, overflow="fold")
+    for e in endpoints:
+        table.add_row(e.name, e.address, str(e.pid), e.log)
+    return table
+
+
+def how_to_reach(addresses: Mapping[str, str], token_file: str, default_layout: bool) -> Text:
+    """oraclectl and grpcurl, ready to paste (the token is read from its file, never shown)."""
+    text = Text()
+    fixed = (
+        addresses["scanner"] == defaults.SCANNER_ADDR
+        and addresses["executor"] == defaults.EXECUTOR_ADDR
+        and addresses["budget"] == defaults.BUDGET_ADDR
+    )
+    if not (fixed and default_layout):
+        text.append("For oraclectl in another terminal:\n", style="bold")
+        text.append(
+            f"  export ORACLE_SCANNER_ADDR={addresses['scanner']} ORACLE_EXECUTOR_ADDR={addresses['executor']} "
+            f"ORACLE_BUDGET_ADDR={addresses['budget']} ORACLE_TOKEN_FILE={token_file}\n"
+        )
+    text.append("Try, in another terminal (.venv/bin is where oraclectl and grpcurl live):\n", style="bold")
+    text.append("  oraclectl executions list\n  oraclectl proposals list\n  oraclectl policy show\n")
+    text.append(
+        f'  grpcurl -plaintext -H "authorization: Bearer $(cat {token_file})" '
+        f'-d \'{{"user_id": "{defaults.DEMO_USER}"}}\' {addresses["executor"]} oracle.executor.v1.ExecutorService/GetPolicy\n'
+    )
+    text.append(f"  grpcurl -plaintext {addresses['scanner']} list\n")
+    text.append("Ctrl-C stops everything cleanly.", style="dim")
+    return text
+
+
+def scenario() -> Text:
+    return Text(
+        f"Demo user '{defaults.DEMO_USER}': the scan job covers {', '.join(SCANNED_MARKETS)}; the policy allows only "
+        f"{', '.join(ALLOWED_MARKETS)}, so the other markets' proposals are refused (MARKET_NOT_ALLOWLISTED), and "
+        "the cooldown, caps and LLM budget refuse more as the cycles go on."
+    )
+
+
+def _reasons(counts: Counter[str]) -> str:
+    return ", ".join(f"{reason} ×{n}" for reason, n in counts.most_common()) or "-"
+
+
+def cycle_view(report: CycleReport, proposals: Mapping[str, scanner_pb2.Proposal]) -> RenderableType:
+    """One finished cycle: what happened on each market, then the cycle's numbers."""
+    table = Table(title=f"cycle {report.number} — scan finished {report.ran_at}", title_justify="left")
+    for column in ("market", "proposal", "executor"):
+        table.add_column(column, overflow="fold")
+    for outcome in report.outcomes:
+        proposal = proposals.get(outcome.proposal_id)
+        if proposal is not None:
+            idea = f"{label(proposal, 'side')} {proposal.amount_quote} EUR, confidence {proposal.confidence}"
+        elif outcome.proposal_id:
+            idea = outcome.proposal_id
+        else:
+            idea = f"none: {outcome.skipped_reason or 'no proposal'}"
+        result = outcome_text(outcome)
+        style = "green" if result.startswith("executed") else "red" if result.startswith(("rejected", "error")) else ""
+        table.add_row(outcome.market, idea, Text(result, style=style))
+    line = Text(
+        f"{len(report.outcomes)} markets scanned · {report.proposals} proposals · {report.executed} executed · "
+        f"{report.rejected} rejected ({_reasons(report.rejections())}) · LLM calls left: {report.budget.daily} today, "
+        f"{report.budget.hourly} this hour"
+        + ("" if report.exchange_orders is None else f" · orders at the simulated exchange: {report.exchange_orders}")
+    )
+    return Group(table, line)
+
+
+def summary_table(totals: Totals) -> Table:
+    """The end-of-run table."""
+    table = Table(title="Summary of this run", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("cycles shown", str(totals.cycles))
+    table.add_row("markets scanned", str(totals.scanned))
+    table.add_row("proposals", str(totals.proposals))
+    table.add_row("executed", str(totals.executed))
+    table.add_row("rejected", f"{totals.rejected} ({_reasons(totals.rejections)})")
+    table.add_row("no proposal", _reasons(totals.skips))
+    if totals.last is not None:
+        table.add_row("LLM calls left", f"{totals.last.budget.daily} today, {totals.last.budget.hourly} this hour")
+        if totals.last.exchange_orders is not None:
+            table.add_row("orders at the simulated exchange", str(totals.last.exchange_orders))
+    return table
+
+
+def make_console() -> Console:
+    return Console(highlight=False)

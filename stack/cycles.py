@@ -1,0 +1,152 @@
+"""Following the demo's scan cycles as they happen: the scanner's own scheduler runs the job
+(lease, fencing token, auto-execute), and the supervisor only watches the job's last run and
+reads its per-market outcomes, the budget left and the orders counted at the simulator.
+
+:class:`CycleReport` is one finished run; :class:`Totals` adds them up for the summary table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from oracle.budget.v1 import budget_service_pb2 as budget_pb2
+from oracle.scanner.v1 import scanner_service_pb2 as scanner_pb2
+
+from oraclectl.session import CliError, Session
+from stack.demo import find_job
+
+AUTO = scanner_pb2.AutoExecuteStatus
+
+
+@dataclass(frozen=True)
+class BudgetLeft:
+    """The LLM calls still allowed today and in the rolling hour."""
+
+    daily: str
+    hourly: str
+
+    @classmethod
+    def of(cls, usage: budget_pb2.GetUsageResponse | None) -> BudgetLeft:
+        if usage is None:
+            return cls("?", "?")
+        left = {w.window: ("unlimited" if w.unlimited else f"{w.remaining}/{w.limit}") for w in usage.windows}
+        return cls(left.get(budget_pb2.WINDOW_DAILY_CALLS, "?"), left.get(budget_pb2.WINDOW_HOURLY_CALLS, "?"))
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """One finished run of the demo job."""
+
+    number: int
+    ran_at: str
+    outcomes: tuple[scanner_pb2.MarketOutcome, ...]
+    budget: BudgetLeft
+    exchange_orders: int | None  # orders the simulated exchange holds in total (None: not counted)
+
+    @property
+    def proposals(self) -> int:
+        return sum(1 for o in self.outcomes if o.proposal_id)
+
+    @property
+    def executed(self) -> int:
+        return sum(1 for o in self.outcomes if o.auto_execute == AUTO.AUTO_EXECUTE_STATUS_EXECUTED)
+
+    def rejections(self) -> Counter[str]:
+        """Refused executions by reason code (one refusal may carry several)."""
+        counts: Counter[str] = Counter()
+        for o in self.outcomes:
+            if o.auto_execute in (AUTO.AUTO_EXECUTE_STATUS_REJECTED, AUTO.AUTO_EXECUTE_STATUS_ERROR):
+                counts.update(o.execution_reasons or ["UNKNOWN"])
+        return counts
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for o in self.outcomes if o.auto_execute == AUTO.AUTO_EXECUTE_STATUS_REJECTED)
+
+    def skips(self) -> Counter[str]:
+        """Markets without a proposal, by why (HOLD, BUDGET_EXHAUSTED, …)."""
+        return Counter(o.skipped_reason or "NO_PROPOSAL" for o in self.outcomes if not o.proposal_id)
+
+
+@dataclass
+class Totals:
+    """Everything the run has shown, for the summary table."""
+
+    cycles: int = 0
+    scanned: int = 0
+    proposals: int = 0
+    executed: int = 0
+    rejected: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
+    skips: Counter[str] = field(default_factory=Counter)
+    last: CycleReport | None = None
+
+    def add(self, report: CycleReport) -> None:
+        self.cycles += 1
+        self.scanned += len(report.outcomes)
+        self.proposals += report.proposals
+        self.executed += report.executed
+        self.rejected += report.rejected
+        self.rejections.update(report.rejections())
+        self.skips.update(report.skips())
+        self.last = report
+
+
+class CycleWatcher:
+    """Notices each new finished run of one scan job."""
+
+    def __init__(
+        self,
+        session: Session,
+        user: str,
+        job_id: str,
+        count_orders: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self._session = session
+        self._user = user
+        self._job_id = job_id
+        self._count_orders = count_orders
+        self._seen = ""
+        self._number = 0
+        job = find_job(session, user, job_id)
+        if job is not None and job.HasField("last_run_at"):
+            self._seen = job.last_run_at.ToJsonString()  # runs before this supervisor started do not count
+        self.job = job
+
+    def poll(self) -> CycleReport | None:
+        """The next finished run since the last call, or None."""
+        job = find_job(self._session, self._user, self._job_id)
+        self.job = job
+        if job is None or not job.HasField("last_run_at") or job.locked_by:
+            return None  # gone, never run, or a run in progress (outcomes not final yet)
+        stamp = job.last_run_at.ToJsonString()
+        if stamp == self._seen:
+            return None
+        self._seen = stamp
+        self._number += 1
+        return CycleReport(
+            number=self._number,
+            ran_at=stamp,
+            outcomes=tuple(job.last_outcomes),
+            budget=BudgetLeft.of(self._usage()),
+            exchange_orders=self._count_orders(),
+        )
+
+    def _usage(self) -> budget_pb2.GetUsageResponse | None:
+        try:
+            usage: budget_pb2.GetUsageResponse = self._session.call(
+                "budget", self._session.budget().GetUsage, budget_pb2.GetUsageRequest(user_id=self._user)
+            )
+        except CliError:
+            return None
+        return usage
+
+    def seconds_to_next_run(self) -> float | None:
+        """How long until the job is due (None when unknown or paused)."""
+        job = self.job
+        if job is None or job.paused or not job.HasField("next_run_at"):
+            return None
+        return max(0.0, job.next_run_at.ToNanoseconds() / 1e9 - time.time())

@@ -1,0 +1,172 @@
+"""The stack's child processes: started with an explicit environment, their output kept in a
+log file, known to be ready by what they print, and stopped with SIGTERM (SIGKILL only after a
+grace period).
+
+Each child runs in a session of its own, so a Ctrl-C in the terminal reaches only the
+supervisor, which then stops the children in order (services, simulators, database). On Linux
+each child also gets SIGTERM should the supervisor die without cleaning up (PR_SET_PDEATHSIG),
+so nothing outlives a killed ``make run``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from oraclectl.defaults import PROJECT_ROOT
+
+_PR_SET_PDEATHSIG = 1
+try:  # loaded before any fork: the pre-exec hook must not import or allocate much
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+except OSError:
+    _LIBC = None
+
+
+def _die_with_parent() -> None:
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+class StartError(RuntimeError):
+    """A child did not become ready; the message ends with the tail of its log."""
+
+
+def listening_port(line: str) -> str | None:
+    """The port of a service's ``{"event": "listening", "port": N}`` log line, else None."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(record, dict) and record.get("event") == "listening" and "port" in record:
+        return str(record["port"])
+    return None
+
+
+def printed_url(line: str) -> str | None:
+    """A simulator's first stdout line: its base URL."""
+    text = line.strip()
+    return text if text.startswith(("http://", "https://")) else None
+
+
+@dataclass
+class Child:
+    """A started child process."""
+
+    name: str
+    proc: subprocess.Popen[str]
+    log_path: Path
+    ready_value: str = ""  # what the readiness line said: a URL or a port
+    _log: IO[str] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def terminate(self) -> None:
+        """Send SIGTERM (a graceful stop) if it is still running."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the exit; SIGKILL after ``timeout`` seconds. Returns the exit code."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(10)
+        return code
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    ready: Callable[[str], str | None],
+    timeout: float = 60.0,
+) -> Child:
+    """Start ``argv`` and wait until one output line satisfies ``ready`` (whose value is kept).
+
+    Output (stdout and stderr) is appended to ``log_path``; on failure the child is killed and
+    :class:`StartError` carries the log's tail.
+    """
+    log = log_path.open("a", encoding="utf-8")
+    log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} stack: starting {name}\n")
+    log.flush()
+    proc = subprocess.Popen(  # noqa: S603 -- argv is ours: sys.executable -m <our module>
+        list(argv),
+        cwd=PROJECT_ROOT,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 -- only prctl, with libc loaded beforehand
+    )
+    child = Child(name, proc, log_path, _log=log)
+    found = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if not found.is_set():
+                value = ready(line)
+                if value is not None:
+                    child.ready_value = value
+                    found.set()
+        log.close()
+
+    threading.Thread(target=pump, name=f"log-{name}", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not found.wait(0.1):
+        if not child.alive() or time.monotonic() > deadline:
+            if child.alive():
+                child.proc.kill()
+            child.proc.wait(10)
+            time.sleep(0.2)  # let the pump write the last lines
+            raise StartError(f"{name} did not start (exit code {child.proc.returncode}); its log:\n{child.log_tail()}")
+    return child
+
+
+def wait_serving(target: str, timeout: float = 30.0) -> None:
+    """Wait until ``target``'s standard health check answers SERVING."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                last = exc.code().name
+            time.sleep(0.2)
+    raise StartError(f"{target} is not SERVING after {timeout:.0f}s (last: {last})")
