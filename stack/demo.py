@@ -27,13 +27,18 @@ from oraclectl.session import Session
 SCANNED_MARKETS = ("BTC-EUR", "ETH-EUR", "SOL-EUR", "XRP-EUR", "ADA-EUR", "DOGE-EUR", "LINK-EUR", "LTC-EUR")
 ALLOWED_MARKETS = ("BTC-EUR", "ETH-EUR", "SOL-EUR", "XRP-EUR")
 
-# The simulated account's play money: EUR to buy with, and some of each allowed coin to sell.
+# The simulated account's play money: EUR to buy with, and some of each scanned coin to sell
+# (so a sell is refused by a rail, not by an empty wallet).
 SIM_BALANCES: dict[str, Decimal] = {
     "EUR": Decimal("10000"),
     "BTC": Decimal("0.02"),
     "ETH": Decimal("0.5"),
     "SOL": Decimal("10"),
     "XRP": Decimal("800"),
+    "ADA": Decimal("1000"),
+    "DOGE": Decimal("3000"),
+    "LINK": Decimal("30"),
+    "LTC": Decimal("5"),
 }
 
 
