@@ -22,7 +22,8 @@ DAY = timedelta(days=1)
 
 
 class Window(StrEnum):
-    """One budget window; the value names it in quota subjects (``user:<id>/<value>``)."""
+    """One budget window. The value names it in quota subjects (``user:<id>/<value>``) and is
+    the name of its field in Limits and Usage."""
 
     DAILY_CALLS = "daily_calls"
     HOURLY_CALLS = "hourly_calls"
@@ -30,8 +31,16 @@ class Window(StrEnum):
     DAILY_COST = "daily_cost_micros"
 
 
+class _PerWindow:
+    """A figure per window, in fields named like the windows' values."""
+
+    def of(self, window: Window) -> int:
+        """The figure of ``window``."""
+        return int(getattr(self, window.value))
+
+
 @dataclass(frozen=True)
-class Limits:
+class Limits(_PerWindow):
     """A user's limits."""
 
     daily_calls: int
@@ -41,23 +50,10 @@ class Limits:
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, what is wrong) for every rule the limits break; empty when valid."""
-        out = [
-            (name, "must not be negative")
-            for name in ("daily_calls", "hourly_calls", "daily_tokens", "daily_cost_micros")
-            if getattr(self, name) < 0
-        ]
+        out = [(window.value, "must not be negative") for window in Window if self.of(window) < 0]
         if not out and self.hourly_calls > self.daily_calls:
             out.append(("hourly_calls", "must not exceed daily_calls"))
         return out
-
-    def limit_of(self, window: Window) -> int:
-        """The limit of ``window``."""
-        return {
-            Window.DAILY_CALLS: self.daily_calls,
-            Window.HOURLY_CALLS: self.hourly_calls,
-            Window.DAILY_TOKENS: self.daily_tokens,
-            Window.DAILY_COST: self.daily_cost_micros,
-        }[window]
 
 
 @dataclass(frozen=True)
@@ -77,22 +73,13 @@ class Bounds:
 
 
 @dataclass(frozen=True)
-class Usage:
+class Usage(_PerWindow):
     """What a user's counted rows (every status but released) add up to in each window."""
 
     daily_calls: int
     hourly_calls: int
     daily_tokens: int
     daily_cost_micros: int
-
-    def used_in(self, window: Window) -> int:
-        """The usage of ``window``."""
-        return {
-            Window.DAILY_CALLS: self.daily_calls,
-            Window.HOURLY_CALLS: self.hourly_calls,
-            Window.DAILY_TOKENS: self.daily_tokens,
-            Window.DAILY_COST: self.daily_cost_micros,
-        }[window]
 
 
 @dataclass(frozen=True)
@@ -134,8 +121,8 @@ def decide(
     limits leave after the prompt estimate). Every window without room is reported."""
     shortfalls: list[Shortfall] = []
     for window in (Window.DAILY_CALLS, Window.HOURLY_CALLS):
-        if usage.used_in(window) >= limits.limit_of(window):
-            shortfalls.append(Shortfall(window, usage.used_in(window), limits.limit_of(window)))
+        if usage.of(window) >= limits.of(window):
+            shortfalls.append(Shortfall(window, usage.of(window), limits.of(window)))
     max_tokens = min(requested_max_tokens, cap)
     if limits.daily_tokens > 0:
         room = limits.daily_tokens - usage.daily_tokens - prompt_tokens
@@ -215,8 +202,8 @@ def report(
     """Used / limit / remaining / reset time of every window."""
     out = []
     for window in Window:
-        limit = limits.limit_of(window)
-        used = usage.used_in(window)
+        limit = limits.of(window)
+        used = usage.of(window)
         unlimited = window in (Window.DAILY_TOKENS, Window.DAILY_COST) and limit == 0
         if window is Window.HOURLY_CALLS:
             resets_at = None if oldest_in_hour is None else oldest_in_hour + HOUR
