@@ -388,7 +388,11 @@ class Executor:
                     Status.FAILED,
                     now=now,
                     principal=current.principal,
-                    changes={"error": _error(switch.reason, "trading was disabled after the claim; nothing sent")},
+                    changes={
+                        "error": state_machine.error_record(
+                            switch.reason, "trading was disabled after the claim; nothing sent", source="executor"
+                        )
+                    },
                     audit_payload={"reason": switch.reason, "kill_switch": switch.record()},
                 )
             else:
@@ -417,9 +421,9 @@ class Executor:
         definitive = state_machine.order_absent(exc)
         new = Status.FAILED if definitive else Status.UNKNOWN
         code = getattr(exc, "code", None)
-        error = _error(
+        error = state_machine.error_record(
             str(code) if code is not None else type(exc).__name__,
-            getattr(exc, "message", "") or str(exc)[:500],
+            getattr(exc, "message", "") or str(exc),
             source="exchange" if isinstance(exc, ExchangeError) else "executor",
         )
         if not isinstance(exc, ExchangeError):
@@ -504,7 +508,3 @@ def _order_request(execution: Execution) -> dict[str, Any]:
         "amountQuote": str(execution.amount_quote),
         "clientOrderId": execution.client_order_id,
     }
-
-
-def _error(code: str, message: str, *, source: str = "executor") -> dict[str, str]:
-    return {"code": code, "message": message, "source": source}

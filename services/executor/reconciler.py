@@ -78,12 +78,12 @@ class Reconciler:
         for execution_id, owner in self._candidates(user_id):
             summary.examined += 1
             try:
-                before, after = self._resolve(owner, execution_id)
+                after, moved = self._resolve(owner, execution_id)
             except OracleError as exc:  # database trouble: the next pass retries
                 log.warning("reconcile of %s deferred: %s", execution_id, exc.reason)
                 summary.unresolved += 1
                 continue
-            if after is not None and before is not None and after.status is not before.status:
+            if moved and after is not None:
                 summary.changed.append(after)
             if after is not None and after.status in (Status.SUBMITTING, Status.UNKNOWN):
                 summary.unresolved += 1
@@ -106,13 +106,16 @@ class Reconciler:
             row = repository.execution(conn, execution_id)
         return Execution.from_row(row) if row else None
 
-    def _resolve(self, user_id: str, execution_id: str) -> tuple[Execution | None, Execution | None]:
-        """(before, after) for one execution; after is None when it vanished from view."""
+    def _resolve(self, user_id: str, execution_id: str) -> tuple[Execution | None, bool]:
+        """The execution after this reconciler looked at it, and whether this reconciler moved it."""
         execution = self._load(user_id, execution_id)
         if execution is None or execution.status in state_machine.TERMINAL:
-            return execution, execution
+            return execution, False
         if execution.status is Status.CLAIMED:
-            return execution, self._expire_claim(execution)
+            age = self._clock.now() - execution.claimed_at
+            if age <= self._timing.stale_claimed:
+                return execution, False
+            return self._fail(execution, "STALE_CLAIM", f"claimed {int(age.total_seconds())}s ago and never sent")
         try:
             view = self._venue.find(
                 market=execution.market,
@@ -121,51 +124,39 @@ class Reconciler:
             )
         except Exception as exc:  # a lookup that fails proves nothing: keep the status
             log.warning("lookup of order %s failed (%s); status kept", execution.client_order_id, type(exc).__name__)
-            return execution, execution
-        now = self._clock.now()
-        if view is not None:
-            with self._db.transaction(user_id) as conn:
-                moved = state_machine.record_order(conn, execution, view, now=now, principal=PRINCIPAL)
-            return execution, moved or self._load(user_id, execution_id)
-        return execution, self._conclude_absent(execution)
+            return execution, False
+        if view is None:
+            return self._conclude_absent(execution)
+        with self._db.transaction(user_id) as conn:
+            moved = state_machine.record_order(conn, execution, view, now=self._clock.now(), principal=PRINCIPAL)
+        if moved is None:  # another instance got there first
+            return self._load(user_id, execution_id), False
+        return moved, moved is not execution
 
-    def _expire_claim(self, execution: Execution) -> Execution | None:
-        now = self._clock.now()
-        age = now - execution.claimed_at
-        if age <= self._timing.stale_claimed:
-            return execution
-        with self._db.transaction(execution.user_id) as conn:
-            moved = state_machine.advance(
-                conn,
-                execution,
-                Status.FAILED,
-                now=now,
-                principal=PRINCIPAL,
-                changes={"error": _error("STALE_CLAIM", f"claimed {int(age.total_seconds())}s ago and never sent")},
-                audit_payload={"reason": "STALE_CLAIM"},
-            )
-        return moved or self._load(execution.user_id, execution.execution_id)
-
-    def _conclude_absent(self, execution: Execution) -> Execution | None:
+    def _conclude_absent(self, execution: Execution) -> tuple[Execution | None, bool]:
         """No order under the clientOrderId: FAILED once it can no longer appear."""
         if execution.status not in (Status.SUBMITTING, Status.UNKNOWN):
             log.error("order %s of a %s execution is not at the exchange", execution.client_order_id, execution.status)
-            return execution
-        now = self._clock.now()
+            return execution, False
         sent_at = execution.submitting_at or execution.updated_at
-        if now - sent_at <= self._timing.proven_absent_after:
-            return execution
+        if self._clock.now() - sent_at <= self._timing.proven_absent_after:
+            return execution, False
+        return self._fail(execution, "PROVEN_ABSENT", "no order under the clientOrderId after the access window")
+
+    def _fail(self, execution: Execution, code: str, message: str) -> tuple[Execution | None, bool]:
         with self._db.transaction(execution.user_id) as conn:
             moved = state_machine.advance(
                 conn,
                 execution,
                 Status.FAILED,
-                now=now,
+                now=self._clock.now(),
                 principal=PRINCIPAL,
-                changes={"error": _error("PROVEN_ABSENT", "no order under the clientOrderId after the access window")},
-                audit_payload={"reason": "PROVEN_ABSENT", "sent_at": sent_at.isoformat()},
+                changes={"error": state_machine.error_record(code, message, source="reconciler")},
+                audit_payload={"reason": code},
             )
-        return moved or self._load(execution.user_id, execution.execution_id)
+        if moved is None:
+            return self._load(execution.user_id, execution.execution_id), False
+        return moved, True
 
 
 class ReconcilerThread:
@@ -192,7 +183,3 @@ class ReconcilerThread:
                 log.exception("reconciler pass failed")
             if self._stop.wait(self._interval):
                 return
-
-
-def _error(code: str, message: str) -> dict[str, str]:
-    return {"code": code, "message": message, "source": "reconciler"}

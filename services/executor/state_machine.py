@@ -55,6 +55,11 @@ class IllegalTransition(OracleError):
     """A move the state machine does not allow: a bug, never a runtime condition."""
 
 
+def error_record(code: str, message: str, *, source: str) -> dict[str, str]:
+    """The ``error`` JSON of an execution: a code (the exchange's, or ours), text and who said it."""
+    return {"code": code, "message": message[:500], "source": source}
+
+
 def allowed(current: Status, new: Status) -> bool:
     """True when ``current`` may move to ``new``."""
     return new in TRANSITIONS[current]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
@@ -328,6 +329,11 @@ def failure(call: Callable[[], Any]) -> ErrorReport:
     except grpc.RpcError as exc:
         return from_rpc_error(exc)
     raise AssertionError("the call succeeded but was expected to fail")
+
+
+def payload(event: pb.AuditEvent) -> dict[str, Any]:
+    """An audit event's payload as plain JSON values."""
+    return json_format.MessageToDict(event.payload)
 
 
 def violation_types(report: ErrorReport) -> list[str]:

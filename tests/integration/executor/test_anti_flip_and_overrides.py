@@ -1,0 +1,116 @@
+"""Anti-flip, cooldown overrides and who may use them, with time moved by an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from oracle.executor.v1 import executor_service_pb2 as pb
+
+from shared.clock import ManualClock
+from tests.harness import Postgres
+from tests.integration.executor.kit import (
+    Exchange,
+    executions,
+    failure,
+    in_process_executor,
+    payload,
+    permissive_policy,
+    seed_proposal,
+    user,
+    violation_types,
+)
+
+
+def test_anti_flip_blocks_the_opposite_side_until_an_operator_overrides_it(
+    postgres: Postgres, exchange: Exchange
+) -> None:
+    clock = ManualClock(datetime(2033, 6, 1, 10, 0, tzinfo=UTC))
+    exchange.admin.set_balance("BTC", "1")  # enough to sell: only anti-flip may refuse
+    uid = user()
+    with in_process_executor(postgres, exchange.url, clock=clock) as ex:
+        ex.set_policy(uid, cooldown=60, anti_flip_window=3600)
+        price = exchange.price("BTC-EUR")
+
+        def proposal(side: str) -> str:
+            return seed_proposal(postgres, uid, side=side, price=price, now=clock.now())
+
+        assert ex.execute(uid, proposal("buy")).status == pb.EXECUTION_STATUS_FILLED
+        clock.advance(timedelta(minutes=2))  # past the cooldown, inside the anti-flip window
+
+        sell = proposal("sell")
+        report = ex.refused(uid, sell)
+        assert report.code is grpc.StatusCode.FAILED_PRECONDITION
+        assert violation_types(report) == ["ANTI_FLIP_ACTIVE"]
+        assert exchange.post_count() == 1
+
+        assert ex.execute(uid, proposal("buy")).status == pb.EXECUTION_STATUS_FILLED  # same side passes
+        clock.advance(timedelta(minutes=2))
+
+        denied = ex.refused(uid, sell, as_scanner=True, override_anti_flip=True, override_reason="scanner tries")
+        assert denied.code is grpc.StatusCode.PERMISSION_DENIED
+        assert denied.reason == "OVERRIDE_NOT_ALLOWED"
+        assert exchange.post_count() == 2
+
+        executed = ex.execute(uid, sell, override_anti_flip=True, override_reason="rebalance after news")
+        assert executed.status == pb.EXECUTION_STATUS_FILLED
+        assert executed.override_anti_flip and not executed.override_cooldown
+        anti_flip = next(v for v in executed.validators if v.name == "anti_flip")
+        assert anti_flip.passed and anti_flip.overridden
+        assert exchange.post_count() == 3
+
+        events = ex.audit(uid)
+        kinds = [e.kind for e in events]
+        assert "execution.denied" in kinds
+        override = next(e for e in events if e.kind == "execution.override")
+        assert override.principal == "operator"
+        assert override.subject_id == executed.execution_id
+        assert payload(override)["reason"] == "rebalance after news"
+        assert [r["name"] for r in payload(override)["overridden"]] == ["anti_flip"]
+
+
+def test_the_cooldown_override_skips_only_the_cooldown(postgres: Postgres, exchange: Exchange) -> None:
+    clock = ManualClock(datetime(2033, 6, 2, 10, 0, tzinfo=UTC))
+    uid = user()
+    with in_process_executor(postgres, exchange.url, clock=clock) as ex:
+        ex.set_policy(uid, cooldown=3600, hourly_trade_cap=1, daily_trade_cap=10)
+        price = exchange.price("BTC-EUR")
+        assert ex.execute(uid, seed_proposal(postgres, uid, price=price, now=clock.now())).status
+        second = seed_proposal(postgres, uid, price=price, now=clock.now(), expires_in=timedelta(hours=2))
+        report = ex.refused(uid, second, override_cooldown=True)
+        assert violation_types(report) == ["HOURLY_CAP_REACHED"]  # the cooldown itself no longer refuses
+        clock.advance(timedelta(minutes=61))
+        assert ex.execute(uid, second).status == pb.EXECUTION_STATUS_FILLED
+
+
+def test_the_scanner_executes_only_with_auto_execute_on(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url) as ex:
+        ex.set_policy(uid, auto_execute=False)
+        pid = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
+        report = ex.refused(uid, pid, as_scanner=True)
+        assert report.code is grpc.StatusCode.PERMISSION_DENIED
+        assert report.reason == "AUTO_EXECUTE_OFF"
+        assert exchange.post_count() == 0
+        assert executions(postgres, uid) == []
+        assert [e.kind for e in ex.audit(uid)][-1] == "execution.denied"
+
+        ex.set_policy(uid, auto_execute=True)
+        reply = ex.scanner.ExecuteProposal(pb.ExecuteProposalRequest(user_id=uid, proposal_id=pid), timeout=30)
+        assert reply.execution.status == pb.EXECUTION_STATUS_FILLED
+        assert exchange.post_count() == 1
+
+
+def test_the_scanner_may_not_touch_policies_or_kill_switches(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url) as ex:
+        for call in (
+            lambda: ex.scanner.UpdatePolicy(pb.UpdatePolicyRequest(policy=permissive_policy(uid))),
+            lambda: ex.scanner.SetTradingEnabled(
+                pb.SetTradingEnabledRequest(scope=pb.KILL_SWITCH_SCOPE_GLOBAL, enabled=False)
+            ),
+            lambda: ex.scanner.ReconcileExecutions(pb.ReconcileExecutionsRequest()),
+        ):
+            report = failure(call)
+            assert report.code is grpc.StatusCode.PERMISSION_DENIED
+            assert report.reason == "METHOD_NOT_ALLOWED"

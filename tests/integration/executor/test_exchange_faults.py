@@ -1,0 +1,199 @@
+"""Lost answers, refusals and unreachable exchanges: POST /order is never sent twice, every
+outcome is settled by looking the order up by its clientOrderId, and orders are counted at the
+simulator."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from oracle.executor.v1 import executor_service_pb2 as pb
+
+from services.executor.execution import Hooks
+from services.executor.model import Execution, MarketInfo, OrderView, Side
+from services.executor.venue import Venue
+from shared.clock import ManualClock
+from tests.harness import Postgres
+from tests.integration.executor.kit import (
+    Exchange,
+    executions,
+    fills,
+    in_process_executor,
+    payload,
+    seed_proposal,
+    storm,
+    user,
+)
+
+
+def _one_order(exchange: Exchange, execution: pb.Execution) -> None:
+    orders = exchange.orders()
+    assert len(orders) == 1
+    assert exchange.post_count() == 1
+    assert orders[0]["clientOrderId"] == execution.client_order_id
+
+
+def test_a_dropped_answer_is_unknown_until_reconciled_by_client_order_id(
+    postgres: Postgres, exchange: Exchange
+) -> None:
+    uid = user()
+    with (
+        in_process_executor(postgres, exchange.url) as ex,
+        in_process_executor(postgres, exchange.url) as other,
+    ):
+        ex.set_policy(uid)
+        exchange.admin.drop_next_order(place=True)
+        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
+        assert execution.exchange_order_id == ""
+
+        # Two executor instances reconcile at once: compare-and-set lets exactly one move it.
+        results = storm([lambda: ex.reconcile(uid), lambda: other.reconcile(uid)])
+        assert sum(r.changed for r in results) == 1
+
+        settled = ex.get(uid, execution.execution_id)
+        assert settled.status == pb.EXECUTION_STATUS_FILLED
+        assert settled.exchange_order_id == exchange.orders()[0]["orderId"]
+        assert Decimal(settled.filled_amount) > 0
+        _one_order(exchange, execution)
+        assert len(fills(postgres, uid)) == len(exchange.orders()[0]["fills"])
+        transitions = [e for e in ex.audit(uid, execution.execution_id) if e.kind == "execution.transition"]
+        assert [(payload(t)["from"], payload(t)["to"]) for t in transitions] == [
+            ("CLAIMED", "SUBMITTING"),
+            ("SUBMITTING", "UNKNOWN"),
+            ("UNKNOWN", "FILLED"),
+        ]
+
+
+def test_101_and_109_after_placing_are_unknown_then_filled(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url) as ex:
+        ex.set_policy(uid)
+        for code in (101, 109):
+            exchange.admin.fail_next_order(code, place=True)
+            execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+            assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
+            assert execution.error_code == str(code)
+        assert ex.reconcile(uid).changed == 2
+        statuses = {e["status"] for e in executions(postgres, uid)}
+        assert statuses == {"FILLED"}
+        assert exchange.post_count() == 2
+        assert exchange.order_count() == 2
+
+
+def test_an_answer_that_never_comes_is_unknown_then_filled(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url, request_timeout_seconds="1") as ex:
+        ex.set_policy(uid)
+        exchange.admin.hang_next_order(seconds=3, place=True)
+        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
+        ex.reconcile(uid)
+        assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_FILLED
+        _one_order(exchange, execution)
+
+
+def test_an_order_that_never_arrived_is_failed_only_after_the_access_window(
+    postgres: Postgres, exchange: Exchange
+) -> None:
+    clock = ManualClock(datetime.now(UTC))
+    uid = user()
+    with in_process_executor(postgres, exchange.url, clock=clock) as ex:
+        ex.set_policy(uid)
+        exchange.admin.fail_next_order(109, place=False)  # 109 without placing: "may or may not"
+        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
+
+        clock.advance(timedelta(seconds=2))  # lookups answer "not found", but it is too early to conclude
+        assert ex.reconcile(uid).unresolved == 1
+        assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_UNKNOWN
+
+        exchange.admin.fail_next_request("/order", 107, count=3)  # the lookup itself fails: proves nothing
+        clock.advance(timedelta(minutes=5))
+        ex.reconcile(uid)
+        assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_UNKNOWN
+
+        ex.reconcile(uid)  # every lookup answers cleanly, well after timeout + access window + margin
+        failed = ex.get(uid, execution.execution_id)
+        assert failed.status == pb.EXECUTION_STATUS_FAILED
+        assert failed.error_code == "PROVEN_ABSENT"
+        assert exchange.order_count() == 0
+        assert exchange.post_count() == 1
+
+
+def test_a_refused_connection_fails_without_an_order(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+
+    def exchange_goes_down(_: Execution) -> None:
+        exchange.sim.stop()
+
+    with in_process_executor(postgres, exchange.url, hooks=Hooks(after_claim=exchange_goes_down)) as ex:
+        ex.set_policy(uid)
+        try:
+            execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        finally:
+            exchange.sim.start()
+        assert execution.status == pb.EXECUTION_STATUS_FAILED
+        assert execution.error_code == "NotSentError"
+        ex.reconcile(uid)
+        assert exchange.post_count() == 0
+        assert exchange.order_count() == 0
+
+
+def test_insufficient_balance_at_the_exchange_fails_with_its_code(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+
+    def balance_spent_elsewhere(_: Execution) -> None:
+        exchange.admin.set_balance("EUR", "0")
+
+    with in_process_executor(postgres, exchange.url, hooks=Hooks(after_claim=balance_spent_elsewhere)) as ex:
+        ex.set_policy(uid)
+        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_FAILED
+        assert execution.error_code == "216"
+        ex.reconcile(uid)
+        assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_FAILED
+        assert exchange.post_count() == 1
+        assert exchange.order_count() == 0
+
+
+class _StaleMinimum:
+    """The exchange's market rules as a stale cache would have them: a 1 EUR minimum."""
+
+    def __init__(self, inner: Venue) -> None:
+        self.inner = inner
+        self.mode = inner.mode
+
+    def verify(self) -> None:
+        self.inner.verify()
+
+    def market_names(self) -> frozenset[str]:
+        return self.inner.market_names()
+
+    def market(self, market: str) -> MarketInfo | None:
+        info = self.inner.market(market)
+        return None if info is None else replace(info, min_order_quote=Decimal(1), min_order_base=Decimal(0))
+
+    def price(self, market: str) -> Decimal:
+        return self.inner.price(market)
+
+    def free_balance(self, symbol: str, market: str) -> Decimal:
+        return self.inner.free_balance(symbol, market)
+
+    def place(self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str) -> OrderView:
+        return self.inner.place(market=market, side=side, amount_quote=amount_quote, client_order_id=client_order_id)
+
+    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
+        return self.inner.find(market=market, client_order_id=client_order_id, since=since)
+
+
+def test_an_order_below_the_exchange_minimum_fails_with_its_code(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url, venue=_StaleMinimum) as ex:
+        ex.set_policy(uid, min_order_eur="1")
+        execution = ex.execute(uid, seed_proposal(postgres, uid, amount="3.00", price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_FAILED
+        assert execution.error_code == "217"
+        assert exchange.post_count() == 1
+        assert exchange.order_count() == 0
