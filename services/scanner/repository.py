@@ -1,0 +1,238 @@
+"""Every SQL statement of the scanner.
+
+Functions take a connection from ``Database.transaction(user_id)`` (row-level security limits
+them to that user) and return dict rows. Cross-user work goes through the SECURITY DEFINER
+functions ``oracle.claim_due_scan_jobs`` and ``oracle.expire_due_proposals``. Which statements
+a job may run, and under which check, is decided in lease.py, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from shared.db import Conn
+
+Row = dict[str, Any]
+
+_JOB_COLUMNS = """
+    j.job_id::text AS job_id, j.user_id::text AS user_id, j.markets::text[] AS markets,
+    j.interval_seconds, j.analyst, j.paused, j.next_run_at, j.locked_by, j.lock_expires_at,
+    j.fencing_token, j.attempts, j.last_error, j.last_run_at, j.heartbeat_at, j.created_at,
+    j.last_outcomes
+"""
+
+_PROPOSAL_COLUMNS = """
+    p.proposal_id::text AS proposal_id, p.user_id::text AS user_id, p.job_id::text AS job_id,
+    p.market::text AS market, p.side::text AS side, p.amount_quote, p.confidence::integer AS confidence,
+    p.rationale, p.analyst, p.model, p.market_snapshot, p.policy_snapshot, p.created_at, p.expires_at,
+    p.fencing_token,
+    CASE WHEN p.status = 'open' AND p.expires_at <= %(now)s THEN 'expired' ELSE p.status END AS status
+"""
+
+
+# ------------------------------------------------------------------------------- scan jobs
+def insert_job(
+    conn: Conn,
+    *,
+    job_id: str,
+    user_id: str,
+    markets: Sequence[str],
+    interval_seconds: int,
+    analyst: str,
+    next_run_at: datetime,
+    created_at: datetime,
+) -> Row:
+    row = conn.execute(
+        "INSERT INTO oracle.scan_jobs AS j (job_id, user_id, markets, interval_seconds, analyst, next_run_at,"
+        " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING" + _JOB_COLUMNS,
+        (job_id, user_id, list(markets), interval_seconds, analyst, next_run_at, created_at),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def get_job(conn: Conn, job_id: str) -> Row | None:
+    return conn.execute("SELECT" + _JOB_COLUMNS + " FROM oracle.scan_jobs j WHERE j.job_id = %s", (job_id,)).fetchone()
+
+
+def list_jobs(conn: Conn, *, after: tuple[datetime, str] | None, limit: int) -> list[Row]:
+    """The user's jobs by (created_at, job_id), after the given position."""
+    if after is None:
+        return conn.execute(
+            "SELECT" + _JOB_COLUMNS + " FROM oracle.scan_jobs j ORDER BY j.created_at, j.job_id LIMIT %s", (limit,)
+        ).fetchall()
+    return conn.execute(
+        "SELECT" + _JOB_COLUMNS + " FROM oracle.scan_jobs j WHERE (j.created_at, j.job_id) > (%s, %s::uuid)"
+        " ORDER BY j.created_at, j.job_id LIMIT %s",
+        (after[0], after[1], limit),
+    ).fetchall()
+
+
+def set_paused(conn: Conn, job_id: str, paused: bool) -> Row | None:
+    return conn.execute(
+        "UPDATE oracle.scan_jobs AS j SET paused = %s WHERE j.job_id = %s RETURNING" + _JOB_COLUMNS,
+        (paused, job_id),
+    ).fetchone()
+
+
+def delete_job(conn: Conn, job_id: str) -> bool:
+    return conn.execute("DELETE FROM oracle.scan_jobs WHERE job_id = %s", (job_id,)).rowcount == 1
+
+
+# ------------------------------------------------------------------------------- leases
+def claim_due_jobs(conn: Conn, *, instance: str, limit: int, lease_seconds: int, now: datetime) -> list[Row]:
+    """Claim due jobs across users (SECURITY DEFINER): (job_id, user_id, fencing_token) rows."""
+    return conn.execute(
+        "SELECT job_id::text AS job_id, user_id, fencing_token FROM oracle.claim_due_scan_jobs(%s, %s, %s, %s)",
+        (instance, limit, lease_seconds, now),
+    ).fetchall()
+
+
+def claim_job(conn: Conn, *, job_id: str, instance: str, lease_seconds: int, now: datetime) -> Row | None:
+    """Claim one named job of the transaction's user; None when missing or leased by another."""
+    return conn.execute(
+        "SELECT job_id::text AS job_id, user_id, fencing_token FROM oracle.claim_scan_job(%s, %s, %s, %s)",
+        (job_id, instance, lease_seconds, now),
+    ).fetchone()
+
+
+def lock_job_fenced(conn: Conn, *, job_id: str, fencing_token: int) -> Row | None:
+    """The job row locked FOR UPDATE, only while ``fencing_token`` is still the job's token."""
+    return conn.execute(
+        "SELECT" + _JOB_COLUMNS + " FROM oracle.scan_jobs j WHERE j.job_id = %s AND j.fencing_token = %s FOR UPDATE",
+        (job_id, fencing_token),
+    ).fetchone()
+
+
+def extend_lease(conn: Conn, *, job_id: str, lock_expires_at: datetime, now: datetime) -> None:
+    conn.execute(
+        "UPDATE oracle.scan_jobs SET lock_expires_at = %s, heartbeat_at = %s WHERE job_id = %s",
+        (lock_expires_at, now, job_id),
+    )
+
+
+def finish_job(
+    conn: Conn, *, job_id: str, next_run_at: datetime, last_run_at: datetime, outcomes: list[dict[str, Any]]
+) -> None:
+    """A successful run: reschedule, clear the failure count, record outcomes, release the lease."""
+    conn.execute(
+        "UPDATE oracle.scan_jobs SET next_run_at = %s, last_run_at = %s, attempts = 0, last_error = '',"
+        " last_outcomes = %s, locked_by = NULL, lock_expires_at = NULL WHERE job_id = %s",
+        (next_run_at, last_run_at, Jsonb(outcomes), job_id),
+    )
+
+
+def fail_job(conn: Conn, *, job_id: str, attempts: int, last_error: str, next_run_at: datetime) -> None:
+    """A failed run: count it, say why, retry later, release the lease."""
+    conn.execute(
+        "UPDATE oracle.scan_jobs SET attempts = %s, last_error = %s, next_run_at = %s,"
+        " locked_by = NULL, lock_expires_at = NULL WHERE job_id = %s",
+        (attempts, last_error[:4000], next_run_at, job_id),
+    )
+
+
+def set_last_outcomes(conn: Conn, *, job_id: str, outcomes: list[dict[str, Any]]) -> None:
+    conn.execute("UPDATE oracle.scan_jobs SET last_outcomes = %s WHERE job_id = %s", (Jsonb(outcomes), job_id))
+
+
+# ------------------------------------------------------------------------------- policy
+def get_policy(conn: Conn, user_id: str) -> Row | None:
+    """The user's live trading policy (read-only for the scanner)."""
+    return conn.execute(
+        "SELECT user_id::text AS user_id, version, allowed_markets::text[] AS allowed_markets, min_order_eur,"
+        " max_order_eur, min_confidence::integer AS min_confidence, cooldown_seconds, anti_flip_seconds,"
+        " daily_trade_cap, hourly_trade_cap, daily_notional_cap_eur, price_guard_pct, auto_execute,"
+        " trading_enabled, updated_at FROM oracle.trading_policies WHERE user_id = %s",
+        (user_id,),
+    ).fetchone()
+
+
+# ------------------------------------------------------------------------------- proposals
+def insert_proposal(
+    conn: Conn,
+    *,
+    proposal_id: str,
+    user_id: str,
+    job_id: str | None,
+    market: str,
+    side: str,
+    amount_quote: Decimal,
+    confidence: int,
+    rationale: str,
+    analyst: str,
+    model: str,
+    market_snapshot: dict[str, Any],
+    policy_snapshot: dict[str, Any],
+    created_at: datetime,
+    expires_at: datetime,
+    fencing_token: int | None,
+) -> Row:
+    row = conn.execute(
+        "INSERT INTO oracle.trade_proposals AS p (proposal_id, user_id, job_id, market, side, amount_quote,"
+        " confidence, rationale, analyst, model, market_snapshot, policy_snapshot, status, created_at, expires_at,"
+        " fencing_token) VALUES (%(proposal_id)s, %(user_id)s, %(job_id)s, %(market)s, %(side)s, %(amount_quote)s,"
+        " %(confidence)s, %(rationale)s, %(analyst)s, %(model)s, %(market_snapshot)s, %(policy_snapshot)s, 'open',"
+        " %(created_at)s, %(expires_at)s, %(fencing_token)s) RETURNING" + _PROPOSAL_COLUMNS,
+        {
+            "proposal_id": proposal_id,
+            "user_id": user_id,
+            "job_id": job_id,
+            "market": market,
+            "side": side,
+            "amount_quote": amount_quote,
+            "confidence": confidence,
+            "rationale": rationale,
+            "analyst": analyst,
+            "model": model,
+            "market_snapshot": Jsonb(market_snapshot),
+            "policy_snapshot": Jsonb(policy_snapshot),
+            "created_at": created_at,
+            "expires_at": expires_at,
+            "fencing_token": fencing_token,
+            "now": created_at,
+        },
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def get_proposal(conn: Conn, proposal_id: str, now: datetime) -> Row | None:
+    return conn.execute(
+        "SELECT" + _PROPOSAL_COLUMNS + " FROM oracle.trade_proposals p WHERE p.proposal_id = %(id)s",
+        {"id": proposal_id, "now": now},
+    ).fetchone()
+
+
+def list_proposals(
+    conn: Conn, *, status: str | None, after: tuple[datetime, str] | None, limit: int, now: datetime
+) -> list[Row]:
+    """The user's proposals newest first by (created_at, proposal_id); ``status`` as seen at ``now``."""
+    where = []
+    params: dict[str, Any] = {"now": now, "limit": limit}
+    if status == "open":
+        where.append("p.status = 'open' AND p.expires_at > %(now)s")
+    elif status == "expired":
+        where.append("(p.status = 'expired' OR p.expires_at <= %(now)s)")
+    if after is not None:
+        where.append("(p.created_at, p.proposal_id) < (%(after_at)s, %(after_id)s::uuid)")
+        params.update(after_at=after[0], after_id=after[1])
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    return conn.execute(
+        "SELECT"
+        + _PROPOSAL_COLUMNS
+        + " FROM oracle.trade_proposals p"
+        + clause
+        + " ORDER BY p.created_at DESC, p.proposal_id DESC LIMIT %(limit)s",
+        params,
+    ).fetchall()
+
+
+def expire_due_proposals(conn: Conn, now: datetime) -> int:
+    """Mark every user's open proposals past expiry as expired (SECURITY DEFINER); how many."""
+    row = conn.execute("SELECT oracle.expire_due_proposals(%s) AS n", (now,)).fetchone()
+    return int(row["n"]) if row else 0

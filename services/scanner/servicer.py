@@ -1,0 +1,238 @@
+"""oracle.scanner.v1.ScannerService: proto ↔ domain translation, nothing else.
+
+Every request field is checked here with shared.fields before the domain or the database sees it;
+a bad field is INVALID_ARGUMENT naming it. The rules live in jobs.py, scheduler.py, scan.py and
+proposals.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+from oracle.scanner.v1 import scanner_service_pb2 as pb
+from oracle.scanner.v1 import scanner_service_pb2_grpc as pb_grpc
+
+from services.scanner.jobs import ScanJob, ScanJobs
+from services.scanner.outcomes import AutoExecuteStatus, MarketOutcome
+from services.scanner.proposals import Proposal, Proposals
+from services.scanner.scan import ScanFailed, ScanResult, ScanRunner
+from services.scanner.scheduler import Scheduler, unavailable
+from shared import fields
+from shared.errors import InvalidArgument
+from shared.principals import current_principal
+
+MIN_INTERVAL = timedelta(seconds=10)
+MAX_INTERVAL = timedelta(days=7)
+MAX_MARKETS = 50
+
+_ANALYST: dict[int, str] = {pb.ANALYST_KIND_RULES: "rules", pb.ANALYST_KIND_LLM: "llm"}
+_ANALYST_PB = {"rules": pb.ANALYST_KIND_RULES, "llm": pb.ANALYST_KIND_LLM}
+_SIDE_PB = {"buy": pb.SIDE_BUY, "sell": pb.SIDE_SELL}
+_STATUS: dict[int, str] = {pb.PROPOSAL_STATUS_OPEN: "open", pb.PROPOSAL_STATUS_EXPIRED: "expired"}
+_STATUS_PB = {"open": pb.PROPOSAL_STATUS_OPEN, "expired": pb.PROPOSAL_STATUS_EXPIRED}
+_AUTO_PB = {
+    AutoExecuteStatus.OFF: pb.AUTO_EXECUTE_STATUS_OFF,
+    AutoExecuteStatus.EXECUTED: pb.AUTO_EXECUTE_STATUS_EXECUTED,
+    AutoExecuteStatus.REJECTED: pb.AUTO_EXECUTE_STATUS_REJECTED,
+    AutoExecuteStatus.DUPLICATE: pb.AUTO_EXECUTE_STATUS_DUPLICATE,
+    AutoExecuteStatus.ERROR: pb.AUTO_EXECUTE_STATUS_ERROR,
+}
+
+
+def _markets(values: Any, field: str = "markets") -> list[str]:
+    markets = [fields.market(m, f"{field}[{i}]") for i, m in enumerate(values)]
+    if not markets:
+        raise InvalidArgument.one(field, "at least one market is required")
+    if len(markets) > MAX_MARKETS:
+        raise InvalidArgument.one(field, f"at most {MAX_MARKETS} markets")
+    if len(set(markets)) != len(markets):
+        raise InvalidArgument.one(field, "must not repeat a market")
+    return markets
+
+
+def _interval(value: Duration, has: bool) -> timedelta:
+    if not has:
+        raise InvalidArgument.one("interval", "is required")
+    if value.nanos != 0:
+        raise InvalidArgument.one("interval", "must be whole seconds")
+    interval = value.ToTimedelta()
+    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        raise InvalidArgument.one("interval", f"must be between {MIN_INTERVAL} and {MAX_INTERVAL}")
+    return interval
+
+
+def _position(token: str) -> tuple[datetime, str] | None:
+    """The (time, id) position of a page token of ours."""
+    position = fields.decode_page_token(token)
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(position["t"])), fields.uuid_str(str(position["i"]), "page_token")
+    except (KeyError, ValueError, InvalidArgument):
+        raise InvalidArgument.one("page_token", "is not a token from a previous page") from None
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _struct(value: dict[str, Any]) -> Struct:
+    struct = Struct()
+    json_format.ParseDict(value, struct)
+    return struct
+
+
+def outcome_pb(outcome: MarketOutcome) -> pb.MarketOutcome:
+    message = pb.MarketOutcome(
+        market=outcome.market,
+        proposal_id=outcome.proposal_id,
+        skipped_reason=outcome.skipped_reason,
+        detail=outcome.detail,
+    )
+    auto = outcome.auto_execution
+    if auto is not None:
+        message.auto_execute = _AUTO_PB[auto.status]
+        message.execution_id = auto.execution_id
+        message.execution_status = auto.execution_status
+        message.execution_reasons.extend(auto.reasons)
+    return message
+
+
+def job_pb(job: ScanJob) -> pb.ScanJob:
+    interval = Duration()
+    interval.FromTimedelta(job.interval)
+    return pb.ScanJob(
+        job_id=job.job_id,
+        user_id=job.user_id,
+        markets=list(job.markets),
+        interval=interval,
+        analyst=_ANALYST_PB[job.analyst],
+        paused=job.paused,
+        next_run_at=_timestamp(job.next_run_at),
+        attempts=job.attempts,
+        last_error=job.last_error,
+        last_run_at=_timestamp(job.last_run_at),
+        fencing_token=job.fencing_token,
+        created_at=_timestamp(job.created_at),
+        locked_by=job.locked_by or "",
+        lock_expires_at=_timestamp(job.lock_expires_at),
+        last_outcomes=[outcome_pb(o) for o in job.last_outcomes],
+    )
+
+
+def proposal_pb(proposal: Proposal) -> pb.Proposal:
+    return pb.Proposal(
+        proposal_id=proposal.proposal_id,
+        user_id=proposal.user_id,
+        job_id=proposal.job_id or "",
+        market=proposal.market,
+        side=_SIDE_PB[proposal.side],
+        amount_quote=str(proposal.amount_quote),
+        confidence=proposal.confidence,
+        rationale=proposal.rationale,
+        analyst=_ANALYST_PB[proposal.analyst],
+        model=proposal.model,
+        status=_STATUS_PB[proposal.status],
+        created_at=_timestamp(proposal.created_at),
+        expires_at=_timestamp(proposal.expires_at),
+        market_snapshot=_struct(proposal.market_snapshot),
+        policy_snapshot=_struct(proposal.policy_snapshot),
+    )
+
+
+def _scan_pb(result: ScanResult) -> pb.RunScanResponse:
+    return pb.RunScanResponse(
+        proposals=[proposal_pb(p) for p in result.proposals],
+        outcomes=[outcome_pb(o) for o in result.outcomes],
+        run_id=result.run_id,
+    )
+
+
+class ScannerServicer(pb_grpc.ScannerServiceServicer):
+    """The gRPC face of the scanner."""
+
+    def __init__(
+        self, *, jobs: ScanJobs, proposals: Proposals, runner: ScanRunner, scheduler: Scheduler, default_analyst: str
+    ) -> None:
+        self._jobs = jobs
+        self._proposals = proposals
+        self._runner = runner
+        self._scheduler = scheduler
+        self._default_analyst = default_analyst
+
+    def CreateScanJob(self, request: pb.CreateScanJobRequest, context: Any) -> pb.CreateScanJobResponse:
+        user_id = fields.user_id(request.user_id)
+        markets = _markets(request.markets)
+        interval = _interval(request.interval, request.HasField("interval"))
+        analyst = _ANALYST[fields.enum(request.analyst, "analyst", frozenset(_ANALYST))]
+        job = self._jobs.create(user_id, markets, interval, analyst, principal=current_principal())
+        return pb.CreateScanJobResponse(job=job_pb(job))
+
+    def ListScanJobs(self, request: pb.ListScanJobsRequest, context: Any) -> pb.ListScanJobsResponse:
+        user_id = fields.user_id(request.user_id)
+        size = fields.page_size(request.page_size)
+        after = _position(request.page_token)
+        jobs = self._jobs.list(user_id, after=after, limit=size + 1)
+        token = ""
+        if len(jobs) > size:
+            jobs = jobs[:size]
+            token = fields.encode_page_token({"t": jobs[-1].created_at.isoformat(), "i": jobs[-1].job_id})
+        return pb.ListScanJobsResponse(jobs=[job_pb(j) for j in jobs], next_page_token=token)
+
+    def PauseScanJob(self, request: pb.PauseScanJobRequest, context: Any) -> pb.PauseScanJobResponse:
+        user_id = fields.user_id(request.user_id)
+        job_id = fields.uuid_str(request.job_id, "job_id")
+        job = self._jobs.pause(user_id, job_id, request.paused, principal=current_principal())
+        return pb.PauseScanJobResponse(job=job_pb(job))
+
+    def DeleteScanJob(self, request: pb.DeleteScanJobRequest, context: Any) -> pb.DeleteScanJobResponse:
+        user_id = fields.user_id(request.user_id)
+        job_id = fields.uuid_str(request.job_id, "job_id")
+        self._jobs.delete(user_id, job_id, principal=current_principal())
+        return pb.DeleteScanJobResponse()
+
+    def RunScan(self, request: pb.RunScanRequest, context: Any) -> pb.RunScanResponse:
+        user_id = fields.user_id(request.user_id)
+        principal = current_principal()
+        if request.job_id:
+            job_id = fields.uuid_str(request.job_id, "job_id")
+            if request.markets:
+                raise InvalidArgument.one("markets", "must be empty when job_id is set (the job's markets are used)")
+            if request.analyst:
+                raise InvalidArgument.one("analyst", "must be unspecified when job_id is set (the job's is used)")
+            return _scan_pb(self._scheduler.run_job_now(user_id, job_id, principal=principal))
+        markets = _markets(request.markets)
+        analyst = self._default_analyst
+        if request.analyst:
+            analyst = _ANALYST[fields.enum(request.analyst, "analyst", frozenset(_ANALYST))]
+        try:
+            result = self._runner.run_markets(user_id, markets, analyst, principal=principal)
+        except ScanFailed as exc:
+            raise unavailable(exc) from None
+        return _scan_pb(result)
+
+    def ListProposals(self, request: pb.ListProposalsRequest, context: Any) -> pb.ListProposalsResponse:
+        user_id = fields.user_id(request.user_id)
+        status = _STATUS[fields.enum(request.status, "status", frozenset(_STATUS))] if request.status else None
+        size = fields.page_size(request.page_size)
+        after = _position(request.page_token)
+        found = self._proposals.list(user_id, status=status, after=after, limit=size + 1)
+        token = ""
+        if len(found) > size:
+            found = found[:size]
+            token = fields.encode_page_token({"t": found[-1].created_at.isoformat(), "i": found[-1].proposal_id})
+        return pb.ListProposalsResponse(proposals=[proposal_pb(p) for p in found], next_page_token=token)
+
+    def GetProposal(self, request: pb.GetProposalRequest, context: Any) -> pb.GetProposalResponse:
+        user_id = fields.user_id(request.user_id)
+        proposal_id = fields.uuid_str(request.proposal_id, "proposal_id")
+        return pb.GetProposalResponse(proposal=proposal_pb(self._proposals.get(user_id, proposal_id)))
