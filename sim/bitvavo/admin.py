@@ -175,6 +175,12 @@ class SimulatorAdmin:
             message=message,
         )
 
+    def garble_next_order(
+        self, *, http_status: int = 502, place: bool = True, count: int = 1, market: str | None = None
+    ) -> dict[str, Any]:
+        """The next order placements are answered with an HTML error page instead of JSON."""
+        return self.add_fault("garbage", count=count, market=market, process=place, http_status=http_status)
+
     def fail_next_request(
         self, path: str, error_code: int = 107, *, method: str = "GET", count: int = 1, process: bool = False
     ) -> dict[str, Any]:

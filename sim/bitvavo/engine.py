@@ -815,6 +815,14 @@ class Exchange:
         self._finish(order, "canceledSelfTradePrevention", now, "cancelOnSelfTradePrevention")
         return True
 
+    def update_order(self, key: ApiKey, body: Any) -> Any:
+        """PUT /order: the permission and operatorId rules apply; updating itself is not simulated."""
+        self._check_trade(key)
+        if not isinstance(body, dict):
+            raise SimError(102)
+        self._operator_id(body.get("operatorId"))
+        raise SimError(110, "Updating orders is not supported by the simulator.")
+
     def get_order(self, key: ApiKey, query: Mapping[str, str]) -> Any:
         self._check_order_read(key)
         with self.lock:

@@ -8,6 +8,8 @@ Kinds:
   then close;
 * ``error``  – handle it or not, then answer ``http_status`` with ``{"errorCode", "error"}``
   (e.g. 500/101, 503/107, 503/109);
+* ``garbage`` – handle it or not, then answer ``http_status`` with an HTML page instead of JSON,
+  as a proxy or load balancer in front of the exchange would (the SDK's ``r.json()`` then raises);
 * ``latency`` – sleep ``seconds`` before normal handling (stacks with the others);
 * ``drop_before_read`` – close the next ``count`` accepted connections before reading a byte
   (any path, the admin API included: it cannot tell them apart unread).
@@ -24,7 +26,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KINDS = ("drop", "hang", "error", "latency", "drop_before_read")
+KINDS = ("drop", "hang", "error", "garbage", "latency", "drop_before_read")
 
 
 @dataclass

@@ -109,6 +109,7 @@ class PriceWalk:
         self._future: list[Decimal] = [spec.initial_price]
         self._history: list[Decimal] = []  # index j is step -1 - j
         self._overrides: dict[int, Decimal] = {}
+        self._candle_cache: dict[int, StepCandle] = {}
 
     # -- the path --------------------------------------------------------------------------------
     def _return(self, k: int) -> Decimal:
@@ -137,6 +138,7 @@ class PriceWalk:
     def set_price(self, k: int, price: Decimal) -> None:
         """Pin step ``k`` (≥ 0) to ``price``; later steps walk on from it."""
         self._overrides[k] = price
+        self._candle_cache = {i: c for i, c in self._candle_cache.items() if i < k}
         del self._future[max(k, 1) :]
         if k == 0:
             self._future[0] = price
@@ -160,6 +162,12 @@ class PriceWalk:
 
     # -- candles -------------------------------------------------------------------------------
     def step_candle(self, k: int) -> StepCandle:
+        cached = self._candle_cache.get(k)
+        if cached is None:
+            cached = self._candle_cache[k] = self._make_step_candle(k)
+        return cached
+
+    def _make_step_candle(self, k: int) -> StepCandle:
         opened = self.shown_price(k - 1)
         closed = self.shown_price(k)
         wick = Decimal(_hash_int(self.seed, self.spec.market, k, "wick") % 8) / Decimal(10_000)

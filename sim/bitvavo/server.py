@@ -56,6 +56,7 @@ _ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("DELETE", "/order"),
         ("GET", "/orders"),
         ("DELETE", "/orders"),
+        ("PUT", "/order"),
         ("GET", "/ordersOpen"),
         ("GET", "/trades"),
         ("GET", "/balance"),
@@ -160,6 +161,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._serve("PUT")
 
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (malformed request line, …) in Bitvavo's JSON shape too."""
+        self.close_connection = True
+        self._send(code, {"errorCode": 110, "error": message or "Invalid request."})
+
     # -- plumbing ------------------------------------------------------------------------------
     def _send(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
@@ -255,6 +264,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "error":
             error = SimError(fault.error_code, fault.message)
             self._send(fault.http_status, error.body(), headers)
+        elif fault.kind == "garbage":
+            page = f"<html><body><h1>{fault.http_status}</h1>upstream error</body></html>".encode()
+            self.send_response(fault.http_status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
         elif fault.kind == "hang":
             self._hang(fault.seconds)
         else:
@@ -433,6 +449,7 @@ class BitvavoSimulator:
             ("GET", "/balance"): lambda: ex.balance(key, query),
             ("GET", "/account"): lambda: ex.account(key),
             ("GET", "/account/fees"): lambda: ex.fees(key, query),
+            ("PUT", "/order"): lambda: ex.update_order(key, request.body),
         }
         return private[(method, template)](), None
 
