@@ -1,0 +1,73 @@
+"""A fresh simulator per test on a free port, its admin client, and clients pointed at it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from python_bitvavo_api.bitvavo import Bitvavo
+
+from services.executor.trade_client import TradeClient
+from shared.exchange.public import PublicMarketData
+from shared.exchange.sdk import ApiCredentials, ExchangeSettings
+from sim.bitvavo import (
+    DEFAULT_TRADE_KEY,
+    DEFAULT_TRADE_SECRET,
+    DEFAULT_VIEW_KEY,
+    DEFAULT_VIEW_SECRET,
+    BitvavoSimulator,
+    SimulatorAdmin,
+)
+
+TRADE = ApiCredentials(DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET)
+VIEW = ApiCredentials(DEFAULT_VIEW_KEY, DEFAULT_VIEW_SECRET)
+OPERATOR_ID = 4242
+
+
+@pytest.fixture
+def sim() -> Iterator[BitvavoSimulator]:
+    with BitvavoSimulator(seed=42) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def admin(sim: BitvavoSimulator) -> Iterator[SimulatorAdmin]:
+    client = SimulatorAdmin(sim.base_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(sim: BitvavoSimulator) -> ExchangeSettings:
+    """Short timeouts so fault tests finish fast; two attempts for reads."""
+    return ExchangeSettings(
+        rest_url=sim.base_url, connect_timeout_s=1.0, read_timeout_s=1.0, read_attempts=2, read_backoff_s=0.01
+    )
+
+
+@pytest.fixture
+def trade_client(settings: ExchangeSettings) -> TradeClient:
+    return TradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings)
+
+
+@pytest.fixture
+def public(settings: ExchangeSettings) -> PublicMarketData:
+    return PublicMarketData(settings)
+
+
+def sdk(sim: BitvavoSimulator, credentials: ApiCredentials | None = None, **options: Any) -> Bitvavo:
+    """The official SDK pointed at the simulator, as production would be at Bitvavo."""
+    config: dict[str, Any] = {"restUrl": sim.base_url, "timeout": 5, **options}
+    if credentials is not None:
+        config.update(apikey=credentials.key, apisecret=credentials.secret)
+    return Bitvavo(config)
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound and released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
