@@ -201,6 +201,9 @@ class Exchange:
             for key in self._initial_keys:
                 self.wallets.setdefault(key.account, Wallet())
             self.orders: list[SimOrder] = []
+            # indexes: active orders in placement order; orders per (account, market, clientOrderId)
+            self._open: dict[tuple[str, str], SimOrder] = {}
+            self._by_cid: dict[tuple[str, str, str], list[SimOrder]] = {}
             self._by_id: dict[tuple[str, str], SimOrder] = {}
             self._counter = 0
             self._processed_step = 0
@@ -220,14 +223,16 @@ class Exchange:
                 self._match_resting(self._processed_step)
 
     def _match_resting(self, k: int, only_market: str | None = None) -> None:
-        markets = sorted({o.market for o in self.orders if o.active and only_market in (None, o.market)})
+        markets = sorted({o.market for o in self._open.values() if only_market in (None, o.market)})
         for market in markets:
             if self.specs[market].status != "trading":
                 continue
             walk = self.walks[market]
             bids, asks = walk.book(k)
             ts = max(walk.step_start_ms(k), 0)
-            for order in [o for o in self.orders if o.active and o.market == market]:
+            for order in [o for o in self._open.values() if o.market == market]:
+                if not order.active:
+                    continue  # finished by an earlier order's self-trade prevention in this loop
                 order_ts = max(ts, order.created)
                 if order.status == "awaitingTrigger":
                     if self._triggered(order, walk.shown_price(k), bids, asks):
@@ -297,6 +302,7 @@ class Exchange:
         """Final status: give back whatever the order still holds."""
         order.status = status
         order.updated = ts
+        self._open.pop((order.market, order.order_id), None)
         if reason is not None:
             order.restatement_reason = reason
         if order.on_hold != 0:
@@ -362,11 +368,7 @@ class Exchange:
 
     def _find(self, account: str, market: str, order_id: str | None, client_order_id: str | None) -> SimOrder:
         if client_order_id is not None:  # clientOrderId wins over orderId
-            matches = [
-                o
-                for o in self.orders
-                if o.account == account and o.market == market and o.client_order_id == client_order_id
-            ]
+            matches = self._by_cid.get((account, market, client_order_id), [])
             if not matches:
                 raise SimError(240)
             active = [o for o in matches if o.active]
@@ -552,11 +554,7 @@ class Exchange:
                 raise invalid("clientOrderId")
             self._check_market_accepts(spec, order_type)
             if client_order_id is not None and any(
-                o.active
-                and o.market == spec.market
-                and o.account == key.account
-                and o.client_order_id == client_order_id
-                for o in self.orders
+                o.active for o in self._by_cid.get((key.account, spec.market, client_order_id), [])
             ):
                 raise SimError(220)
             order = self._new_order(
@@ -568,9 +566,8 @@ class Exchange:
                 operator_id=operator_id,
                 client_order_id=client_order_id,
             )
-            if sum(1 for o in self.orders if o.active and o.market == spec.market and o.account == key.account) >= (
-                MAX_OPEN_ORDERS
-            ):
+            open_here = sum(1 for o in self._open.values() if o.market == spec.market and o.account == key.account)
+            if open_here >= MAX_OPEN_ORDERS:
                 raise SimError(235)
             self._reserve(order, spec)
             self._register(order)
@@ -763,6 +760,9 @@ class Exchange:
     def _register(self, order: SimOrder) -> None:
         self.orders.append(order)
         self._by_id[(order.market, order.order_id)] = order
+        self._open[(order.market, order.order_id)] = order
+        if order.client_order_id is not None:
+            self._by_cid.setdefault((order.account, order.market, order.client_order_id), []).append(order)
         self._nonce += 1
 
     def _start(self, order: SimOrder, spec: MarketSpec) -> None:
@@ -795,7 +795,7 @@ class Exchange:
 
         own = [
             o
-            for o in self.orders
+            for o in self._open.values()
             if o is not order
             and o.active
             and o.status != "awaitingTrigger"
@@ -874,8 +874,8 @@ class Exchange:
             if market is not None:
                 self._spec(market)
             result = []
-            for order in self.orders:
-                if order.account == key.account and order.active and market in (None, order.market):
+            for order in list(self._open.values()):
+                if order.account == key.account and market in (None, order.market):
                     if self.specs[order.market].status in ("halted", "auctionMatching"):
                         continue
                     self._finish(order, "canceled", self.clock.now_ms())
@@ -915,11 +915,8 @@ class Exchange:
             base = query.get("base")
             return [
                 o.to_json()
-                for o in reversed(self.orders)
-                if o.account == key.account
-                and o.active
-                and market in (None, o.market)
-                and base in (None, self.specs[o.market].base)
+                for o in reversed(self._open.values())
+                if o.account == key.account and market in (None, o.market) and base in (None, self.specs[o.market].base)
             ]
 
     def trades(self, key: ApiKey, query: Mapping[str, str]) -> Any:

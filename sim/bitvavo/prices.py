@@ -110,6 +110,7 @@ class PriceWalk:
         self._history: list[Decimal] = []  # index j is step -1 - j
         self._overrides: dict[int, Decimal] = {}
         self._candle_cache: dict[int, StepCandle] = {}
+        self._book_cache: dict[int, tuple[list[Level], list[Level]]] = {}
 
     # -- the path --------------------------------------------------------------------------------
     def _return(self, k: int) -> Decimal:
@@ -139,6 +140,7 @@ class PriceWalk:
         """Pin step ``k`` (≥ 0) to ``price``; later steps walk on from it."""
         self._overrides[k] = price
         self._candle_cache = {i: c for i, c in self._candle_cache.items() if i < k}
+        self._book_cache.clear()
         del self._future[max(k, 1) :]
         if k == 0:
             self._future[0] = price
@@ -227,7 +229,17 @@ class PriceWalk:
 
     # -- book ----------------------------------------------------------------------------------
     def book(self, k: int, levels: int = BOOK_LEVELS) -> tuple[list[Level], list[Level]]:
-        """Bids (best first) and asks (best first) around step ``k``'s price."""
+        """Bids (best first) and asks (best first) around step ``k``'s price (copies: callers may
+        keep them; a few recent steps are cached)."""
+        cached = self._book_cache.get(k)
+        if cached is None:
+            if len(self._book_cache) >= 4:
+                self._book_cache.pop(next(iter(self._book_cache)))
+            cached = self._book_cache[k] = self._make_book(k)
+        bids, asks = cached
+        return bids[:levels], asks[:levels]
+
+    def _make_book(self, k: int, levels: int = BOOK_LEVELS) -> tuple[list[Level], list[Level]]:
         mid = self.price(k)
         digits = self.spec.price_precision
         bids: list[Level] = []
