@@ -1,0 +1,72 @@
+"""Crash recovery: an executor killed with SIGKILL right after the claim commits, or right after
+the exchange accepted the order, is settled by a new instance's startup reconciliation, with at
+most one order each at the exchange.
+
+The crash point is the TEST-ONLY knob EXECUTOR_TEST_CRASH_AT (the process SIGKILLs itself there).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+
+from tests.harness import Postgres, eventually
+from tests.integration.executor.kit import (
+    Exchange,
+    executions,
+    failure,
+    process_executor,
+    seed_proposal,
+    user,
+)
+
+
+def _status(postgres: Postgres, uid: str) -> str:
+    rows = executions(postgres, uid)
+    assert len(rows) == 1
+    return str(rows[0]["status"])
+
+
+def test_killed_after_the_claim_nothing_is_sent_and_the_claim_fails(
+    postgres: Postgres, exchange: Exchange, tmp_path: Path
+) -> None:
+    uid = user()
+    pid = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
+    with process_executor(postgres, exchange.url, tmp_path / "a.log", test_crash_at="after_claim") as (ex, proc):
+        ex.set_policy(uid)
+        report = failure(lambda: ex.execute(uid, pid))
+        assert report.code is grpc.StatusCode.UNAVAILABLE
+        assert proc.proc.wait(10) == -9
+    assert _status(postgres, uid) == "CLAIMED"
+
+    time.sleep(1.2)  # older than the stale-claim age below
+    with process_executor(postgres, exchange.url, tmp_path / "b.log", stale_claimed_seconds="1") as (ex, _):
+        assert eventually(lambda: _status(postgres, uid) == "FAILED", timeout=15)
+        assert executions(postgres, uid)[0]["error"]["code"] == "STALE_CLAIM"
+        again = failure(lambda: ex.execute(uid, pid))
+        assert again.code is grpc.StatusCode.ALREADY_EXISTS
+    assert exchange.post_count() == 0
+    assert exchange.order_count() == 0
+
+
+def test_killed_after_the_exchange_accepted_the_order_it_is_found_and_filled(
+    postgres: Postgres, exchange: Exchange, tmp_path: Path
+) -> None:
+    uid = user()
+    pid = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
+    with process_executor(postgres, exchange.url, tmp_path / "a.log", test_crash_at="after_send") as (ex, proc):
+        ex.set_policy(uid)
+        report = failure(lambda: ex.execute(uid, pid))
+        assert report.code is grpc.StatusCode.UNAVAILABLE
+        assert proc.proc.wait(10) == -9
+    assert _status(postgres, uid) == "SUBMITTING"
+    assert exchange.order_count() == 1
+
+    with process_executor(postgres, exchange.url, tmp_path / "b.log") as (ex, _):
+        assert eventually(lambda: _status(postgres, uid) == "FILLED", timeout=15)
+        row = executions(postgres, uid)[0]
+        assert row["exchange_order_id"] == exchange.orders()[0]["orderId"]
+    assert exchange.post_count() == 1
+    assert exchange.order_count() == 1

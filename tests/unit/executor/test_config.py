@@ -1,0 +1,71 @@
+"""The executor refuses a configuration whose mode does not match its keys, naming every variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.executor.config import Mode, load_settings
+from shared.config import ConfigError
+
+KEY = "k" * 64
+SECRET = "s" * 128
+
+
+def problems(env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    return [p.split(":", 1)[0] for p in caught.value.problems]
+
+
+def test_the_mode_is_required() -> None:
+    assert problems({}) == ["EXECUTOR_MODE"]
+    assert problems({"EXECUTOR_MODE": "demo"}) == ["EXECUTOR_MODE"]
+
+
+def test_live_needs_key_secret_and_operator_id() -> None:
+    assert problems({"EXECUTOR_MODE": "live"}) == [
+        "EXECUTOR_BITVAVO_API_KEY",
+        "EXECUTOR_BITVAVO_API_SECRET",
+        "EXECUTOR_OPERATOR_ID",
+    ]
+
+
+def test_paper_holds_no_trade_key() -> None:
+    assert problems({"EXECUTOR_MODE": "paper", "EXECUTOR_BITVAVO_API_KEY": KEY}) == ["EXECUTOR_BITVAVO_API_KEY"]
+
+
+def test_every_bad_variable_is_named_at_once() -> None:
+    env = {
+        "EXECUTOR_MODE": "live",
+        "EXECUTOR_BITVAVO_API_KEY": KEY,
+        "EXECUTOR_BITVAVO_API_SECRET": SECRET,
+        "EXECUTOR_OPERATOR_ID": "not-a-number",
+        "EXECUTOR_REQUEST_TIMEOUT_SECONDS": "-1",
+        "EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR": "1.001",
+    }
+    assert sorted(problems(env)) == [
+        "EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR",
+        "EXECUTOR_OPERATOR_ID",
+        "EXECUTOR_REQUEST_TIMEOUT_SECONDS",
+    ]
+
+
+def test_secrets_are_not_repeated_in_errors() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"EXECUTOR_MODE": "paper", "EXECUTOR_BITVAVO_API_SECRET": SECRET})
+    assert SECRET not in str(caught.value)
+
+
+def test_valid_live_and_paper() -> None:
+    live = load_settings(
+        {
+            "EXECUTOR_MODE": "live",
+            "EXECUTOR_BITVAVO_API_KEY": KEY,
+            "EXECUTOR_BITVAVO_API_SECRET": SECRET,
+            "EXECUTOR_OPERATOR_ID": "9223372036854775807",
+        }
+    )
+    assert live.mode is Mode.LIVE and live.operator_id == 2**63 - 1
+    assert SECRET not in repr(live)
+    paper = load_settings({"EXECUTOR_MODE": "paper"})
+    assert paper.mode is Mode.PAPER and paper.exchange_url == "https://api.bitvavo.com/v2"
