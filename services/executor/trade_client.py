@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -69,11 +70,13 @@ class TradeClient:
         operator_id: int,
         settings: ExchangeSettings | None = None,
         probe_market: str = PROBE_MARKET,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``sleep`` is what read retries wait with (tests inject one that moves a fake clock)."""
         if isinstance(operator_id, bool) or not isinstance(operator_id, int) or not -(2**63) <= operator_id < 2**63:
             raise ValueError("operator_id must be an int64")
         self.operator_id = operator_id
-        self._gateway = BitvavoGateway(settings or ExchangeSettings(), credentials)
+        self._gateway = BitvavoGateway(settings or ExchangeSettings(), credentials, sleep=sleep)
         self._probe_market = check_market(probe_market)
 
     @classmethod

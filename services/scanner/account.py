@@ -9,6 +9,8 @@ environment by mistake stops the scanner at startup.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,8 +39,9 @@ class ReadonlyAccount:
         settings: ExchangeSettings | None = None,
         *,
         probe_market: str = PROBE_MARKET,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._gateway = BitvavoGateway(settings or ExchangeSettings(), credentials)
+        self._gateway = BitvavoGateway(settings or ExchangeSettings(), credentials, sleep=sleep)
         self._probe_market = check_market(probe_market)
         self.verify_cannot_trade()
 

@@ -7,6 +7,7 @@ Markets, tickers, candles, order books and public trades, as the typed values of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -30,8 +31,14 @@ _R = TypeVar("_R")
 class PublicMarketData:
     """Public endpoints, no API key. ``gateway`` may be shared with other clients of the same key."""
 
-    def __init__(self, settings: ExchangeSettings | None = None, *, gateway: BitvavoGateway | None = None) -> None:
-        self._gateway = gateway or BitvavoGateway(settings or ExchangeSettings())
+    def __init__(
+        self,
+        settings: ExchangeSettings | None = None,
+        *,
+        gateway: BitvavoGateway | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._gateway = gateway or BitvavoGateway(settings or ExchangeSettings(), sleep=sleep)
 
     @property
     def rate_limit(self) -> RateLimitStatus | None:

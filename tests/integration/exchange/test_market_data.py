@@ -57,10 +57,11 @@ def test_candles_are_newest_first_one_interval_apart(public: PublicMarketData) -
     assert [c.start for c in window] == starts[2:6]
 
 
-def test_unknown_market_is_205(public: PublicMarketData) -> None:
+def test_unknown_market_is_205_and_not_retried(admin: SimulatorAdmin, public: PublicMarketData) -> None:
     with pytest.raises(RequestRejectedError) as caught:
         public.ticker_price("NOPE-EUR")
     assert caught.value.code == 205
+    assert admin.request_count("/ticker/price") == 1  # a refusal is final, unlike a 107
 
 
 def test_admin_sets_prices_and_counts_requests(admin: SimulatorAdmin, public: PublicMarketData) -> None:

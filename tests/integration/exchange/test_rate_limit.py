@@ -100,8 +100,7 @@ def test_a_read_waits_out_a_short_ban_and_retries(sim: BitvavoSimulator, admin: 
         admin.advance_clock(int(seconds * 1000) + 1)
 
     settings = ExchangeSettings(rest_url=sim.base_url, read_attempts=2, max_rate_limit_wait_s=300)
-    client = TradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings)
-    client._gateway._sleep = sleep  # the gateway's injectable sleep
+    client = TradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings, sleep=sleep)
     admin.exhaust_rate_limit(key=TRADE.key)
     assert client.balance("EUR").available > 0
     assert len(waited) == 1
