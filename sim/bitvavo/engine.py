@@ -183,6 +183,8 @@ class Exchange:
         self.taker_fee = taker_fee
         self.maker_fee = maker_fee
         self._initial_markets = tuple(markets)
+        if not self._initial_markets:
+            raise ValueError("the simulator needs at least one market")
         self._initial_keys = tuple(keys)
         self._initial_accounts = {name: dict(b) for name, b in accounts.items()}
         self.reset()

@@ -350,10 +350,12 @@ class BitvavoSimulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._serving_lock = threading.Lock()
+        self._stopped = False
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> str:
         with self._serving_lock:
+            self._stopped = False
             if self._server is None:
                 self._listen()
         return self.base_url
@@ -374,6 +376,7 @@ class BitvavoSimulator:
 
     def stop(self) -> None:
         with self._serving_lock:
+            self._stopped = True
             self._close_listener()
 
     def pause_listening(self, seconds: float) -> None:
@@ -385,7 +388,7 @@ class BitvavoSimulator:
                 self._close_listener()
             time.sleep(seconds)
             with self._serving_lock:
-                if self._server is None:
+                if self._server is None and not self._stopped:
                     self._listen()
 
         threading.Thread(target=cycle, name="bitvavo-sim-pause", daemon=True).start()
