@@ -69,9 +69,11 @@ def banner(plan: Plan, exchange_url: str, llm_url: str, database: str) -> Panel:
     return Panel(Group(*lines), title="Auto Invest Oracle — local demo", title_align="left")
 
 
-def going_live() -> Panel:
-    """The environment variables that replace the simulators (see stack/environments.py)."""
+def going_live() -> Text:
+    """The environment variables that replace the simulators (see stack/environments.py).
+    Plain text, printed without hard wrapping, so the commands can be copied."""
     text = Text()
+    text.append("Going real\n", style="bold underline")
     text.append("A real LLM", style="bold")
     text.append(" (any OpenAI-compatible API):\n")
     text.append(
@@ -89,7 +91,7 @@ def going_live() -> Panel:
         "  EXECUTOR_BITVAVO_API_KEY=<trade key> EXECUTOR_BITVAVO_API_SECRET=<secret> EXECUTOR_OPERATOR_ID=<int>\n"
     )
     text.append("Each service gets only its own prefix's variables; the scanner never sees a trade key.", style="dim")
-    return Panel(text, title="Going real", title_align="left")
+    return text
 
 
 def endpoints_table(endpoints: Sequence[Endpoint]) -> Table:

@@ -19,6 +19,7 @@ from oraclectl.session import CliError, Session
 from stack.demo import find_job
 
 AUTO = scanner_pb2.AutoExecuteStatus
+ANSWER_WAIT_SECONDS = 60.0  # longest wait for the executor's answers to a run's proposals
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class CycleWatcher:
         self._job_id = job_id
         self._count_orders = count_orders
         self._seen = ""
+        self._pending: tuple[str, float] | None = None  # a finished run whose auto-execute answers are not in yet
         self._number = 0
         job = find_job(session, user, job_id)
         if job is not None and job.HasField("last_run_at"):
@@ -117,15 +119,29 @@ class CycleWatcher:
         self.job = job
 
     def poll(self) -> CycleReport | None:
-        """The next finished run since the last call, or None."""
+        """The next finished run since the last call, or None.
+
+        The scanner records a run (and releases the job) before it asks the executor about the
+        run's proposals, then records the answers; a run counts as finished once every proposal
+        has its answer, or :data:`ANSWER_WAIT_SECONDS` after the run was recorded.
+        """
         job = find_job(self._session, self._user, self._job_id)
         self.job = job
         if job is None or not job.HasField("last_run_at") or job.locked_by:
-            return None  # gone, never run, or a run in progress (outcomes not final yet)
+            return None  # gone, never run, or a run in progress
         stamp = job.last_run_at.ToJsonString()
         if stamp == self._seen:
             return None
+        answered = all(
+            o.auto_execute != AUTO.AUTO_EXECUTE_STATUS_UNSPECIFIED for o in job.last_outcomes if o.proposal_id
+        )
+        if not answered:
+            if self._pending is None or self._pending[0] != stamp:
+                self._pending = (stamp, time.monotonic())
+            if time.monotonic() - self._pending[1] < ANSWER_WAIT_SECONDS:
+                return None
         self._seen = stamp
+        self._pending = None
         self._number += 1
         return CycleReport(
             number=self._number,

@@ -86,7 +86,6 @@ def _common(service: str, listen: str, wiring: Wiring, *principals: str) -> dict
         "DATABASE_URL": wiring.database_urls[service],
         "PRINCIPAL_TOKENS": wiring.credentials.principal_tokens(*principals),
         "AUTH_MODE": "token",
-        "GRACE_SECONDS": "5",
     }
 
 

@@ -212,7 +212,7 @@ class Stack:
         if self.cluster is not None:
             endpoints.append(view.Endpoint("postgresql", "unix socket", _postmaster_pid(self.layout.pgdata), ""))
         self.console.print(view.endpoints_table(endpoints))
-        self.console.print(view.going_live())
+        self.console.print(view.going_live(), soft_wrap=True)
         self.console.print(view.scenario())
         what = "created" if seeded.policy_created else f"kept (version {seeded.policy_version})"
         job = "created" if seeded.job_created else "kept"
@@ -222,7 +222,9 @@ class Stack:
                 f"[yellow]The demo scan job is paused: resume it with 'oraclectl jobs resume {seeded.job_id}'.[/yellow]"
             )
         default_layout = self.options.state_dir is None
-        self.console.print(view.how_to_reach(self.addresses, _shown(self.layout.token_file), default_layout))
+        self.console.print(
+            view.how_to_reach(self.addresses, _shown(self.layout.token_file), default_layout), soft_wrap=True
+        )
 
     # ------------------------------------------------------------------ running
     def _show_cycles(self) -> None:
