@@ -7,6 +7,7 @@ and end; the check reads that record, not the scanner's answers.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import defaultdict
@@ -139,7 +140,7 @@ def test_four_instances_process_each_job_exactly_once_per_due_time(storm_db: Pos
         assert len(due_times) == ROUNDS, f"job {job_id}: {len(due_times)} runs, {ROUNDS} due times"
         assert len(set(due_times)) == ROUNDS, f"job {job_id} was processed twice for one due time"
         ordered = sorted(job_runs, key=lambda r: at(str(r["started_at"])))
-        for earlier, later in zip(ordered, ordered[1:], strict=False):
+        for earlier, later in itertools.pairwise(ordered):
             assert at(str(later["started_at"])) >= at(str(earlier["finished_at"])), f"job {job_id}: runs overlap"
         tokens = [int(str(r["fencing_token"])) for r in ordered]
         assert tokens == sorted(set(tokens)), f"job {job_id}: fencing tokens not increasing"
