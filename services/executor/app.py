@@ -107,6 +107,7 @@ def build(
         venue,
         clock,
         account_daily_notional_cap_eur=settings.account_daily_notional_cap_eur,
+        send_within=timedelta(seconds=settings.request_timeout_seconds),
         hooks=hooks or Hooks.crash_at(settings.test_crash_at),
     )
     timing = Timing(

@@ -14,9 +14,11 @@ The order of events is the guarantee (DESIGN §2, §3):
    (user_id, proposal_id) DO NOTHING, status CLAIMED.
 4. A new short transaction under the same locks re-reads the kill switches: off → FAILED, nothing
    sent; on → CLAIMED→SUBMITTING, committed before anything leaves.
-5. The single POST /order with a clientOrderId derived from (user_id, proposal_id). It is never
-   sent again for this execution, by anyone: its answer — or the lack of one — only moves the
-   execution (state_machine.record_order / advance); the reconciler resolves the rest.
+5. The single POST /order with a clientOrderId derived from (user_id, proposal_id) — unless this
+   process stalled since SUBMITTING for longer than the request timeout (then FAILED, nothing
+   sent: the reconciler's "proven absent" rule must stay true). It is never sent again for this
+   execution, by anyone: its answer — or the lack of one — only moves the execution
+   (state_machine.record_order / advance); the reconciler resolves the rest.
 
 No network call happens while a lock is held.
 """
@@ -107,6 +109,7 @@ class Hooks:
     """Points between the steps where tests step in. Production uses the no-op default."""
 
     after_claim: Callable[[Execution], None] = field(default=lambda _e: None)
+    before_send: Callable[[Execution], None] = field(default=lambda _e: None)
     after_send: Callable[[Execution], None] = field(default=lambda _e: None)
 
     @classmethod
@@ -144,9 +147,11 @@ class Executor:
         clock: Clock,
         *,
         account_daily_notional_cap_eur: Decimal,
+        send_within: timedelta,
         hooks: Hooks | None = None,
     ) -> None:
         self._db = db
+        self._send_within = send_within
         self._venue = venue
         self._clock = clock
         self._account_cap = account_daily_notional_cap_eur
@@ -354,6 +359,10 @@ class Executor:
         submitting = self._begin_submit(claimed)
         if submitting.status is not Status.SUBMITTING:
             return submitting
+        self._hooks.before_send(submitting)
+        late = self._too_late_to_send(submitting)
+        if late is not None:
+            return late
         try:
             view = self._venue.place(
                 market=submitting.market,
@@ -366,6 +375,32 @@ class Executor:
             return self._record_failure(submitting, exc)
         self._hooks.after_send(submitting)
         return self._record_answer(submitting, view)
+
+    def _too_late_to_send(self, submitting: Execution) -> Execution | None:
+        """Refuse to send when this process stalled since SUBMITTING was committed.
+
+        The reconciler concludes "proven absent" once send time + request timeout + access
+        window + margin has passed; an order signed later than ``send_within`` after SUBMITTING
+        could still arrive after that. Nothing was sent, so FAILED is the truth.
+        """
+        assert submitting.submitting_at is not None
+        if self._clock.now() - submitting.submitting_at <= self._send_within:
+            return None
+        with self._db.transaction(submitting.user_id) as conn:
+            moved = state_machine.advance(
+                conn,
+                submitting,
+                Status.FAILED,
+                now=self._clock.now(),
+                principal=submitting.principal,
+                changes={
+                    "error": state_machine.error_record(
+                        "SEND_TOO_LATE", "stalled between SUBMITTING and the send; nothing sent", source="executor"
+                    )
+                },
+                audit_payload={"reason": "SEND_TOO_LATE"},
+            )
+        return moved or self._reread(submitting)
 
     def _begin_submit(self, claimed: Execution) -> Execution:
         """CLAIMED → SUBMITTING (or → FAILED when a kill switch went off since the claim)."""

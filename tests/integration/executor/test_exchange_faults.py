@@ -158,6 +158,21 @@ def test_insufficient_balance_at_the_exchange_fails_with_its_code(postgres: Post
         assert exchange.order_count() == 0
 
 
+def test_a_process_that_stalled_after_submitting_does_not_send(postgres: Postgres, exchange: Exchange) -> None:
+    clock = ManualClock(datetime.now(UTC))
+
+    def stall(_: Execution) -> None:  # e.g. a frozen VM between the SUBMITTING commit and the send
+        clock.advance(timedelta(seconds=30))
+
+    uid = user()
+    with in_process_executor(postgres, exchange.url, clock=clock, hooks=Hooks(before_send=stall)) as ex:
+        ex.set_policy(uid)
+        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_FAILED
+        assert execution.error_code == "SEND_TOO_LATE"
+        assert exchange.post_count() == 0
+
+
 class _StaleMinimum:
     """The exchange's market rules as a stale cache would have them: a 1 EUR minimum."""
 

@@ -7,6 +7,7 @@ claim, not luck or a single process, are what keep the counts exact.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -58,7 +59,7 @@ def fresh_rate_limit_window(exchange: Exchange) -> None:
 def fire(pair: list[Executor], uid: str, proposals: list[str]) -> list[Any]:
     """One ExecuteProposal per proposal, all at once, alternating between the two executors."""
     calls: list[Callable[[], Any]] = [
-        (lambda ex=pair[i % 2], pid=pid: ex.execute(uid, pid)) for i, pid in enumerate(proposals)
+        functools.partial(pair[i % 2].execute, uid, pid) for i, pid in enumerate(proposals)
     ]
     return storm(calls)
 

@@ -1,0 +1,181 @@
+"""The validators as pure functions: each reason code, window edges on an exact clock, and that a
+rejection lists every failure (no database, no network)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.executor import validators as v
+from services.executor.model import MarketInfo, Policy, Proposal, Side
+from services.executor.policies import default_policy
+
+NOW = datetime(2032, 1, 15, 12, 0, tzinfo=UTC)
+BTC = MarketInfo("BTC-EUR", "trading", Decimal(5), Decimal("0.00006"), Decimal(1000000000), 2, 8)
+
+
+def policy(**changes: Any) -> Policy:
+    base = replace(
+        default_policy("alice"),
+        allowed_markets=("BTC-EUR",),
+        min_order_eur=Decimal(5),
+        max_order_eur=Decimal(100),
+        min_confidence=50,
+        cooldown_seconds=60,
+        anti_flip_seconds=3600,
+        daily_trade_cap=10,
+        hourly_trade_cap=3,
+        daily_notional_cap_eur=Decimal(500),
+        price_guard_pct=Decimal(2),
+    )
+    return replace(base, **changes)
+
+
+def proposal(**changes: Any) -> Proposal:
+    base = Proposal(
+        proposal_id="p",
+        user_id="alice",
+        market="BTC-EUR",
+        side=Side.BUY,
+        amount_quote=Decimal("10.00"),
+        confidence=75,
+        status="open",
+        expires_at=NOW + timedelta(minutes=5),
+        snapshot_price=Decimal(85000),
+    )
+    return replace(base, **changes)
+
+
+def facts(**changes: Any) -> v.Facts:
+    base = v.Facts(
+        proposal=proposal(),
+        policy=policy(),
+        now=NOW,
+        market=BTC,
+        price_now=Decimal(85000),
+        free_balance=Decimal(1000),
+        in_flight_eur=Decimal(0),
+        last_on_market_at=None,
+        last_opposite_at=None,
+        trades_today=0,
+        trades_last_hour=0,
+        notional_today_eur=Decimal(0),
+        account_notional_today_eur=Decimal(0),
+        account_daily_notional_cap_eur=Decimal(10000),
+    )
+    return replace(base, **changes)
+
+
+def failed(f: v.Facts) -> list[str]:
+    return [c.reason for c in v.failures(v.run_validators(f))]
+
+
+def test_an_ordinary_proposal_passes_every_validator() -> None:
+    checks = v.run_validators(facts())
+    assert [c.name for c in checks] == [
+        "allowlist",
+        "market_status",
+        "order_size",
+        "confidence",
+        "cooldown",
+        "anti_flip",
+        "daily_cap",
+        "hourly_cap",
+        "daily_notional",
+        "account_notional",
+        "price_guard",
+        "balance",
+    ]
+    assert all(c.passed and c.reason == "" for c in checks)
+    assert set(checks[0].record()) == {"name", "passed", "observed", "limit", "reason", "overridden"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"policy": policy(allowed_markets=())}, v.ALLOWLIST_EMPTY_DENY_BY_DEFAULT),
+        ({"policy": policy(allowed_markets=("ETH-EUR",))}, v.MARKET_NOT_ALLOWLISTED),
+        ({"market": None}, v.MARKET_NOT_TRADING),
+        ({"market": replace(BTC, status="halted")}, v.MARKET_NOT_TRADING),
+        ({"proposal": proposal(amount_quote=Decimal("4.99"))}, v.ORDER_TOO_SMALL),
+        ({"proposal": proposal(amount_quote=Decimal("100.01"))}, v.ORDER_TOO_LARGE),
+        ({"price_now": Decimal(200000), "proposal": proposal(snapshot_price=Decimal(200000))}, v.ORDER_TOO_SMALL),
+        ({"proposal": proposal(confidence=60)}, v.CONFIDENCE_NOT_ALLOWED),
+        ({"proposal": proposal(confidence=25)}, v.CONFIDENCE_BELOW_MINIMUM),
+        ({"last_on_market_at": NOW - timedelta(seconds=59)}, v.COOLDOWN_ACTIVE),
+        (
+            {"last_on_market_at": NOW - timedelta(minutes=5), "last_opposite_at": NOW - timedelta(minutes=5)},
+            v.ANTI_FLIP_ACTIVE,
+        ),
+        ({"trades_today": 10}, v.DAILY_CAP_REACHED),
+        ({"trades_last_hour": 3}, v.HOURLY_CAP_REACHED),
+        ({"notional_today_eur": Decimal("490.01")}, v.DAILY_NOTIONAL_CAP_REACHED),
+        ({"account_notional_today_eur": Decimal("9990.01")}, v.ACCOUNT_NOTIONAL_CAP_REACHED),
+        ({"price_now": Decimal("86700.01")}, v.PRICE_MOVED),
+        ({"proposal": proposal(snapshot_price=None)}, v.PRICE_MOVED),
+        ({"free_balance": Decimal("9.99")}, v.INSUFFICIENT_BALANCE),
+        ({"free_balance": Decimal(15), "in_flight_eur": Decimal("5.01")}, v.INSUFFICIENT_BALANCE),
+    ],
+)
+def test_each_reason_code(changes: dict[str, Any], reason: str) -> None:
+    assert failed(facts(**changes)) == [reason]
+
+
+def test_window_edges_are_exact() -> None:
+    assert failed(facts(last_on_market_at=NOW - timedelta(seconds=60))) == []
+    assert failed(facts(price_now=Decimal(86700))) == []  # exactly 2 %
+    assert failed(facts(notional_today_eur=Decimal(490))) == []  # exactly the cap
+    assert failed(facts(trades_today=9, trades_last_hour=2)) == []
+
+
+def test_a_sell_needs_the_base_asset_net_of_sells_in_flight() -> None:
+    sell = proposal(side=Side.SELL)
+    enough = Decimal("0.0002")  # 17 EUR at 85000
+    assert failed(facts(proposal=sell, free_balance=enough)) == []
+    assert failed(facts(proposal=sell, free_balance=enough, in_flight_eur=Decimal(8))) == [v.INSUFFICIENT_BALANCE]
+
+
+def test_overrides_skip_only_their_own_check() -> None:
+    recent = NOW - timedelta(seconds=10)
+    f = facts(last_on_market_at=recent, last_opposite_at=recent, override_anti_flip=True)
+    assert failed(f) == [v.COOLDOWN_ACTIVE]
+    checks = {c.name: c for c in v.run_validators(replace(f, override_cooldown=True))}
+    assert checks["cooldown"].passed and checks["cooldown"].overridden
+    assert checks["anti_flip"].passed and checks["anti_flip"].overridden
+    assert not checks["daily_cap"].overridden
+
+
+def test_every_failure_is_reported_not_only_the_first() -> None:
+    f = facts(
+        policy=policy(allowed_markets=("ETH-EUR",)),
+        proposal=proposal(confidence=25, amount_quote=Decimal(1)),
+        trades_last_hour=3,
+        free_balance=Decimal(0),
+    )
+    assert failed(f) == [
+        v.MARKET_NOT_ALLOWLISTED,
+        v.ORDER_TOO_SMALL,
+        v.CONFIDENCE_BELOW_MINIMUM,
+        v.HOURLY_CAP_REACHED,
+        v.INSUFFICIENT_BALANCE,
+    ]
+
+
+def test_amounts_are_rounded_down_to_the_market_precision() -> None:
+    coarse = replace(BTC, notional_decimals=0)
+    f = facts(market=coarse, proposal=proposal(amount_quote=Decimal("10.99")))
+    assert f.amount == Decimal(10)
+    assert "rounded down" in next(c for c in v.run_validators(f) if c.name == "order_size").observed
+
+
+def test_freshness_and_kill_switch() -> None:
+    assert v.freshness(proposal(), NOW).passed
+    assert v.freshness(proposal(expires_at=NOW), NOW).reason == v.PROPOSAL_EXPIRED
+    assert v.freshness(proposal(status="expired"), NOW).reason == v.PROPOSAL_EXPIRED
+    assert v.kill_switch(True, True).passed
+    assert v.kill_switch(False, True).reason == v.TRADING_DISABLED
+    assert v.kill_switch(True, False).reason == v.TRADING_DISABLED
