@@ -50,7 +50,7 @@ class ScannerSettings(ServiceSettings):
     bitvavo_api_secret: SecretStr | None = None
     """Secret of the read-only API key."""
 
-    rate_limit_reserve: int = Field(default=50, ge=0, le=900)
+    rate_limit_reserve: int = Field(default=50, ge=0, le=999)
     """Exchange weight points per minute kept unused, so the scanner never trips error 105."""
 
     budget_addr: str = Field(default="", pattern=r"^([^\s:]+:\d{1,5})?$")
