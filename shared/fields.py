@@ -9,10 +9,13 @@ import binascii
 import json
 import re
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
-from shared.errors import InvalidArgument
+from shared.errors import FieldViolation, InvalidArgument
+
+T = TypeVar("T")
 
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 _MARKET = re.compile(r"^[A-Z0-9]{1,16}-EUR$")
@@ -143,3 +146,37 @@ def decode_page_token(value: str, field: str = "page_token") -> dict[str, Any] |
     if not isinstance(position, dict):
         raise InvalidArgument.one(field, "is not a token from a previous page")
     return position
+
+
+class FieldErrors:
+    """Collects the violations of every field, so one INVALID_ARGUMENT names them all.
+
+    ``check(lambda: fields.user_id(req.user_id), "")`` returns the clean value, or the fallback
+    after noting the violation; ``raise_if_any()`` raises once at the end.
+    """
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def check(self, validate: Callable[[], T], fallback: T) -> T:
+        """The validated value, or ``fallback`` after recording why it is bad."""
+        try:
+            return validate()
+        except InvalidArgument as exc:
+            self.violations.extend(exc.violations)
+            return fallback
+
+    def add(self, field: str, description: str) -> None:
+        """Record a violation found by the caller's own rule."""
+        self.violations.append(FieldViolation(field, description))
+
+    def integer(self, value: int, field: str, *, minimum: int, maximum: int) -> int:
+        """An integer within [minimum, maximum]."""
+        if not minimum <= value <= maximum:
+            self.add(field, f"must be between {minimum} and {maximum}")
+        return value
+
+    def raise_if_any(self) -> None:
+        """Raise InvalidArgument naming every recorded field."""
+        if self.violations:
+            raise InvalidArgument(self.violations)

@@ -6,9 +6,8 @@ named in one INVALID_ARGUMENT. The rules themselves live in ledger.py and window
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from oracle.budget.v1 import budget_service_pb2 as pb
@@ -18,10 +17,7 @@ from services.budget.ledger import CallRequest, CallUsage, Ledger
 from services.budget.reservations import Reservation, Status
 from services.budget.windows import Limits, Window, WindowReport
 from shared import fields
-from shared.errors import FieldViolation, InvalidArgument
 from shared.principals import current_principal
-
-T = TypeVar("T")
 
 MAX_NAME = 200  # purpose and model (the usage log's column limits)
 MAX_REASON = 500
@@ -45,32 +41,6 @@ _WINDOW = {
 }
 
 
-class _Checks:
-    """Collects the violations of every field so one answer names them all."""
-
-    def __init__(self) -> None:
-        self.violations: list[FieldViolation] = []
-
-    def of(self, check: Callable[[], T], fallback: T) -> T:
-        """The checked value, or ``fallback`` after noting why it is bad."""
-        try:
-            return check()
-        except InvalidArgument as exc:
-            self.violations.extend(exc.violations)
-            return fallback
-
-    def count(self, value: int, field: str, *, minimum: int, maximum: int) -> int:
-        """An integer within [minimum, maximum]."""
-        if not minimum <= value <= maximum:
-            self.violations.append(FieldViolation(field, f"must be between {minimum} and {maximum}"))
-        return value
-
-    def done(self) -> None:
-        """Raise InvalidArgument when any field was bad."""
-        if self.violations:
-            raise InvalidArgument(self.violations)
-
-
 class BudgetServicer(pb_grpc.BudgetServiceServicer):
     """The gRPC face of the ledger."""
 
@@ -78,43 +48,43 @@ class BudgetServicer(pb_grpc.BudgetServiceServicer):
         self._ledger = ledger
 
     def ReserveCall(self, request: pb.ReserveCallRequest, context: Any) -> pb.ReserveCallResponse:
-        checks = _Checks()
+        checks = fields.FieldErrors()
         call = CallRequest(
-            user_id=checks.of(lambda: fields.user_id(request.user_id), ""),
-            purpose=checks.of(lambda: fields.text(request.purpose, "purpose", max_len=MAX_NAME, required=True), ""),
-            model=checks.of(lambda: fields.text(request.model, "model", max_len=MAX_NAME, required=True), ""),
-            estimated_prompt_tokens=checks.count(
+            user_id=checks.check(lambda: fields.user_id(request.user_id), ""),
+            purpose=checks.check(lambda: fields.text(request.purpose, "purpose", max_len=MAX_NAME, required=True), ""),
+            model=checks.check(lambda: fields.text(request.model, "model", max_len=MAX_NAME, required=True), ""),
+            estimated_prompt_tokens=checks.integer(
                 request.estimated_prompt_tokens, "estimated_prompt_tokens", minimum=1, maximum=MAX_TOKENS
             ),
-            requested_max_tokens=checks.count(
+            requested_max_tokens=checks.integer(
                 request.requested_max_tokens, "requested_max_tokens", minimum=1, maximum=MAX_TOKENS
             ),
         )
-        checks.done()
+        checks.raise_if_any()
         row = self._ledger.reserve(call, principal=current_principal())
         return pb.ReserveCallResponse(reservation=_reservation(row))
 
     def CommitCall(self, request: pb.CommitCallRequest, context: Any) -> pb.CommitCallResponse:
-        checks = _Checks()
-        user_id = checks.of(lambda: fields.user_id(request.user_id), "")
-        reservation_id = checks.of(lambda: fields.uuid_str(request.reservation_id, "reservation_id"), "")
+        checks = fields.FieldErrors()
+        user_id = checks.check(lambda: fields.user_id(request.user_id), "")
+        reservation_id = checks.check(lambda: fields.uuid_str(request.reservation_id, "reservation_id"), "")
         usage = CallUsage(
-            prompt_tokens=checks.count(request.prompt_tokens, "prompt_tokens", minimum=0, maximum=MAX_TOKENS),
-            completion_tokens=checks.count(
+            prompt_tokens=checks.integer(request.prompt_tokens, "prompt_tokens", minimum=0, maximum=MAX_TOKENS),
+            completion_tokens=checks.integer(
                 request.completion_tokens, "completion_tokens", minimum=0, maximum=MAX_TOKENS
             ),
-            cost_micros=checks.count(request.cost_micros, "cost_micros", minimum=0, maximum=MAX_COST_MICROS) or None,
+            cost_micros=checks.integer(request.cost_micros, "cost_micros", minimum=0, maximum=MAX_COST_MICROS) or None,
         )
-        checks.done()
+        checks.raise_if_any()
         row = self._ledger.commit(user_id, reservation_id, usage, principal=current_principal())
         return pb.CommitCallResponse(reservation=_reservation(row))
 
     def ReleaseCall(self, request: pb.ReleaseCallRequest, context: Any) -> pb.ReleaseCallResponse:
-        checks = _Checks()
-        user_id = checks.of(lambda: fields.user_id(request.user_id), "")
-        reservation_id = checks.of(lambda: fields.uuid_str(request.reservation_id, "reservation_id"), "")
-        reason = checks.of(lambda: fields.text(request.reason, "reason", max_len=MAX_REASON), "")
-        checks.done()
+        checks = fields.FieldErrors()
+        user_id = checks.check(lambda: fields.user_id(request.user_id), "")
+        reservation_id = checks.check(lambda: fields.uuid_str(request.reservation_id, "reservation_id"), "")
+        reason = checks.check(lambda: fields.text(request.reason, "reason", max_len=MAX_REASON), "")
+        checks.raise_if_any()
         row = self._ledger.release(user_id, reservation_id, reason, principal=current_principal())
         return pb.ReleaseCallResponse(reservation=_reservation(row))
 
@@ -124,23 +94,26 @@ class BudgetServicer(pb_grpc.BudgetServiceServicer):
         return pb.GetUsageResponse(windows=[_window(w) for w in usage.windows], limits=_limits(usage.limits))
 
     def SetLimits(self, request: pb.SetLimitsRequest, context: Any) -> pb.SetLimitsResponse:
-        checks = _Checks()
-        user_id = checks.of(lambda: fields.user_id(request.user_id), "")
+        checks = fields.FieldErrors()
+        user_id = checks.check(lambda: fields.user_id(request.user_id), "")
         if not request.HasField("limits"):
-            checks.violations.append(FieldViolation("limits", "is required"))
-            checks.done()
+            checks.add("limits", "is required")
+            checks.raise_if_any()
         given = request.limits
         limits = Limits(
-            daily_calls=checks.count(given.daily_calls, "limits.daily_calls", minimum=0, maximum=MAX_CALLS),
-            hourly_calls=checks.count(given.hourly_calls, "limits.hourly_calls", minimum=0, maximum=MAX_CALLS),
-            daily_tokens=checks.count(given.daily_tokens, "limits.daily_tokens", minimum=0, maximum=MAX_TOKENS_PER_DAY),
-            daily_cost_micros=checks.count(
+            daily_calls=checks.integer(given.daily_calls, "limits.daily_calls", minimum=0, maximum=MAX_CALLS),
+            hourly_calls=checks.integer(given.hourly_calls, "limits.hourly_calls", minimum=0, maximum=MAX_CALLS),
+            daily_tokens=checks.integer(
+                given.daily_tokens, "limits.daily_tokens", minimum=0, maximum=MAX_TOKENS_PER_DAY
+            ),
+            daily_cost_micros=checks.integer(
                 given.daily_cost_micros, "limits.daily_cost_micros", minimum=0, maximum=MAX_COST_PER_DAY
             ),
         )
         if not checks.violations:
-            checks.violations += [FieldViolation(f"limits.{name}", why) for name, why in limits.problems()]
-        checks.done()
+            for name, why in limits.problems():
+                checks.add(f"limits.{name}", why)
+        checks.raise_if_any()
         stored = self._ledger.set_limits(user_id, limits, principal=current_principal())
         return pb.SetLimitsResponse(limits=_limits(stored))
 
