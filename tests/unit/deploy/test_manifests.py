@@ -631,6 +631,24 @@ def test_migration_job(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_the_migration_step_applies_the_job_under_default_deny(target: str) -> None:
+    """deploy/README.md applies ``-l 'app.kubernetes.io/component in (network, migration)'`` before
+    anything else: that must be the Job, its ServiceAccount and exactly the shared policies."""
+    selected = {
+        ident(o)
+        for o in rendered(target)
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") in ("network", "migration")
+    }
+    assert selected == {
+        "Job/migrate",
+        "ServiceAccount/migrator",
+        "NetworkPolicy/default-deny-all",
+        "NetworkPolicy/allow-dns-egress",
+        "NetworkPolicy/allow-postgres-egress",
+    }
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_one_image_for_every_workload(target: str) -> None:
     objects = rendered(target)
     images = {c["image"] for _, spec in pod_specs(objects) for c in all_containers(spec)}
