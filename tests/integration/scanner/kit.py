@@ -127,10 +127,12 @@ def assembled(
     clock: Clock | None = None,
     *,
     analysts: Mapping[str, Analyst] | None = None,
+    config: Mapping[str, str] | None = None,
     **overrides: str,
 ) -> Iterator[Scanner]:
-    """A wired scanner with its own connection pool, nothing started: tests drive it turn by turn."""
-    settings = load_settings(scanner_env(postgres, exchange_url, **overrides))
+    """A wired scanner with its own connection pool, nothing started: tests drive it turn by turn.
+    ``config`` and ``overrides`` are settings by field name."""
+    settings = load_settings(scanner_env(postgres, exchange_url, **{**(config or {}), **overrides}))
     db = open_database(settings, service="scanner", role="oracle_scanner")
     scanner = assemble(settings, db, clock or SystemClock(), analysts=analysts)
     try:
@@ -185,10 +187,12 @@ def in_process_scanner(
     clock: Clock | None = None,
     *,
     analysts: Mapping[str, Analyst] | None = None,
+    config: Mapping[str, str] | None = None,
     **overrides: str,
 ) -> Iterator[ScannerServer]:
-    """A scanner server in this process, built like the real one (``app.build``)."""
-    settings = load_settings(scanner_env(postgres, exchange_url, **overrides))
+    """A scanner server in this process, built like the real one (``app.build``); ``config`` and
+    ``overrides`` are settings by field name."""
+    settings = load_settings(scanner_env(postgres, exchange_url, **{**(config or {}), **overrides}))
     db = open_database(settings, service="scanner", role="oracle_scanner")
     bindings, hooks = build(settings, db, clock or SystemClock(), analysts=analysts)
     running = start_service(service="scanner", settings=settings, db=db, bindings=bindings)

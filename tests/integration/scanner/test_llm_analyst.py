@@ -34,7 +34,7 @@ def budget(postgres: Postgres) -> Iterator[Budget]:
 
 @pytest.fixture
 def scanner(postgres: Postgres, exchange: Exchange, llm: Llm, budget: Budget) -> Iterator[ScannerServer]:
-    with in_process_scanner(postgres, exchange.url, **llm_overrides(llm, budget.target)) as server:
+    with in_process_scanner(postgres, exchange.url, config=llm_overrides(llm, budget.target)) as server:
         yield server
 
 
@@ -80,7 +80,7 @@ def test_the_call_asks_for_no_more_tokens_than_the_budget_granted(
 ) -> None:
     with (
         in_process_budget(postgres, max_tokens_per_call="8") as small,
-        in_process_scanner(postgres, exchange.url, **llm_overrides(llm, small.target)) as scanner,
+        in_process_scanner(postgres, exchange.url, config=llm_overrides(llm, small.target)) as scanner,
     ):
         reply = scanner.run(user, ["BTC-EUR"], analyst=LLM)
     (request,) = llm.admin.requests()
