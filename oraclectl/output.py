@@ -14,7 +14,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any, TextIO
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from oracle.budget.v1 import budget_service_pb2 as budget_pb2
@@ -38,7 +38,8 @@ class Output:
     def __init__(self, json_mode: bool, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
         self.json_mode = json_mode
         self._stdout = stdout or sys.stdout
-        self.console = Console(file=self._stdout, highlight=False)
+        # Piped output is for grep and logs: no folding at 80 columns.
+        self.console = Console(file=self._stdout, highlight=False, width=None if self._stdout.isatty() else 220)
         self.errors = Console(file=stderr or sys.stderr, highlight=False, soft_wrap=True)
 
     def result(self, data: Message | Mapping[str, Any], *renderables: RenderableType) -> None:
@@ -152,10 +153,11 @@ def label(message: Message, name: str) -> str:
     return value.name.removeprefix(prefix).lower()
 
 
-def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], whole: Sequence[str] = ()) -> Table:
+    """A table whose ``whole`` columns (ids, times) never wrap: they are what people copy."""
     table = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in whole)
     for row in rows:
         table.add_row(*row)
     return table
@@ -192,7 +194,8 @@ def proposals_table(reply: scanner_pb2.ListProposalsResponse) -> list[Renderable
         for p in reply.proposals
     ]
     columns = ("proposal", "market", "side", "EUR", "conf", "analyst", "status", "created (UTC)")
-    return [_table(f"{len(rows)} proposal(s)", columns, rows), *more_hint(reply.next_page_token)]
+    table = _table(f"{len(rows)} proposal(s)", columns, rows, whole=("proposal", "created (UTC)"))
+    return [table, *more_hint(reply.next_page_token)]
 
 
 def proposal_detail(p: scanner_pb2.Proposal) -> RenderableType:
@@ -226,7 +229,7 @@ def jobs_table(jobs: Sequence[scanner_pb2.ScanJob], title: str = "") -> Table:
     rows = [
         (
             j.job_id,
-            ",".join(j.markets),
+            ", ".join(j.markets),
             span(j, "interval"),
             label(j, "analyst"),
             "paused" if j.paused else "active",
@@ -238,17 +241,18 @@ def jobs_table(jobs: Sequence[scanner_pb2.ScanJob], title: str = "") -> Table:
         for j in jobs
     ]
     columns = ("job", "markets", "every", "analyst", "state", "next run", "last run", "fails", "last error")
-    return _table(title or f"{len(rows)} scan job(s)", columns, rows)
+    return _table(title or f"{len(rows)} scan job(s)", columns, rows, whole=("job", "next run", "last run"))
 
 
-def outcome_text(o: scanner_pb2.MarketOutcome) -> str:
-    """What auto-execute did with a market's proposal, in a few words."""
+def outcome_text(o: scanner_pb2.MarketOutcome, id_chars: int | None = None) -> str:
+    """What auto-execute did with a market's proposal, in a few words (``id_chars``: shorten ids)."""
     kind = label(o, "auto_execute")
     reasons = ",".join(o.execution_reasons)
+    execution = o.execution_id[:id_chars]
     if kind == "executed":
-        return f"executed {o.execution_id} ({o.execution_status.removeprefix('EXECUTION_STATUS_').lower()})"
+        return f"executed {execution} ({o.execution_status.removeprefix('EXECUTION_STATUS_').lower()})"
     if kind == "duplicate":
-        return f"already executed: {o.execution_id}"
+        return f"already executed: {execution}"
     if kind in ("rejected", "error"):
         return f"{kind}: {reasons}"
     return "auto-execute off" if kind == "off" else ""
@@ -263,6 +267,7 @@ def scan_result(reply: scanner_pb2.RunScanResponse) -> Table:
         f"scan {reply.run_id}: {len(reply.proposals)} proposal(s) from {len(rows)} market(s)",
         ("market", "proposal", "skipped", "execution"),
         rows,
+        whole=("proposal",),
     )
 
 
@@ -285,7 +290,8 @@ def executions_table(reply: executor_pb2.ListExecutionsResponse) -> list[Rendera
         for e in reply.executions
     ]
     columns = ("execution", "market", "side", "EUR", "status", "mode", "filled EUR", "error", "claimed (UTC)")
-    return [_table(f"{len(rows)} execution(s)", columns, rows), *more_hint(reply.next_page_token)]
+    table = _table(f"{len(rows)} execution(s)", columns, rows, whole=("execution", "claimed (UTC)"))
+    return [table, *more_hint(reply.next_page_token)]
 
 
 def execution_detail(e: executor_pb2.Execution) -> RenderableType:
@@ -327,12 +333,35 @@ def audit_table(events: Sequence[executor_pb2.AuditEvent], title: str = "") -> T
             ev.kind,
             ev.principal,
             ev.subject_id,
-            json.dumps(MessageToDict(ev.payload), sort_keys=True),
+            payload_text(ev.payload),
         )
         for ev in events
     ]
     columns = ("#", "time (UTC)", "service", "kind", "principal", "subject", "payload")
-    return _table(title or f"audit trail: {len(rows)} event(s)", columns, rows)
+    return _table(title or f"audit trail: {len(rows)} event(s)", columns, rows, whole=("time (UTC)", "kind"))
+
+
+def payload_text(payload: struct_pb2.Struct) -> str:
+    """An audit payload for people: whole numbers without ".0", a validator list as its count
+    (``executions show`` prints the report itself; --json has everything)."""
+
+    def tidy(value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, dict):
+            return {k: tidy(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [tidy(v) for v in value]
+        return value
+
+    data = tidy(MessageToDict(payload))
+    validators = data.get("validators")
+    if isinstance(validators, list):
+        failed = [
+            str(v.get("reason") or v.get("name")) for v in validators if isinstance(v, dict) and not v.get("passed")
+        ]
+        data["validators"] = f"{len(validators)} ran" + (f", failed: {', '.join(failed)}" if failed else ", all passed")
+    return json.dumps(data, sort_keys=True)
 
 
 def policy_detail(reply: executor_pb2.GetPolicyResponse | executor_pb2.UpdatePolicyResponse) -> RenderableType:

@@ -153,7 +153,7 @@ def cycle_view(report: CycleReport, proposals: Mapping[str, scanner_pb2.Proposal
             idea = outcome.proposal_id
         else:
             idea = f"none: {outcome.skipped_reason or 'no proposal'}"
-        result = outcome_text(outcome)
+        result = outcome_text(outcome, id_chars=8)
         style = "green" if result.startswith("executed") else "red" if result.startswith(("rejected", "error")) else ""
         table.add_row(outcome.market, idea, Text(result, style=style))
     line = Text(

@@ -92,15 +92,17 @@ class Stack:
         with _exclusive(self.layout.lock_file) as locked:
             if not locked:
                 raise StackError(f"another stack is running with the state folder {self.layout.state_dir}")
-            previous = signal.signal(signal.SIGTERM, _interrupt)
+            # Installed explicitly: a shell may start a background job with SIGINT ignored.
+            previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
             try:
                 self._start()
                 self._show_cycles()
             except KeyboardInterrupt:
-                self.console.print("\n[bold]Ctrl-C: stopping the stack…[/bold]")
+                self.console.print("\n[bold]Stopping the stack…[/bold]")
             finally:
                 self._stop()
-                signal.signal(signal.SIGTERM, previous)
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
         self.console.print(view.summary_table(self.totals))
         return 0
 
@@ -301,7 +303,6 @@ class Stack:
                     self.console.print(f"PostgreSQL: {exc}")
         self._state = "stopped"
         self._write_status()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _stop_group(self, *names: str) -> None:
         group = [self.children[n] for n in names if n in self.children]
@@ -347,7 +348,7 @@ class Stack:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM to the supervisor is a Ctrl-C: the same orderly stop."""
+    """Ctrl-C (SIGINT) and SIGTERM: the same orderly stop."""
     raise KeyboardInterrupt
 
 

@@ -124,8 +124,12 @@ def test_grpcurl_reaches_every_service(demo_stack: RunningStack) -> None:
     denied = demo_stack.grpcurl("-d", request, executor, "oracle.executor.v1.ExecutorService/ExecuteProposal")
     assert denied.returncode != 0
     printed = denied.stdout + denied.stderr
-    assert "FailedPrecondition" in printed
-    assert "MARKET_NOT_ALLOWLISTED" in printed  # from the status details grpcurl prints
+    assert "Code: FailedPrecondition" in printed
+    details = [json.loads(line.split(")", 1)[1]) for line in printed.splitlines() if line.strip()[:2] in ("1)", "2)")]
+    failure = next(d for d in details if d["@type"].endswith("google.rpc.PreconditionFailure"))
+    assert {"type": "MARKET_NOT_ALLOWLISTED", "subject": "allowlist"}.items() <= failure["violations"][0].items()
+    info = next(d for d in details if d["@type"].endswith("google.rpc.ErrorInfo"))
+    assert info["domain"] == "oracle.autoinvest"
 
     trail = demo_stack.grpcurl(
         "-d",
