@@ -31,6 +31,10 @@ from shared.errors import OracleError, PermissionDenied, Unauthenticated
 
 log = logging.getLogger(__name__)
 
+# Health entry for liveness probes: SERVING while the process answers at all, whatever the
+# database does (readiness uses "" and the service names, which follow the database).
+LIVENESS = "liveness"
+
 AuditHook = Callable[[str, str, dict[str, Any]], None]  # (kind, principal, payload)
 
 
@@ -203,6 +207,7 @@ def create_server(
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen_addr}")
     running = RunningServer(server, port, health_servicer, names, settings.grace_seconds)
+    health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     server.start()
     if db is None:
         running.set_serving(True)

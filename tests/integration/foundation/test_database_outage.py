@@ -35,6 +35,7 @@ def test_database_down_then_back(service: str, private_postgres: Postgres, excha
         private_postgres.cluster.stop()
         assert eventually(lambda: health(proc.port) == health_pb2.HealthCheckResponse.NOT_SERVING)
         assert health(proc.port, FULL_NAMES[service]) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert health(proc.port, "liveness") == health_pb2.HealthCheckResponse.SERVING  # not restarted
         assert code_of(READ[service], proc.port, OPERATOR_TOKEN) == (
             grpc.StatusCode.UNAVAILABLE,
             "DATABASE_UNAVAILABLE",
