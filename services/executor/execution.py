@@ -387,18 +387,14 @@ class Executor:
         if self._clock.now() - submitting.submitting_at <= self._send_within:
             return None
         with self._db.transaction(submitting.user_id) as conn:
-            moved = state_machine.advance(
+            moved = state_machine.fail(
                 conn,
                 submitting,
-                Status.FAILED,
+                "SEND_TOO_LATE",
+                "stalled between SUBMITTING and the send; nothing sent",
+                source=SERVICE,
                 now=self._clock.now(),
                 principal=submitting.principal,
-                changes={
-                    "error": state_machine.error_record(
-                        "SEND_TOO_LATE", "stalled between SUBMITTING and the send; nothing sent", source="executor"
-                    )
-                },
-                audit_payload={"reason": "SEND_TOO_LATE"},
             )
         return moved or self._reread(submitting)
 
@@ -417,18 +413,14 @@ class Executor:
             user_enabled = bool(stored["trading_enabled"]) if stored else False
             switch = validators.kill_switch(bool(repository.account_settings(conn)["trading_enabled"]), user_enabled)
             if not switch.passed:
-                moved = state_machine.advance(
+                moved = state_machine.fail(
                     conn,
                     current,
-                    Status.FAILED,
+                    switch.reason,
+                    f"trading was disabled after the claim ({switch.observed}); nothing sent",
+                    source=SERVICE,
                     now=now,
                     principal=current.principal,
-                    changes={
-                        "error": state_machine.error_record(
-                            switch.reason, "trading was disabled after the claim; nothing sent", source="executor"
-                        )
-                    },
-                    audit_payload={"reason": switch.reason, "kill_switch": switch.record()},
                 )
             else:
                 request = _order_request(current)

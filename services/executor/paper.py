@@ -14,8 +14,8 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from services.executor import repository
-from services.executor.model import Fill, MarketInfo, OrderView, Side, Status
-from services.executor.venue import Markets
+from services.executor.model import Fill, OrderView, Side, Status
+from services.executor.venue import Markets, PublicReads
 from shared.clock import Clock
 from shared.db import Database
 from shared.exchange.errors import ExchangeError, NotSentError
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 _QUOTE_STEP = Decimal("0.00000001")
 
 
-class PaperVenue:
+class PaperVenue(PublicReads):
     """Fills at the public price; nothing leaves for the exchange's private API."""
 
     mode = "paper"
@@ -33,7 +33,7 @@ class PaperVenue:
     def __init__(
         self, markets: Markets, db: Database, clock: Clock, *, balance_eur: Decimal, fee_rate: Decimal
     ) -> None:
-        self._markets = markets
+        super().__init__(markets)
         self._db = db
         self._clock = clock
         self._balance_eur = balance_eur
@@ -44,15 +44,6 @@ class PaperVenue:
             self._markets.names()
         except ExchangeError as exc:  # public data may come back; paper mode can wait for it
             log.warning("paper mode: public market data unreachable at startup (%s)", type(exc).__name__)
-
-    def market_names(self) -> frozenset[str]:
-        return self._markets.names()
-
-    def market(self, market: str) -> MarketInfo | None:
-        return self._markets.info(market)
-
-    def price(self, market: str) -> Decimal:
-        return self._markets.price(market)
 
     def free_balance(self, symbol: str, market: str) -> Decimal:
         with self._db.transaction(None) as conn:

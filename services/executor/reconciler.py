@@ -145,14 +145,8 @@ class Reconciler:
 
     def _fail(self, execution: Execution, code: str, message: str) -> tuple[Execution | None, bool]:
         with self._db.transaction(execution.user_id) as conn:
-            moved = state_machine.advance(
-                conn,
-                execution,
-                Status.FAILED,
-                now=self._clock.now(),
-                principal=PRINCIPAL,
-                changes={"error": state_machine.error_record(code, message, source="reconciler")},
-                audit_payload={"reason": code},
+            moved = state_machine.fail(
+                conn, execution, code, message, source=PRINCIPAL, now=self._clock.now(), principal=PRINCIPAL
             )
         if moved is None:
             return self._load(execution.user_id, execution.execution_id), False

@@ -7,7 +7,6 @@ reconciler.py, policies.py and validators.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -26,7 +25,7 @@ from services.executor.policies import AccountSettings, PolicyBook
 from services.executor.reconciler import Reconciler
 from shared import fields
 from shared.db import SYSTEM_USER, Database
-from shared.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from shared.errors import AlreadyExists, InvalidArgument, NotFound
 from shared.principals import current_principal
 
 T = TypeVar("T")
@@ -49,27 +48,6 @@ _STATUS_OF = {number: status for status, number in _STATUS.items()}
 _MODE = {"live": pb.EXECUTION_MODE_LIVE, "paper": pb.EXECUTION_MODE_PAPER}
 
 
-class FieldCheck:
-    """Runs field checks and keeps every violation, so one answer names every bad field."""
-
-    def __init__(self) -> None:
-        self._violations: list[FieldViolation] = []
-
-    def __call__(self, check: Callable[[], T], fallback: T) -> T:
-        try:
-            return check()
-        except InvalidArgument as exc:
-            self._violations.extend(exc.violations)
-            return fallback
-
-    def fail(self, field: str, description: str) -> None:
-        self._violations.append(FieldViolation(field, description))
-
-    def raise_if_any(self) -> None:
-        if self._violations:
-            raise InvalidArgument(self._violations)
-
-
 class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
     """The gRPC face of the executor."""
 
@@ -82,11 +60,11 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
     # ------------------------------------------------------------------ executions
 
     def ExecuteProposal(self, request: pb.ExecuteProposalRequest, context: Any) -> pb.ExecuteProposalResponse:
-        check = FieldCheck()
-        user_id = check(lambda: fields.user_id(request.user_id), "")
-        proposal_id = check(lambda: fields.uuid_str(request.proposal_id, "proposal_id"), "")
-        reason = check(lambda: fields.text(request.override_reason, "override_reason", max_len=MAX_REASON), "")
-        check.raise_if_any()
+        errors = fields.FieldErrors()
+        user_id = errors.check(lambda: fields.user_id(request.user_id), "")
+        proposal_id = errors.check(lambda: fields.uuid_str(request.proposal_id, "proposal_id"), "")
+        reason = errors.check(lambda: fields.text(request.override_reason, "override_reason", max_len=MAX_REASON), "")
+        errors.raise_if_any()
         req = ExecuteRequest(
             user_id=user_id,
             proposal_id=proposal_id,
@@ -108,10 +86,10 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         return pb.ExecuteProposalResponse(execution=execution_pb(execution))
 
     def GetExecution(self, request: pb.GetExecutionRequest, context: Any) -> pb.GetExecutionResponse:
-        check = FieldCheck()
-        user_id = check(lambda: fields.user_id(request.user_id), "")
-        execution_id = check(lambda: fields.uuid_str(request.execution_id, "execution_id"), "")
-        check.raise_if_any()
+        errors = fields.FieldErrors()
+        user_id = errors.check(lambda: fields.user_id(request.user_id), "")
+        execution_id = errors.check(lambda: fields.uuid_str(request.execution_id, "execution_id"), "")
+        errors.raise_if_any()
         with self._db.transaction(user_id) as conn:
             row = repository.execution(conn, execution_id)
         if row is None:
@@ -119,16 +97,16 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         return pb.GetExecutionResponse(execution=execution_pb(Execution.from_row(row)))
 
     def ListExecutions(self, request: pb.ListExecutionsRequest, context: Any) -> pb.ListExecutionsResponse:
-        check = FieldCheck()
-        user_id = check(lambda: fields.user_id(request.user_id), "")
-        size = check(lambda: fields.page_size(request.page_size), 50)
-        position = check(lambda: _execution_position(request.page_token), None)
+        errors = fields.FieldErrors()
+        user_id = errors.check(lambda: fields.user_id(request.user_id), "")
+        size = errors.check(lambda: fields.page_size(request.page_size), 50)
+        position = errors.check(lambda: _execution_position(request.page_token), None)
         status: Status | None = None
         if request.status:
             status = _STATUS_OF.get(request.status)
             if status is None:
-                check.fail("status", f"unknown value {request.status}")
-        check.raise_if_any()
+                errors.add("status", f"unknown value {request.status}")
+        errors.raise_if_any()
         with self._db.transaction(user_id) as conn:
             rows = repository.list_executions(conn, limit=size + 1, before=position, status=status)
         page = [Execution.from_row(r) for r in rows[:size]]
@@ -158,28 +136,28 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         return pb.GetPolicyResponse(policy=policy_pb(policy), account=account_pb(account))
 
     def UpdatePolicy(self, request: pb.UpdatePolicyRequest, context: Any) -> pb.UpdatePolicyResponse:
-        check = FieldCheck()
+        errors = fields.FieldErrors()
         if not request.HasField("policy"):
-            check.fail("policy", "is required")
-        policy = policy_from_pb(request.policy, check)
+            errors.add("policy", "is required")
+        policy = policy_from_pb(request.policy, errors)
         if request.expected_version < 0:
-            check.fail("expected_version", "must be 0 (create) or the version read")
-        check.raise_if_any()
+            errors.add("expected_version", "must be 0 (create) or the version read")
+        errors.raise_if_any()
         stored = self._policies.update(policy, expected_version=request.expected_version, principal=current_principal())
         return pb.UpdatePolicyResponse(policy=policy_pb(stored))
 
     def SetTradingEnabled(self, request: pb.SetTradingEnabledRequest, context: Any) -> pb.SetTradingEnabledResponse:
-        check = FieldCheck()
-        scope = check(
+        errors = fields.FieldErrors()
+        scope = errors.check(
             lambda: fields.enum(request.scope, "scope", {pb.KILL_SWITCH_SCOPE_USER, pb.KILL_SWITCH_SCOPE_GLOBAL}), 0
         )
-        reason = check(lambda: fields.text(request.reason, "reason", max_len=MAX_REASON), "")
+        reason = errors.check(lambda: fields.text(request.reason, "reason", max_len=MAX_REASON), "")
         user_id = ""
         if scope == pb.KILL_SWITCH_SCOPE_USER:
-            user_id = check(lambda: fields.user_id(request.user_id), "")
+            user_id = errors.check(lambda: fields.user_id(request.user_id), "")
         elif scope == pb.KILL_SWITCH_SCOPE_GLOBAL and request.user_id:
-            check.fail("user_id", "must be empty for KILL_SWITCH_SCOPE_GLOBAL")
-        check.raise_if_any()
+            errors.add("user_id", "must be empty for KILL_SWITCH_SCOPE_GLOBAL")
+        errors.raise_if_any()
         principal = current_principal()
         if scope == pb.KILL_SWITCH_SCOPE_USER:
             enabled = self._policies.set_user_trading(user_id, request.enabled, reason=reason, principal=principal)
@@ -190,12 +168,14 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
     # ------------------------------------------------------------------ audit
 
     def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Any) -> pb.ListAuditEventsResponse:
-        check = FieldCheck()
-        user_id = SYSTEM_USER if request.user_id == SYSTEM_USER else check(lambda: fields.user_id(request.user_id), "")
-        subject = check(lambda: fields.text(request.subject_id, "subject_id", max_len=MAX_SUBJECT), "")
-        size = check(lambda: fields.page_size(request.page_size, default=100, maximum=1000), 100)
-        after = check(lambda: _audit_position(request.page_token), 0)
-        check.raise_if_any()
+        errors = fields.FieldErrors()
+        user_id = (
+            SYSTEM_USER if request.user_id == SYSTEM_USER else errors.check(lambda: fields.user_id(request.user_id), "")
+        )
+        subject = errors.check(lambda: fields.text(request.subject_id, "subject_id", max_len=MAX_SUBJECT), "")
+        size = errors.check(lambda: fields.page_size(request.page_size, default=100, maximum=1000), 100)
+        after = errors.check(lambda: _audit_position(request.page_token), 0)
+        errors.raise_if_any()
         with self._db.transaction(user_id) as conn:
             rows = repository.list_audit_events(conn, subject_id=subject, after_sequence=after, limit=size + 1)
         page = rows[:size]
@@ -277,28 +257,28 @@ def account_pb(a: AccountSettings) -> pb.AccountSettings:
 # ------------------------------------------------------------------ proto → domain
 
 
-def policy_from_pb(m: pb.Policy, check: FieldCheck) -> Policy:
-    """The policy of an UpdatePolicy request; format problems go to ``check`` (rules: policies.py)."""
+def policy_from_pb(m: pb.Policy, errors: fields.FieldErrors) -> Policy:
+    """The policy of an UpdatePolicy request; format problems go to ``errors`` (rules: policies.py)."""
     zero = Decimal(0)
     markets = tuple(
-        check(lambda i=i, v=v: fields.market(v, f"policy.allowed_markets[{i}]"), v)  # type: ignore[misc]
+        errors.check(lambda i=i, v=v: fields.market(v, f"policy.allowed_markets[{i}]"), v)  # type: ignore[misc]
         for i, v in enumerate(m.allowed_markets)
     )
     return Policy(
-        user_id=check(lambda: fields.user_id(m.user_id, "policy.user_id"), ""),
+        user_id=errors.check(lambda: fields.user_id(m.user_id, "policy.user_id"), ""),
         version=0,
         allowed_markets=markets,
-        min_order_eur=check(lambda: fields.required_decimal(m.min_order_eur, "policy.min_order_eur"), zero),
-        max_order_eur=check(lambda: fields.required_decimal(m.max_order_eur, "policy.max_order_eur"), zero),
-        min_confidence=check(lambda: fields.confidence(m.min_confidence, "policy.min_confidence"), 0),
-        cooldown_seconds=check(lambda: _seconds(m.cooldown, "policy.cooldown"), 0),
-        anti_flip_seconds=check(lambda: _seconds(m.anti_flip_window, "policy.anti_flip_window"), 0),
+        min_order_eur=errors.check(lambda: fields.required_decimal(m.min_order_eur, "policy.min_order_eur"), zero),
+        max_order_eur=errors.check(lambda: fields.required_decimal(m.max_order_eur, "policy.max_order_eur"), zero),
+        min_confidence=errors.check(lambda: fields.confidence(m.min_confidence, "policy.min_confidence"), 0),
+        cooldown_seconds=errors.check(lambda: _seconds(m.cooldown, "policy.cooldown"), 0),
+        anti_flip_seconds=errors.check(lambda: _seconds(m.anti_flip_window, "policy.anti_flip_window"), 0),
         daily_trade_cap=m.daily_trade_cap,
         hourly_trade_cap=m.hourly_trade_cap,
-        daily_notional_cap_eur=check(
+        daily_notional_cap_eur=errors.check(
             lambda: fields.required_decimal(m.daily_notional_cap_eur, "policy.daily_notional_cap_eur"), zero
         ),
-        price_guard_pct=check(
+        price_guard_pct=errors.check(
             lambda: fields.required_decimal(
                 m.price_guard_pct, "policy.price_guard_pct", places=3, maximum=Decimal(100)
             ),

@@ -104,6 +104,21 @@ def advance(
     return moved
 
 
+def fail(
+    conn: Conn, execution: Execution, code: str, message: str, *, source: str, now: datetime, principal: str
+) -> Execution | None:
+    """Move ``execution`` to FAILED with an error record (compare-and-set, audited)."""
+    return advance(
+        conn,
+        execution,
+        Status.FAILED,
+        now=now,
+        principal=principal,
+        changes={"error": error_record(code, message, source=source)},
+        audit_payload={"reason": code},
+    )
+
+
 # Answers to POST /order after which the order certainly does not exist (FAILED). Anything else
 # — a lost answer, 101/109, a 5xx, an unexpected exception — may hide a placed order (UNKNOWN).
 _ORDER_ABSENT = (RequestRejectedError, NotSentError, AuthenticationError, PermissionDeniedError, RateLimitedError)

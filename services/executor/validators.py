@@ -209,47 +209,31 @@ def anti_flip(f: Facts) -> Check:
 
 def daily_cap(f: Facts) -> Check:
     """Trades per UTC day."""
-    ok = f.trades_today < f.policy.daily_trade_cap
-    return Check(
-        "daily_cap", ok, f"{f.trades_today} today", f"< {f.policy.daily_trade_cap}", "" if ok else DAILY_CAP_REACHED
-    )
+    return _count_check("daily_cap", f.trades_today, "today", f.policy.daily_trade_cap, DAILY_CAP_REACHED)
 
 
 def hourly_cap(f: Facts) -> Check:
     """Trades in the last 60 minutes."""
-    ok = f.trades_last_hour < f.policy.hourly_trade_cap
-    return Check(
-        "hourly_cap",
-        ok,
-        f"{f.trades_last_hour} in the last hour",
-        f"< {f.policy.hourly_trade_cap}",
-        "" if ok else HOURLY_CAP_REACHED,
+    return _count_check(
+        "hourly_cap", f.trades_last_hour, "in the last hour", f.policy.hourly_trade_cap, HOURLY_CAP_REACHED
     )
 
 
 def daily_notional(f: Facts) -> Check:
     """This user's EUR per UTC day, this order included."""
-    total = f.notional_today_eur + f.amount
-    ok = total <= f.policy.daily_notional_cap_eur
-    return Check(
-        "daily_notional",
-        ok,
-        f"{eur(f.notional_today_eur)} today + {eur(f.amount)}",
-        f"<= {eur(f.policy.daily_notional_cap_eur)}",
-        "" if ok else DAILY_NOTIONAL_CAP_REACHED,
+    return _notional_check(
+        "daily_notional", f.notional_today_eur, f.amount, f.policy.daily_notional_cap_eur, DAILY_NOTIONAL_CAP_REACHED
     )
 
 
 def account_notional(f: Facts) -> Check:
     """Every user's EUR per UTC day on the deployment's one exchange account, this order included."""
-    total = f.account_notional_today_eur + f.amount
-    ok = total <= f.account_daily_notional_cap_eur
-    return Check(
+    return _notional_check(
         "account_notional",
-        ok,
-        f"{eur(f.account_notional_today_eur)} today + {eur(f.amount)}",
-        f"<= {eur(f.account_daily_notional_cap_eur)}",
-        "" if ok else ACCOUNT_NOTIONAL_CAP_REACHED,
+        f.account_notional_today_eur,
+        f.amount,
+        f.account_daily_notional_cap_eur,
+        ACCOUNT_NOTIONAL_CAP_REACHED,
     )
 
 
@@ -302,6 +286,16 @@ def run_validators(facts: Facts) -> list[Check]:
 def failures(checks: list[Check]) -> list[Check]:
     """The checks that failed."""
     return [c for c in checks if not c.passed]
+
+
+def _count_check(name: str, count: int, when: str, cap: int, reason: str) -> Check:
+    ok = count < cap
+    return Check(name, ok, f"{count} {when}", f"< {cap}", "" if ok else reason)
+
+
+def _notional_check(name: str, so_far: Decimal, amount: Decimal, cap: Decimal, reason: str) -> Check:
+    ok = so_far + amount <= cap
+    return Check(name, ok, f"{eur(so_far)} today + {eur(amount)}", f"<= {eur(cap)}", "" if ok else reason)
 
 
 def _window_check(

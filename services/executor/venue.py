@@ -93,17 +93,11 @@ class Markets:
         return self._public.ticker_price(market).price
 
 
-class LiveVenue:
-    """The real exchange (or the simulator): orders through the trade key's TradeClient."""
+class PublicReads:
+    """The part of every venue that public market data answers (live and paper alike)."""
 
-    mode = "live"
-
-    def __init__(self, markets: Markets, trade: TradeClient) -> None:
+    def __init__(self, markets: Markets) -> None:
         self._markets = markets
-        self._trade = trade
-
-    def verify(self) -> None:
-        self._trade.verify_can_trade()
 
     def market_names(self) -> frozenset[str]:
         return self._markets.names()
@@ -113,6 +107,19 @@ class LiveVenue:
 
     def price(self, market: str) -> Decimal:
         return self._markets.price(market)
+
+
+class LiveVenue(PublicReads):
+    """The real exchange (or the simulator): orders through the trade key's TradeClient."""
+
+    mode = "live"
+
+    def __init__(self, markets: Markets, trade: TradeClient) -> None:
+        super().__init__(markets)
+        self._trade = trade
+
+    def verify(self) -> None:
+        self._trade.verify_can_trade()
 
     def free_balance(self, symbol: str, market: str) -> Decimal:
         return self._trade.balance(symbol).available
