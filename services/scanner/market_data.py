@@ -6,7 +6,7 @@ ticker (last price, best bid/ask, volume; weight 1) and its candles (weight 1) â
 weight spent grows with the number of markets, never with the number of users or jobs. A short
 TTL cache (``market_data_ttl_seconds``) lets scans that follow each other closely share too;
 concurrent fetches of one market wait for the first (single flight). The market list
-(``GET /markets``, weight 1) is cached longer: market rules rarely change.
+(``GET /markets``, weight 1: rules and trading status of every market) is read once per cycle too.
 
 The exchange's weight budget is respected: before a request, the last reported
 ``bitvavo-ratelimit-remaining`` must leave ``reserve`` points, else nothing is sent until the
@@ -33,7 +33,6 @@ from shared.exchange.public import PublicMarketData
 
 log = logging.getLogger(__name__)
 
-MARKETS_TTL_SECONDS = 600.0
 WEIGHT_PER_MARKET = 2  # ticker/24h with a market + candles
 RATE_LIMIT_FALLBACK = timedelta(seconds=60)  # a 105 without a readable reset time
 
@@ -184,7 +183,7 @@ class MarketData:
 
     def _market_rules(self) -> dict[str, Market]:
         with self._markets_flight:
-            if self._markets is not None and self._monotonic() - self._markets[0] < MARKETS_TTL_SECONDS:
+            if self._markets is not None and self._monotonic() - self._markets[0] < self._ttl:
                 return self._markets[1]
             self.gate.check(1)
             listed = self._call("markets", self._public.markets)
