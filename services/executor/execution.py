@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from services.executor import repository, state_machine, validators
 from services.executor.config import CrashPoint
@@ -132,7 +132,7 @@ class MarketContext:
     """What was fetched over the network before the transaction."""
 
     market: MarketInfo | None
-    price: Decimal
+    price: Decimal | None
     free_balance: Decimal
     fetched_at: datetime
 
@@ -169,7 +169,10 @@ class Executor:
                 ),
             )
         proposal = self._pre_read(req)
-        context = self._fetch(proposal)
+        try:
+            context = self._fetch(proposal)
+        except Unavailable as exc:
+            self._refuse_in_own_transaction(req, exc)
         claimed = self._check_and_claim(req, context)
         self._hooks.after_claim(claimed)
         return self._submit(claimed)
@@ -190,7 +193,8 @@ class Executor:
         fetched_at = self._clock.now()
         try:
             market = self._venue.market(proposal.market)
-            price = self._venue.price(proposal.market)
+            # an unlisted market has no price: the validators refuse it (MARKET_NOT_TRADING)
+            price = self._venue.price(proposal.market) if market is not None else None
             symbol = "EUR" if proposal.side is Side.BUY else proposal.market.split("-", 1)[0]
             balance = self._venue.free_balance(symbol, proposal.market)
         except ExchangeError as exc:
@@ -316,7 +320,7 @@ class Executor:
             override_cooldown=req.override_cooldown,
             override_anti_flip=req.override_anti_flip,
             principal=req.principal,
-            preflight={"validators": records, "price": str(facts.price_now), "fetched_at": now.isoformat()},
+            preflight={"validators": records, "price": str(facts.price_now or ""), "fetched_at": now.isoformat()},
             now=now,
         )
         if row is None:  # the unique claim held against a caller that got past the lock somehow
@@ -478,7 +482,7 @@ class Executor:
 
     # ------------------------------------------------------------------ refusals
 
-    def _refuse_in_own_transaction(self, req: ExecuteRequest, error: OracleError) -> None:
+    def _refuse_in_own_transaction(self, req: ExecuteRequest, error: OracleError) -> NoReturn:
         with self._db.transaction(req.user_id) as conn:
             self._audit_refusal(conn, req, error)
         raise error

@@ -72,7 +72,7 @@ class Facts:
     policy: Policy
     now: datetime
     market: MarketInfo | None  # None: the exchange does not list the market
-    price_now: Decimal
+    price_now: Decimal | None  # None: the exchange has no price for the market (not listed)
     free_balance: Decimal  # EUR for a buy, the base asset for a sell (what the exchange calls available)
     in_flight_eur: Decimal  # same side's orders the balance may not reflect yet (account-wide)
     last_on_market_at: datetime | None  # latest counting execution on this market, any side
@@ -158,7 +158,7 @@ def order_size(f: Facts) -> Check:
     elif amount > f.policy.max_order_eur:
         reason = ORDER_TOO_LARGE
     if f.market is not None:
-        base_amount = amount / f.price_now if f.price_now > 0 else Decimal(0)
+        base_amount = amount / f.price_now if f.price_now else Decimal(0)
         bounds.append(
             f"market {f.market.min_order_quote}..{f.market.max_order_quote} EUR, min {f.market.min_order_base} {f.market.base}"
         )
@@ -243,6 +243,8 @@ def price_guard(f: Facts) -> Check:
     limit = f"<= {f.policy.price_guard_pct}%"
     if snapshot is None:
         return Check("price_guard", False, "the proposal carries no snapshot price", limit, PRICE_MOVED)
+    if f.price_now is None:
+        return Check("price_guard", False, "no current price at the exchange", limit, PRICE_MOVED)
     moved = abs(f.price_now - snapshot) / snapshot * 100
     ok = moved <= f.policy.price_guard_pct
     observed = f"{moved.quantize(Decimal('0.001'))}% ({snapshot} -> {f.price_now})"
@@ -256,7 +258,7 @@ def balance(f: Facts) -> Check:
         observed = f"{eur(f.free_balance)} free, {eur(f.in_flight_eur)} in flight"
     else:
         base = f.market.base if f.market is not None else "base"
-        free_eur = f.free_balance * f.price_now
+        free_eur = f.free_balance * (f.price_now or Decimal(0))
         observed = f"{f.free_balance} {base} free (~{eur(free_eur)}), {eur(f.in_flight_eur)} in flight"
     ok = free_eur - f.in_flight_eur >= f.amount
     return Check("balance", ok, observed, f">= {eur(f.amount)}", "" if ok else INSUFFICIENT_BALANCE)

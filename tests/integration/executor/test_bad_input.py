@@ -16,6 +16,7 @@ from tests.integration.executor.kit import (
     Executor,
     failure,
     in_process_executor,
+    payload,
     permissive_policy,
     running_exchange,
     seed_proposal,
@@ -163,4 +164,6 @@ def test_unexpected_exchange_trouble_is_unavailable_not_internal(postgres: Postg
         assert report.code is grpc.StatusCode.UNAVAILABLE
         assert report.reason == "EXCHANGE_UNAVAILABLE"
         assert exchange.post_count() == 0
+        attempt = executor.audit(uid)[-1]
+        assert (attempt.kind, payload(attempt)["reason"]) == ("execution.rejected", "EXCHANGE_UNAVAILABLE")
         assert executor.execute(uid, pid).status == pb.EXECUTION_STATUS_FILLED  # nothing was consumed

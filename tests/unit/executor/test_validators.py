@@ -125,6 +125,12 @@ def test_each_reason_code(changes: dict[str, Any], reason: str) -> None:
     assert failed(facts(**changes)) == [reason]
 
 
+def test_an_unlisted_market_has_no_price_and_is_refused() -> None:
+    assert failed(facts(market=None, price_now=None)) == [v.MARKET_NOT_TRADING, v.PRICE_MOVED]
+    sell = proposal(side=Side.SELL)
+    assert v.INSUFFICIENT_BALANCE in failed(facts(proposal=sell, market=None, price_now=None))
+
+
 def test_window_edges_are_exact() -> None:
     assert failed(facts(last_on_market_at=NOW - timedelta(seconds=60))) == []
     assert failed(facts(price_now=Decimal(86700))) == []  # exactly 2 %
