@@ -35,13 +35,13 @@ app = typer.Typer(
 app.add_typer(proposals.app, name="proposals")
 app.add_typer(executions.app, name="executions")
 app.add_typer(policy.policy_app, name="policy")
-app.add_typer(policy.trading_app, name="trading")
 app.add_typer(budget.app, name="budget")
 app.add_typer(jobs.app, name="jobs")
 app.command("execute")(executions.execute)
 app.command("reconcile")(executions.reconcile)
 app.command("audit")(executions.audit)
 app.command("scan")(jobs.scan)
+app.command("trading")(policy.trading)
 
 
 def _read_token(token_file: Path | None) -> str | None:

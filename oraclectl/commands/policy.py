@@ -1,9 +1,10 @@
-"""``oraclectl policy show|update`` and ``oraclectl trading on|off``: a user's trading policy
+"""``oraclectl policy show|update`` and ``oraclectl trading off|on``: a user's trading policy
 (read-modify-write on its version) and the kill switch, per user or for the whole account."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,9 +16,6 @@ from oraclectl.options import DEFAULT_USER, JsonOption, UserOption, use
 from oraclectl.session import RpcFailure, Session
 
 policy_app = typer.Typer(help="A user's trading policy (the executor's validators read it live).", no_args_is_help=True)
-trading_app = typer.Typer(
-    help="The kill switch: stop or allow trading for a user or the whole account.", no_args_is_help=True
-)
 
 _ATTEMPTS = 3  # an ABORTED update is re-read and re-applied this often before giving up
 
@@ -147,43 +145,29 @@ def _update_once(
     return reply
 
 
-def _switch(ctx: typer.Context, *, enabled: bool, user: str, everyone: bool, reason: str, json_flag: bool) -> None:
+class Switch(StrEnum):
+    """The kill switch's two positions."""
+
+    ON = "on"
+    OFF = "off"
+
+
+def trading(
+    ctx: typer.Context,
+    state: Annotated[Switch, typer.Argument(help="off stops trading (the kill switch); on allows it again.")],
+    *,
+    user: UserOption = DEFAULT_USER,
+    everyone: Annotated[bool, typer.Option("--global", help="The whole account (every user), not one user.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded in the audit trail.")] = "",
+    json_flag: JsonOption = False,
+) -> None:
+    """Stop (off) or allow (on) trading for one user, or with --global for the whole account."""
     session, out = use(ctx, json_flag)
     request = executor_pb2.SetTradingEnabledRequest(
         scope=executor_pb2.KILL_SWITCH_SCOPE_GLOBAL if everyone else executor_pb2.KILL_SWITCH_SCOPE_USER,
         user_id="" if everyone else user,
-        enabled=enabled,
+        enabled=state is Switch.ON,
         reason=reason,
     )
     reply = session.call("executor", session.executor().SetTradingEnabled, request)
     out.result(reply, output.kill_switch_result(reply))
-
-
-GlobalOption = Annotated[bool, typer.Option("--global", help="The whole account (every user), not one user.")]
-ReasonOption = Annotated[str, typer.Option("--reason", help="Why; recorded in the audit trail.")]
-
-
-@trading_app.command("off")
-def trading_off(
-    ctx: typer.Context,
-    *,
-    user: UserOption = DEFAULT_USER,
-    everyone: GlobalOption = False,
-    reason: ReasonOption = "",
-    json_flag: JsonOption = False,
-) -> None:
-    """Stop trading (kill switch) for one user, or with --global for the whole account."""
-    _switch(ctx, enabled=False, user=user, everyone=everyone, reason=reason, json_flag=json_flag)
-
-
-@trading_app.command("on")
-def trading_on(
-    ctx: typer.Context,
-    *,
-    user: UserOption = DEFAULT_USER,
-    everyone: GlobalOption = False,
-    reason: ReasonOption = "",
-    json_flag: JsonOption = False,
-) -> None:
-    """Allow trading again for one user, or with --global for the whole account."""
-    _switch(ctx, enabled=True, user=user, everyone=everyone, reason=reason, json_flag=json_flag)

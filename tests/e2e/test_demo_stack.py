@@ -99,6 +99,39 @@ def test_oraclectl_exit_codes_and_rejection_details(demo_stack: RunningStack) ->
     assert denied.returncode == 7 and denied.stderr.startswith("oraclectl: executor: UNAUTHENTICATED")
 
 
+def test_operator_commands_through_oraclectl(demo_stack: RunningStack) -> None:
+    # The kill switch comes before every validator, and is audited.
+    off = demo_stack.oraclectl_json("trading", "off", "--reason", "e2e: kill switch")
+    assert off["enabled"] is False and off["scope"] == "KILL_SWITCH_SCOPE_USER"
+    try:
+        refused = _refused_by_allowlist(demo_stack)
+        stopped = demo_stack.oraclectl("--json", "execute", refused["proposal_id"])
+        assert stopped.returncode == 4
+        assert "TRADING_DISABLED" in json.dumps(json.loads(stopped.stdout)["error"])
+    finally:
+        assert demo_stack.oraclectl_json("trading", "on", "--reason", "e2e")["enabled"] is True
+    kinds = {e["kind"] for e in demo_stack.oraclectl_json("audit", "--limit", "1000")["events"]}
+    assert "kill_switch.user" in kinds
+
+    usage = demo_stack.oraclectl_json("budget", "usage")
+    assert {w["window"] for w in usage["windows"]} >= {"WINDOW_DAILY_CALLS", "WINDOW_HOURLY_CALLS"}
+    limits = demo_stack.oraclectl_json("budget", "set-limits", "--daily-cost-usd", "3.5")["limits"]
+    assert limits["daily_cost_micros"] == "3500000" and limits["daily_calls"] == usage["limits"]["daily_calls"]
+
+    job = demo_stack.oraclectl_json("jobs", "create", "--market", "btc-eur", "--interval", "1h", "--analyst", "rules")[
+        "job"
+    ]
+    assert demo_stack.oraclectl_json("jobs", "pause", job["job_id"])["job"]["paused"] is True
+    assert demo_stack.oraclectl_json("jobs", "resume", job["job_id"])["job"]["paused"] is False
+    assert demo_stack.oraclectl("jobs", "delete", job["job_id"]).returncode == 0
+    assert demo_stack.oraclectl("jobs", "delete", job["job_id"]).returncode == 3
+
+    scanned = demo_stack.oraclectl_json("scan", "--market", "LTC-EUR", "--analyst", "rules")
+    assert [o["market"] for o in scanned["outcomes"]] == ["LTC-EUR"]
+    reconciled = demo_stack.oraclectl_json("reconcile", "--all")
+    assert reconciled["unresolved"] == 0
+
+
 def test_grpcurl_reaches_every_service(demo_stack: RunningStack) -> None:
     addresses = demo_stack.status()["addresses"]
     for service, full_name in (
