@@ -7,8 +7,9 @@ proposals.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
@@ -25,6 +26,8 @@ from services.scanner.scheduler import Scheduler, unavailable
 from shared import fields
 from shared.errors import InvalidArgument
 from shared.principals import current_principal
+
+T = TypeVar("T")
 
 MIN_INTERVAL = timedelta(seconds=10)
 MAX_INTERVAL = timedelta(days=7)
@@ -75,6 +78,14 @@ def _position(token: str) -> tuple[datetime, str] | None:
         return datetime.fromisoformat(str(position["t"])), fields.uuid_str(str(position["i"]), "page_token")
     except (KeyError, ValueError, InvalidArgument):
         raise InvalidArgument.one("page_token", "is not a token from a previous page") from None
+
+
+def _page(found: list[T], size: int, position: Callable[[T], tuple[datetime, str]]) -> tuple[list[T], str]:
+    """The first ``size`` of ``found`` (fetched with one extra) and the next page's token."""
+    if len(found) <= size:
+        return found, ""
+    stamp, ident = position(found[size - 1])
+    return found[:size], fields.encode_page_token({"t": stamp.isoformat(), "i": ident})
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:
@@ -181,11 +192,9 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         user_id = fields.user_id(request.user_id)
         size = fields.page_size(request.page_size)
         after = _position(request.page_token)
-        jobs = self._jobs.list(user_id, after=after, limit=size + 1)
-        token = ""
-        if len(jobs) > size:
-            jobs = jobs[:size]
-            token = fields.encode_page_token({"t": jobs[-1].created_at.isoformat(), "i": jobs[-1].job_id})
+        jobs, token = _page(
+            self._jobs.list(user_id, after=after, limit=size + 1), size, lambda j: (j.created_at, j.job_id)
+        )
         return pb.ListScanJobsResponse(jobs=[job_pb(j) for j in jobs], next_page_token=token)
 
     def PauseScanJob(self, request: pb.PauseScanJobRequest, context: Any) -> pb.PauseScanJobResponse:
@@ -225,11 +234,11 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         status = _STATUS[fields.enum(request.status, "status", frozenset(_STATUS))] if request.status else None
         size = fields.page_size(request.page_size)
         after = _position(request.page_token)
-        found = self._proposals.list(user_id, status=status, after=after, limit=size + 1)
-        token = ""
-        if len(found) > size:
-            found = found[:size]
-            token = fields.encode_page_token({"t": found[-1].created_at.isoformat(), "i": found[-1].proposal_id})
+        found, token = _page(
+            self._proposals.list(user_id, status=status, after=after, limit=size + 1),
+            size,
+            lambda p: (p.created_at, p.proposal_id),
+        )
         return pb.ListProposalsResponse(proposals=[proposal_pb(p) for p in found], next_page_token=token)
 
     def GetProposal(self, request: pb.GetProposalRequest, context: Any) -> pb.GetProposalResponse:
