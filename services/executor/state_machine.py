@@ -1,9 +1,13 @@
 """The execution state machine of DESIGN §3 and the one way to move an execution.
 
-    CLAIMED ──▶ SUBMITTING ──▶ SUBMITTED ──▶ PARTIALLY_FILLED ──▶ FILLED
-       │            │ │ │          │               │          └──▶ CANCELED
-       ▼            │ │ └──▶ UNKNOWN ──▶ (SUBMITTED | PARTIALLY_FILLED | FILLED | CANCELED | FAILED)
-     FAILED ◀───────┘ └──▶ FILLED / PARTIALLY_FILLED / CANCELED (straight from the answer)
+    CLAIMED     → SUBMITTING | FAILED (kill switch off at submit, or a stale claim: nothing sent)
+    SUBMITTING  → SUBMITTED | PARTIALLY_FILLED | FILLED | CANCELED   (the exchange's answer)
+                | UNKNOWN                                           (answer lost: 101/109/timeout/5xx)
+                | FAILED                                            (refused, not sent, proven absent)
+    UNKNOWN     → SUBMITTED | PARTIALLY_FILLED | FILLED | CANCELED | FAILED (reconciled)
+    SUBMITTED   → PARTIALLY_FILLED | FILLED | CANCELED
+    PARTIALLY_FILLED → FILLED | CANCELED
+    FILLED, CANCELED, FAILED: final.
 
 SUBMITTING is committed before the single POST /order; whatever answers (the sender, or a
 reconciler in any executor instance) moves the execution with :func:`advance`, a

@@ -14,7 +14,7 @@ from services.executor.execution import Hooks
 from services.executor.model import Execution, MarketInfo, OrderView, Side
 from services.executor.venue import Venue
 from shared.clock import ManualClock
-from tests.harness import Postgres
+from tests.harness import Postgres, eventually
 from tests.integration.executor.kit import (
     Exchange,
     executions,
@@ -64,6 +64,17 @@ def test_a_dropped_answer_is_unknown_until_reconciled_by_client_order_id(
             ("SUBMITTING", "UNKNOWN"),
             ("UNKNOWN", "FILLED"),
         ]
+
+
+def test_the_reconciler_timer_settles_unknown_executions_by_itself(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url, reconcile_interval_seconds="0.2") as ex:
+        ex.set_policy(uid)
+        exchange.admin.drop_next_order(place=True)
+        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
+        assert eventually(lambda: ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_FILLED)
+        _one_order(exchange, execution)
 
 
 def test_101_and_109_after_placing_are_unknown_then_filled(postgres: Postgres, exchange: Exchange) -> None:
