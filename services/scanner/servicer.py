@@ -1,7 +1,7 @@
 """oracle.scanner.v1.ScannerService: proto ↔ domain translation, nothing else.
 
 Every request field is checked here with shared.fields before the domain or the database sees it;
-a bad field is INVALID_ARGUMENT naming it. The rules live in jobs.py, scheduler.py, scan.py and
+one INVALID_ARGUMENT names every bad field. The rules live in jobs.py, scheduler.py, scan.py and
 proposals.py.
 """
 
@@ -78,6 +78,15 @@ def _position(token: str) -> tuple[datetime, str] | None:
         return datetime.fromisoformat(str(position["t"])), fields.uuid_str(str(position["i"]), "page_token")
     except (KeyError, ValueError, InvalidArgument):
         raise InvalidArgument.one("page_token", "is not a token from a previous page") from None
+
+
+def _user_and_id(user_id: str, ident: str, field: str) -> tuple[str, str]:
+    """A user id and a UUID field, both checked (one INVALID_ARGUMENT naming each bad one)."""
+    checks = fields.FieldErrors()
+    user = checks.check(lambda: fields.user_id(user_id), "")
+    uuid = checks.check(lambda: fields.uuid_str(ident, field), "")
+    checks.raise_if_any()
+    return user, uuid
 
 
 def _page(found: list[T], size: int, position: Callable[[T], tuple[datetime, str]]) -> tuple[list[T], str]:
@@ -181,48 +190,53 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         self._default_analyst = default_analyst
 
     def CreateScanJob(self, request: pb.CreateScanJobRequest, context: Any) -> pb.CreateScanJobResponse:
-        user_id = fields.user_id(request.user_id)
-        markets = _markets(request.markets)
-        interval = _interval(request.interval, request.HasField("interval"))
-        analyst = _ANALYST[fields.enum(request.analyst, "analyst", frozenset(_ANALYST))]
+        checks = fields.FieldErrors()
+        user_id = checks.check(lambda: fields.user_id(request.user_id), "")
+        markets: list[str] = checks.check(lambda: _markets(request.markets), [])
+        interval = checks.check(lambda: _interval(request.interval, request.HasField("interval")), MIN_INTERVAL)
+        analyst = checks.check(lambda: _ANALYST[fields.enum(request.analyst, "analyst", frozenset(_ANALYST))], "")
+        checks.raise_if_any()
         job = self._jobs.create(user_id, markets, interval, analyst, principal=current_principal())
         return pb.CreateScanJobResponse(job=job_pb(job))
 
     def ListScanJobs(self, request: pb.ListScanJobsRequest, context: Any) -> pb.ListScanJobsResponse:
-        user_id = fields.user_id(request.user_id)
-        size = fields.page_size(request.page_size)
-        after = _position(request.page_token)
+        checks = fields.FieldErrors()
+        user_id = checks.check(lambda: fields.user_id(request.user_id), "")
+        size = checks.check(lambda: fields.page_size(request.page_size), 0)
+        after = checks.check(lambda: _position(request.page_token), None)
+        checks.raise_if_any()
         jobs, token = _page(
             self._jobs.list(user_id, after=after, limit=size + 1), size, lambda j: (j.created_at, j.job_id)
         )
         return pb.ListScanJobsResponse(jobs=[job_pb(j) for j in jobs], next_page_token=token)
 
     def PauseScanJob(self, request: pb.PauseScanJobRequest, context: Any) -> pb.PauseScanJobResponse:
-        user_id = fields.user_id(request.user_id)
-        job_id = fields.uuid_str(request.job_id, "job_id")
+        user_id, job_id = _user_and_id(request.user_id, request.job_id, "job_id")
         job = self._jobs.pause(user_id, job_id, request.paused, principal=current_principal())
         return pb.PauseScanJobResponse(job=job_pb(job))
 
     def DeleteScanJob(self, request: pb.DeleteScanJobRequest, context: Any) -> pb.DeleteScanJobResponse:
-        user_id = fields.user_id(request.user_id)
-        job_id = fields.uuid_str(request.job_id, "job_id")
+        user_id, job_id = _user_and_id(request.user_id, request.job_id, "job_id")
         self._jobs.delete(user_id, job_id, principal=current_principal())
         return pb.DeleteScanJobResponse()
 
     def RunScan(self, request: pb.RunScanRequest, context: Any) -> pb.RunScanResponse:
-        user_id = fields.user_id(request.user_id)
+        checks = fields.FieldErrors()
+        user_id = checks.check(lambda: fields.user_id(request.user_id), "")
         principal = current_principal()
         if request.job_id:
-            job_id = fields.uuid_str(request.job_id, "job_id")
+            job_id = checks.check(lambda: fields.uuid_str(request.job_id, "job_id"), "")
             if request.markets:
-                raise InvalidArgument.one("markets", "must be empty when job_id is set (the job's markets are used)")
+                checks.add("markets", "must be empty when job_id is set (the job's markets are used)")
             if request.analyst:
-                raise InvalidArgument.one("analyst", "must be unspecified when job_id is set (the job's is used)")
+                checks.add("analyst", "must be unspecified when job_id is set (the job's is used)")
+            checks.raise_if_any()
             return _scan_pb(self._scheduler.run_job_now(user_id, job_id, principal=principal))
-        markets = _markets(request.markets)
+        markets: list[str] = checks.check(lambda: _markets(request.markets), [])
         analyst = self._default_analyst
         if request.analyst:
-            analyst = _ANALYST[fields.enum(request.analyst, "analyst", frozenset(_ANALYST))]
+            analyst = checks.check(lambda: _ANALYST[fields.enum(request.analyst, "analyst", frozenset(_ANALYST))], "")
+        checks.raise_if_any()
         try:
             result = self._runner.run_markets(user_id, markets, analyst, principal=principal)
         except ScanFailed as exc:
@@ -230,10 +244,14 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         return _scan_pb(result)
 
     def ListProposals(self, request: pb.ListProposalsRequest, context: Any) -> pb.ListProposalsResponse:
-        user_id = fields.user_id(request.user_id)
-        status = _STATUS[fields.enum(request.status, "status", frozenset(_STATUS))] if request.status else None
-        size = fields.page_size(request.page_size)
-        after = _position(request.page_token)
+        checks = fields.FieldErrors()
+        user_id = checks.check(lambda: fields.user_id(request.user_id), "")
+        status = None
+        if request.status:
+            status = checks.check(lambda: _STATUS[fields.enum(request.status, "status", frozenset(_STATUS))], None)
+        size = checks.check(lambda: fields.page_size(request.page_size), 0)
+        after = checks.check(lambda: _position(request.page_token), None)
+        checks.raise_if_any()
         found, token = _page(
             self._proposals.list(user_id, status=status, after=after, limit=size + 1),
             size,
@@ -242,6 +260,5 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         return pb.ListProposalsResponse(proposals=[proposal_pb(p) for p in found], next_page_token=token)
 
     def GetProposal(self, request: pb.GetProposalRequest, context: Any) -> pb.GetProposalResponse:
-        user_id = fields.user_id(request.user_id)
-        proposal_id = fields.uuid_str(request.proposal_id, "proposal_id")
+        user_id, proposal_id = _user_and_id(request.user_id, request.proposal_id, "proposal_id")
         return pb.GetProposalResponse(proposal=proposal_pb(self._proposals.get(user_id, proposal_id)))

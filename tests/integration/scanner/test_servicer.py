@@ -88,6 +88,12 @@ def test_other_bad_fields_are_named(scanner: ScannerServer) -> None:
     assert bad_field(lambda: stub.RunScan(pb.RunScanRequest(user_id="u", markets=["BTC-EUR"], analyst=5))) == "analyst"  # type: ignore[arg-type]
 
 
+def test_every_bad_field_is_named_at_once(scanner: ScannerServer) -> None:
+    report = failure(lambda: scanner.stub.CreateScanJob(create_request("bad user", ["btc"], 1, 0)))
+    assert report.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in report.field_violations] == ["user_id", "markets[0]", "interval", "analyst"]
+
+
 def test_unknown_things_are_not_found(scanner: ScannerServer) -> None:
     stub = scanner.stub
     for call in (
