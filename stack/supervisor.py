@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -109,6 +110,7 @@ class Stack:
     # ------------------------------------------------------------------ up
     def _start(self) -> None:
         self._write_status()
+        self._check_ports()
         self._start_database()
         exchange_url = self._start_exchange_simulator() if self.plan.needs_exchange_simulator else ""
         llm_url = self._start_llm_simulator() if self.plan.needs_llm_simulator else ""
@@ -145,6 +147,20 @@ class Stack:
         self._state = "running"
         self._job_id = seeded.job_id
         self._write_status()
+
+    def _check_ports(self) -> None:
+        """Fail fast, and say why, when a fixed port is taken."""
+        if self.options.ports is None:
+            return
+        for name, port in zip(("scanner", "executor", "budget"), self.options.ports, strict=True):
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    raise StackError(
+                        f"port {port} ({name}) is in use: is another stack running? "
+                        "Stop it, or start this one with --ports auto"
+                    ) from None
 
     def _start_database(self) -> None:
         admin_url = self.environ.get("DATABASE_URL", "")
