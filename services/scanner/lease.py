@@ -134,7 +134,7 @@ class Heartbeat:
     def beat(self) -> None:
         """Heartbeat every held lease once; a lost one is marked (its job stops writing)."""
         with self._lock:
-            held = list(self._held)
+            held = [lease for lease in self._held if not lease.lost.is_set()]
         for lease in held:
             try:
                 self._leases.heartbeat(lease)
