@@ -103,7 +103,7 @@ def endpoints_table(endpoints: Sequence[Endpoint]) -> Table:
     return table
 
 
-def how_to_reach(addresses: Mapping[str, str], token_file: str, default_layout: bool) -> Text:
+def how_to_reach(addresses: Mapping[str, str], token_file: str, default_layout: bool, user: str) -> Text:
     """oraclectl and grpcurl, ready to paste (the token is read from its file, never shown)."""
     text = Text()
     fixed = (
@@ -111,17 +111,28 @@ def how_to_reach(addresses: Mapping[str, str], token_file: str, default_layout: 
         and addresses["executor"] == defaults.EXECUTOR_ADDR
         and addresses["budget"] == defaults.BUDGET_ADDR
     )
-    if not (fixed and default_layout):
+    exports = (
+        []
+        if fixed
+        else [
+            f"ORACLE_SCANNER_ADDR={addresses['scanner']}",
+            f"ORACLE_EXECUTOR_ADDR={addresses['executor']}",
+            f"ORACLE_BUDGET_ADDR={addresses['budget']}",
+        ]
+    )
+    if not default_layout:
+        exports.append(f"ORACLE_TOKEN_FILE={token_file}")
+    if user != defaults.DEMO_USER:
+        exports.append(f"ORACLE_USER={user}")
+    if exports:
         text.append("For oraclectl in another terminal:\n", style="bold")
-        text.append(
-            f"  export ORACLE_SCANNER_ADDR={addresses['scanner']} ORACLE_EXECUTOR_ADDR={addresses['executor']} "
-            f"ORACLE_BUDGET_ADDR={addresses['budget']} ORACLE_TOKEN_FILE={token_file}\n"
-        )
-    text.append("Try, in another terminal (.venv/bin is where oraclectl and grpcurl live):\n", style="bold")
+        text.append(f"  export {' '.join(exports)}\n")
+    text.append("Try, in another terminal in this folder (stack/README.md has more):\n", style="bold")
+    text.append('  export PATH="$PWD/.venv/bin:$PATH"\n')
     text.append("  oraclectl executions list\n  oraclectl proposals list\n  oraclectl policy show\n")
     text.append(
         f'  grpcurl -plaintext -H "authorization: Bearer $(cat {token_file})" '
-        f'-d \'{{"user_id": "{defaults.DEMO_USER}"}}\' {addresses["executor"]} oracle.executor.v1.ExecutorService/GetPolicy\n'
+        f'-d \'{{"user_id": "{user}"}}\' {addresses["executor"]} oracle.executor.v1.ExecutorService/GetPolicy\n'
     )
     text.append(f"  grpcurl -plaintext {addresses['scanner']} list\n")
     text.append("Ctrl-C stops everything cleanly.", style="dim")

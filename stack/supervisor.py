@@ -143,7 +143,7 @@ class Stack:
             timeout=30.0,
         )
         seeded = demo.seed(self.session, user=self.options.user, interval_seconds=self.options.interval_seconds)
-        self._announce(seeded, exchange_url)
+        self._announce(seeded)
         self._state = "running"
         self._job_id = seeded.job_id
         self._write_status()
@@ -222,7 +222,7 @@ class Stack:
         self._write_status()
         return child
 
-    def _announce(self, seeded: demo.Seeded, exchange_url: str) -> None:
+    def _announce(self, seeded: demo.Seeded) -> None:
         endpoints = [
             view.Endpoint(name, self.addresses.get(name, ""), child.pid, _shown(child.log_path))
             for name, child in self.children.items()
@@ -241,24 +241,28 @@ class Stack:
             )
         default_layout = self.options.state_dir is None
         self.console.print(
-            view.how_to_reach(self.addresses, _shown(self.layout.token_file), default_layout), soft_wrap=True
+            view.how_to_reach(self.addresses, _shown(self.layout.token_file), default_layout, seeded.user),
+            soft_wrap=True,
         )
 
     # ------------------------------------------------------------------ running
     def _show_cycles(self) -> None:
         assert self.session is not None
-        seeded_job = demo.find_job(self.session, self.options.user)
-        if seeded_job is None:
-            raise StackError("the demo scan job disappeared")
         admin = SimulatorAdmin(self.addresses["exchange-sim"]) if "exchange-sim" in self.addresses else None
 
         def count_orders() -> int | None:
             try:
                 return None if admin is None else admin.order_count()
-            except Exception:
+            except Exception:  # the count is decoration: never stop the demo for it
                 return None
 
-        watcher = CycleWatcher(self.session, self.options.user, seeded_job.job_id, count_orders)
+        try:
+            self._follow(CycleWatcher(self.session, self.options.user, self._job_id, count_orders))
+        finally:
+            if admin is not None:
+                admin.close()
+
+    def _follow(self, watcher: CycleWatcher) -> None:
         target = self.options.cycles
         with self.console.status("waiting for the first scan…") as status:
             while target == 0 or self.totals.cycles < target:
