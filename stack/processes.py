@@ -144,13 +144,20 @@ def spawn(
 
     threading.Thread(target=pump, name=f"log-{name}", daemon=True).start()
     deadline = time.monotonic() + timeout
-    while not found.wait(0.1):
-        if not child.alive() or time.monotonic() > deadline:
-            if child.alive():
-                child.proc.kill()
-            child.proc.wait(10)
-            time.sleep(0.2)  # let the pump write the last lines
-            raise StartError(f"{name} did not start (exit code {child.proc.returncode}); its log:\n{child.log_tail()}")
+    try:
+        while not found.wait(0.1):
+            if not child.alive() or time.monotonic() > deadline:
+                if child.alive():
+                    child.proc.kill()
+                child.proc.wait(10)
+                time.sleep(0.2)  # let the pump write the last lines
+                raise StartError(
+                    f"{name} did not start (exit code {child.proc.returncode}); its log:\n{child.log_tail()}"
+                )
+    except KeyboardInterrupt:  # Ctrl-C while it starts: nobody else knows this child yet
+        child.terminate()
+        child.wait(10)
+        raise
     return child
 
 
