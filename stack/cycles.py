@@ -105,6 +105,8 @@ class CycleWatcher:
         user: str,
         job_id: str,
         count_orders: Callable[[], int | None] = lambda: None,
+        *,
+        since: float = 0.0,
     ) -> None:
         self._session = session
         self._user = user
@@ -113,10 +115,8 @@ class CycleWatcher:
         self._seen = ""
         self._pending: tuple[str, float] | None = None  # a finished run whose auto-execute answers are not in yet
         self._number = 0
-        job = find_job(session, user, job_id)
-        if job is not None and job.HasField("last_run_at"):
-            self._seen = job.last_run_at.ToJsonString()  # runs before this supervisor started do not count
-        self.job = job
+        self._since_ns = int(since * 1e9)  # runs that started before this (the supervisor's start) do not count
+        self.job = find_job(session, user, job_id)
 
     def poll(self) -> CycleReport | None:
         """The next finished run since the last call, or None.
@@ -130,7 +130,7 @@ class CycleWatcher:
         if job is None or not job.HasField("last_run_at") or job.locked_by:
             return None  # gone, never run, or a run in progress
         stamp = job.last_run_at.ToJsonString()
-        if stamp == self._seen:
+        if stamp == self._seen or job.last_run_at.ToNanoseconds() < self._since_ns:
             return None
         answered = all(
             o.auto_execute != AUTO.AUTO_EXECUTE_STATUS_UNSPECIFIED for o in job.last_outcomes if o.proposal_id

@@ -81,6 +81,7 @@ class Stack:
     _admin_url: str = field(default="", repr=False)
     _job_id: str = ""
     _state: str = "starting"
+    _started_at: float = field(default_factory=time.time)  # wall clock: scan runs are stamped in UTC
 
     def __post_init__(self) -> None:
         self.layout = Layout.make(self.options.state_dir, self.options.pgdata)
@@ -257,7 +258,9 @@ class Stack:
                 return None
 
         try:
-            self._follow(CycleWatcher(self.session, self.options.user, self._job_id, count_orders))
+            self._follow(
+                CycleWatcher(self.session, self.options.user, self._job_id, count_orders, since=self._started_at)
+            )
         finally:
             if admin is not None:
                 admin.close()
