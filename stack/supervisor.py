@@ -280,7 +280,10 @@ class Stack:
                     self._show(report)
                     continue
                 wait = watcher.seconds_to_next_run()
-                due = "paused" if wait is None else ("due now" if wait < 1 else f"next scan in {wait:.0f}s")
+                if watcher.job is None:
+                    due = "the demo job was deleted; the next make run creates it again"
+                else:
+                    due = "paused" if wait is None else ("due now" if wait < 1 else f"next scan in {wait:.0f}s")
                 status.update(f"cycle {self.totals.cycles + 1}: waiting for the scanner ({due})…")
                 time.sleep(0.5)
         if self.options.keep_serving:
