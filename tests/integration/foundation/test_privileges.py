@@ -43,7 +43,8 @@ def test_role_has_exactly_the_documented_privileges(postgres: Postgres, role: st
         actual = {
             verb
             for verb in VERBS.values()
-            if conn.execute("SELECT has_table_privilege(%s, %s, %s)", (role, f"oracle.{table}", verb)).fetchone()[0]
+            if conn.execute("SELECT has_table_privilege(%s, %s, %s)", (role, f"oracle.{table}", verb)).fetchone()
+            == (True,)
         }
     assert actual == MATRIX[(role, table)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import grpc
 import pytest
@@ -61,7 +62,7 @@ def test_page_tokens_round_trip_and_reject_garbage() -> None:
         fields.decode_page_token("not-a-token!")
 
 
-def unpack(status_details: list, kind: type) -> list:
+def unpack(status_details: Any, kind: Any) -> list[Any]:
     out = []
     for detail in status_details:
         if detail.Is(kind.DESCRIPTOR):
