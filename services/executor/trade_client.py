@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
+from shared.exchange.account import AccountReads
 from shared.exchange.errors import (
     OutcomeUnknownError,
     PermissionDeniedError,
@@ -33,21 +34,18 @@ from shared.exchange.orders import (
     OrderType,
     Trade,
 )
-from shared.exchange.permissions import NO_TRADE_PERMISSION, TradePermission, probe_trade_permission
+from shared.exchange.permissions import NO_TRADE_PERMISSION, PROBE_MARKET, TradePermission, probe_trade_permission
 from shared.exchange.sdk import ApiCredentials, BitvavoGateway, ExchangeSettings, RateLimitStatus
 from shared.exchange.wire import (
     as_list,
     check_market,
-    check_symbol,
     check_uuid,
-    history_query,
     to_ms,
     wire_decimal,
 )
 
 logger = logging.getLogger(__name__)
 
-PROBE_MARKET = "BTC-EUR"
 HISTORY_PAGE = 1000
 MAX_HISTORY_PAGES = 50
 _Row = TypeVar("_Row", Order, Trade)
@@ -77,6 +75,7 @@ class TradeClient:
             raise ValueError("operator_id must be an int64")
         self.operator_id = operator_id
         self._gateway = BitvavoGateway(settings or ExchangeSettings(), credentials, sleep=sleep)
+        self._account = AccountReads(self._gateway)
         self._probe_market = check_market(probe_market)
 
     @classmethod
@@ -259,39 +258,19 @@ class TradeClient:
             end_ms = min(stamp(row) for row in page)
         raise UnexpectedResponseError(f"{operation}: history since {start_ms} too long to scan")
 
+    # -- account reads: AccountReads (shared with the scanner's view-only account), retried ------
     def open_orders(self, market: str | None = None) -> tuple[Order, ...]:
-        options = {} if market is None else {"market": check_market(market)}
-        return self._gateway.read_as(
-            "ordersOpen",
-            lambda sdk: sdk.ordersOpen(dict(options)),
-            lambda p: tuple(Order.from_json(o) for o in as_list(p, "orders")),
-        )
+        return self._account.open_orders(market)
 
     def trades(
         self, market: str, *, limit: int | None = None, start: datetime | None = None, end: datetime | None = None
     ) -> tuple[Trade, ...]:
-        check_market(market)
-        options = history_query(limit, start, end)
-        return self._gateway.read_as(
-            "trades",
-            lambda sdk: sdk.trades(market, dict(options)),
-            lambda p: tuple(Trade.from_json(t) for t in as_list(p, "trades")),
-        )
+        check_market(market)  # the market before limit/start/end, as this client always checked them
+        return self._account.trades(market, limit=limit, start=start, end=end)
 
     def balance(self, symbol: str) -> Balance:
         """One asset's balance; zero when the account holds none."""
-        check_symbol(symbol)
-
-        def parse(payload: Any) -> Balance:
-            for row in as_list(payload, "balance"):
-                balance = Balance.from_json(row)
-                if balance.symbol == symbol:
-                    return balance
-            return Balance(symbol=symbol, available=Decimal(0), in_order=Decimal(0))
-
-        return self._gateway.read_as("balance", lambda sdk: sdk.balance({"symbol": symbol}), parse)
+        return self._account.balance(symbol)
 
     def balances(self) -> tuple[Balance, ...]:
-        return self._gateway.read_as(
-            "balance", lambda sdk: sdk.balance({}), lambda p: tuple(Balance.from_json(b) for b in as_list(p, "balance"))
-        )
+        return self._account.balances()

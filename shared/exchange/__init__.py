@@ -2,5 +2,6 @@
 SDK gateway (timeouts, error mapping, read retries) and the keyless ``PublicMarketData`` client.
 
 Keyed clients live with the service allowed to hold the key: ``services.scanner.account``
-(view-only) and ``services.executor.trade_client`` (trade).
+(view-only) and ``services.executor.trade_client`` (trade); the account reads both share are
+``AccountReads`` (``shared.exchange.account``).
 """

@@ -18,6 +18,8 @@ from shared.exchange.wire import check_market
 logger = logging.getLogger(__name__)
 
 NO_TRADE_PERMISSION = 310
+PROBE_MARKET = "BTC-EUR"
+"""The market a keyed client probes in unless told otherwise (any listed market will do)."""
 
 
 class TradePermission(enum.Enum):
