@@ -66,7 +66,7 @@ fmt: $(STAMP) ## Format the code
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## mypy on the project's own code
-	$(VENV)/bin/mypy shared services sim stack oraclectl tests
+	$(VENV)/bin/mypy shared services sim stack oraclectl bench tests
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks (speed is measured here, never in unit tests)

@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
 from shared.config import TraceExporter
 
@@ -26,7 +27,10 @@ def setup_tracing(service: str, exporter: TraceExporter, otlp_endpoint: str = ""
     with _done:
         if _installed:
             return
-        provider = TracerProvider(resource=Resource.create({"service.name": f"oracle-{service}"}))
+        # Without an exporter spans are not recorded (ids are still made and propagated, so log
+        # lines and downstream calls carry the trace id) — recording them would only cost CPU.
+        sampler = ParentBased(ALWAYS_OFF) if exporter is TraceExporter.NONE else ParentBased(ALWAYS_ON)
+        provider = TracerProvider(resource=Resource.create({"service.name": f"oracle-{service}"}), sampler=sampler)
         span_exporter: SpanExporter | None = None
         if exporter is TraceExporter.CONSOLE:
             span_exporter = ConsoleSpanExporter()

@@ -1,0 +1,44 @@
+"""Tracing: without an exporter spans are not recorded, yet trace ids exist and reach log lines;
+with the console exporter spans are recorded. Each case in its own process (the provider is
+global and installed once)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+SCRIPT = """
+import io, json, logging, sys
+from opentelemetry import trace
+from shared.config import TraceExporter
+from shared.logs import setup_logging
+from shared.telemetry import setup_tracing
+setup_tracing("t", TraceExporter(sys.argv[1]))
+setup_logging("t", "INFO", {})
+stream = io.StringIO()
+logging.getLogger().handlers[0].setStream(stream)
+with trace.get_tracer("t").start_as_current_span("s") as span:
+    logging.getLogger("t").info("inside")
+    ctx = span.get_span_context()
+    recording = span.is_recording()
+sys.stderr.write(json.dumps({"recording": recording, "trace_id": format(ctx.trace_id, "032x"),
+                             "line": json.loads(stream.getvalue())}) + "\\n")
+"""
+
+
+def run(exporter: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-c", SCRIPT, exporter], capture_output=True, text=True, check=True)
+    result: dict[str, object] = json.loads(done.stderr.strip().splitlines()[-1])
+    return result
+
+
+def test_no_exporter_records_nothing_but_keeps_trace_ids() -> None:
+    result = run("none")
+    assert result["recording"] is False
+    line = result["line"]
+    assert isinstance(line, dict) and line["trace_id"] == result["trace_id"] != "0" * 32
+
+
+def test_console_exporter_records_spans() -> None:
+    assert run("console")["recording"] is True
