@@ -58,8 +58,12 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = continuation(details)
         method: str = details.method
-        if handler is None or handler.unary_unary is None or method.startswith(("/grpc.health.", "/grpc.reflection.")):
+        if handler is None or method.startswith(_UNAUTHENTICATED_SERVICES):
             return handler
+        if handler.unary_unary is None:
+            # Fail closed: only unary RPCs pass the checks below; a streaming RPC added later
+            # must not bypass authentication silently.
+            return _refuse_streaming(handler, method)
         inner = handler.unary_unary
         metadata = tuple(details.invocation_metadata or ())
 
@@ -125,6 +129,30 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 },
             )
         return None  # unreachable: abort raises
+
+
+# Health checks (probes) and reflection (grpcurl list/describe) answer without a principal.
+_UNAUTHENTICATED_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
+
+
+def _refuse_streaming(handler: Any, method: str) -> Any:
+    def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
+        log.error("streaming RPC %s refused: the interceptor authenticates unary RPCs only", method)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "streaming RPCs are not served")
+
+    kinds = {
+        "unary_stream": grpc.unary_stream_rpc_method_handler,
+        "stream_unary": grpc.stream_unary_rpc_method_handler,
+        "stream_stream": grpc.stream_stream_rpc_method_handler,
+    }
+    for kind, make in kinds.items():
+        if getattr(handler, kind) is not None:
+            return make(
+                refuse,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return None
 
 
 def _already_aborted(context: grpc.ServicerContext) -> bool:

@@ -57,6 +57,9 @@ class Database:
 
     def _configure(self, conn: Conn) -> None:
         conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+        # The locks-then-count pattern (budget reservations, claims) needs each statement to see
+        # what committed before it: READ COMMITTED, whatever the server's default.
+        conn.execute("SET default_transaction_isolation = 'read committed'")
         conn.execute("SET search_path = oracle, pg_catalog")
         conn.commit()
 

@@ -24,7 +24,7 @@ def health(port: int, service: str = "") -> int:
             return -1
 
 
-@pytest.mark.parametrize("service", ["budget", "executor"])
+@pytest.mark.parametrize("service", ["budget", "executor", "scanner"])
 def test_database_down_then_back(service: str, private_postgres: Postgres, exchange_url: str, tmp_path: Path) -> None:
     assert private_postgres.cluster is not None
     env = service_env(service, private_postgres, exchange_url)

@@ -120,11 +120,20 @@ def test_service_process_lifecycle(service: str, postgres: Postgres, exchange_ur
     assert {"auth.unauthenticated", "auth.permission_denied"} <= kinds
 
 
+CANARY = "canary-pw-4f1d9a7c"
+
+
 def test_secrets_never_reach_the_logs(postgres: Postgres, exchange_url: str, tmp_path: Path) -> None:
-    """A live executor with a key and secret whose calls fail: neither appears in its output."""
+    """A live executor with a key and secret whose calls fail: neither appears in its output.
+
+    Control: the exchange URL carries a password (the canary) and the executor logs that URL at
+    startup, so a secret does travel towards the log — and must arrive redacted.
+    """
     from sim.bitvavo import DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET
 
+    host_and_path = exchange_url.split("://", 1)[1]
     env = service_env("executor", postgres, exchange_url) | {
+        "EXECUTOR_EXCHANGE_URL": f"http://oracle:{CANARY}@{host_and_path}",
         "EXECUTOR_MODE": "live",
         "EXECUTOR_BITVAVO_API_KEY": DEFAULT_TRADE_KEY,
         "EXECUTOR_BITVAVO_API_SECRET": DEFAULT_TRADE_SECRET,
@@ -151,5 +160,6 @@ def test_secrets_never_reach_the_logs(postgres: Postgres, exchange_url: str, tmp
         proc.terminate()
         output = proc.logs()
     assert '"rpc"' in output  # calls were logged
-    for secret in (DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, OPERATOR_TOKEN, SCANNER_TOKEN, VIEWER_TOKEN):
+    assert f"http://oracle:***@{host_and_path}" in output  # the URL was logged, its password redacted
+    for secret in (DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, OPERATOR_TOKEN, SCANNER_TOKEN, VIEWER_TOKEN, CANARY):
         assert secret not in output
