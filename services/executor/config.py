@@ -9,9 +9,11 @@ at once.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
@@ -99,6 +101,7 @@ def load_settings(environ: Mapping[str, str]) -> ExecutorSettings:
     except ConfigError as exc:
         problems.extend(exc.problems)
     problems.extend(_mode_problems(environ))
+    problems.extend(_crash_knob_problems(environ))
     if problems or settings is None:
         raise ConfigError(problems)
     return settings
@@ -116,3 +119,37 @@ def _mode_problems(environ: Mapping[str, str]) -> list[str]:
             f"{name}: must be unset when {PREFIX}MODE=paper (no trade key)" for name in key_vars if environ.get(name)
         ]
     return []
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is this machine: ``localhost`` or an address in 127.0.0.0/8."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address in ipaddress.ip_network("127.0.0.0/8")
+
+
+def _crash_knob_problems(environ: Mapping[str, str]) -> list[str]:
+    """The TEST-ONLY crash knob SIGKILLs the process mid-execution: never against a real exchange.
+
+    Refused in live mode unless the exchange URL is a loopback address (the simulator in tests).
+    """
+    name = PREFIX + "TEST_CRASH_AT"
+    if not environ.get(name) or environ.get(PREFIX + "MODE", "") != Mode.LIVE:
+        return []
+    url = environ.get(PREFIX + "EXCHANGE_URL") or BITVAVO_URL
+    if is_loopback_url(url):
+        return []
+    return [
+        f"{name}: test-only (the process kills itself mid-execution); refused with {PREFIX}MODE=live"
+        f" and a {PREFIX}EXCHANGE_URL that is not a loopback address (localhost or 127.0.0.0/8)"
+    ]

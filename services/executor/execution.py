@@ -2,8 +2,10 @@
 
 The order of events is the guarantee (DESIGN §2, §3):
 
-1. Authorize: overrides only from the operator; the scanner only while the user's live policy
-   has auto-execute on. Refusals are PERMISSION_DENIED, audited.
+1. A quick unlocked look (``_pre_read``, the same gate as under the lock): an existing execution
+   → ALREADY_EXISTS before anything else; then authorize — overrides only from the operator, the
+   scanner only while the user's live policy has auto-execute on. Refusals are PERMISSION_DENIED,
+   audited.
 2. Before any lock: fetch over the network what the validators need — the market's rules, its
    current price, the account's free balance.
 3. One transaction for the user, holding the account lock (shared) and the user's trading lock:
@@ -161,13 +163,6 @@ class Executor:
 
     def execute(self, req: ExecuteRequest) -> Execution:
         """Check, claim and submit one proposal; returns the execution after its order's answer."""
-        if req.overrides and req.principal not in OVERRIDE_PRINCIPALS:
-            self._refuse_in_own_transaction(
-                req,
-                PermissionDenied(
-                    f"principal {req.principal} may not override validators", reason="OVERRIDE_NOT_ALLOWED"
-                ),
-            )
         proposal = self._pre_read(req)
         try:
             context = self._fetch(proposal)
@@ -237,10 +232,16 @@ class Executor:
         return self._claim(conn, req, facts, checks, now)
 
     def _gate(self, conn: Conn, req: ExecuteRequest) -> tuple[Proposal, Policy] | OracleError:
-        """(1) an existing execution, then the proposal's existence, then the scanner's right."""
+        """(1) an existing execution — before any other check, whoever calls and with whatever
+        flags —, then the caller's right to override, the proposal's existence and the scanner's
+        right."""
         existing = repository.execution_by_proposal(conn, req.proposal_id)
         if existing is not None:
             return ExecutionExists(Execution.from_row(existing))
+        if req.overrides and req.principal not in OVERRIDE_PRINCIPALS:
+            return PermissionDenied(
+                f"principal {req.principal} may not override validators", reason="OVERRIDE_NOT_ALLOWED"
+            )
         row = repository.proposal(conn, req.proposal_id)
         if row is None:
             return NotFound("proposal", req.proposal_id, reason="PROPOSAL_NOT_FOUND")

@@ -9,9 +9,10 @@ reconciler and the sender — never both win. Per execution (DESIGN §3):
   nothing).
 * SUBMITTING, UNKNOWN, SUBMITTED, PARTIALLY_FILLED: look the order up by clientOrderId (the order,
   then the /orders and /trades history). Found → its real status and fills. FAILED ("proven
-  absent") only when every lookup answered cleanly with nothing found AND more than send time +
-  request timeout + access window + safety margin has passed — after that the exchange refuses
-  the signed request even if it were still on its way. A lookup that fails changes nothing.
+  absent") only when every lookup answered cleanly with nothing found AND the lookups *started*
+  more than send time + request timeout + access window + safety margin after the send — after
+  that the exchange refuses the signed request even if it were still on its way. A lookup that
+  fails changes nothing.
 
 The network lookups happen outside any transaction; each change is its own short transaction
 for the execution's user.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.executor import repository, state_machine
 from services.executor.model import Execution, Status
@@ -116,6 +117,9 @@ class Reconciler:
             if age <= self._timing.stale_claimed:
                 return execution, False
             return self._fail(execution, "STALE_CLAIM", f"claimed {int(age.total_seconds())}s ago and never sent")
+        # The lookups prove absence only as of when they started: a slow lookup (retries, a
+        # stall) must not make its "not found" look younger than it is.
+        looked_at = self._clock.now()
         try:
             view = self._venue.find(
                 market=execution.market,
@@ -126,20 +130,26 @@ class Reconciler:
             log.warning("lookup of order %s failed (%s); status kept", execution.client_order_id, type(exc).__name__)
             return execution, False
         if view is None:
-            return self._conclude_absent(execution)
+            return self._conclude_absent(execution, looked_at)
         with self._db.transaction(user_id) as conn:
             moved = state_machine.record_order(conn, execution, view, now=self._clock.now(), principal=PRINCIPAL)
         if moved is None:  # another instance got there first
             return self._load(user_id, execution_id), False
         return moved, moved is not execution
 
-    def _conclude_absent(self, execution: Execution) -> tuple[Execution | None, bool]:
-        """No order under the clientOrderId: FAILED once it can no longer appear."""
+    def _conclude_absent(self, execution: Execution, looked_at: datetime) -> tuple[Execution | None, bool]:
+        """No order under the clientOrderId: FAILED once it can no longer appear.
+
+        ``looked_at`` is when the lookups *started*: the evidence is as old as that, so it proves
+        absence only if the deadline (send time + request timeout + access window + margin) had
+        already passed then — an order arriving at the exchange just before the deadline could
+        otherwise have been missed by a lookup that began earlier and finished later.
+        """
         if execution.status not in (Status.SUBMITTING, Status.UNKNOWN):
             log.error("order %s of a %s execution is not at the exchange", execution.client_order_id, execution.status)
             return execution, False
         sent_at = execution.submitting_at or execution.updated_at
-        if self._clock.now() - sent_at <= self._timing.proven_absent_after:
+        if looked_at - sent_at <= self._timing.proven_absent_after:
             return execution, False
         return self._fail(execution, "PROVEN_ABSENT", "no order under the clientOrderId after the access window")
 

@@ -213,7 +213,11 @@ class UserFigures:
 def user_figures(
     conn: Conn, *, mode: str, market: str, side: Side, day_start: datetime, hour_start: datetime
 ) -> UserFigures:
-    """Cooldown, anti-flip, caps and notional figures of the transaction's user."""
+    """Cooldown, anti-flip, caps and notional figures of the transaction's user.
+
+    Windows are closed at their start: the UTC day counts ``claimed_at >= day_start`` (00:00:00),
+    the hourly window ``claimed_at >= hour_start`` (now - 60 min, so a claim exactly 60 minutes
+    old still counts)."""
     row = conn.execute(
         "SELECT max(claimed_at) FILTER (WHERE market = %(market)s) AS last_on_market,"
         " max(claimed_at) FILTER (WHERE market = %(market)s AND side = %(opposite)s) AS last_opposite,"

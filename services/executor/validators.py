@@ -208,12 +208,15 @@ def anti_flip(f: Facts) -> Check:
 
 
 def daily_cap(f: Facts) -> Check:
-    """Trades per UTC day."""
+    """Trades per UTC day: claims at or after 00:00:00 UTC of ``now``'s day (``claimed_at >=
+    day_start``), so a trade claimed at 23:59:59 stops counting at midnight."""
     return _count_check("daily_cap", f.trades_today, "today", f.policy.daily_trade_cap, DAILY_CAP_REACHED)
 
 
 def hourly_cap(f: Facts) -> Check:
-    """Trades in the last 60 minutes."""
+    """Trades in the last 60 minutes: a trade counts while ``now - claimed_at <= 60 min`` (the
+    window is closed at both ends; repository.user_figures counts ``claimed_at >= now - 1 hour``),
+    so a trade claimed exactly 60 minutes ago still counts and one a microsecond older does not."""
     return _count_check(
         "hourly_cap", f.trades_last_hour, "in the last hour", f.policy.hourly_trade_cap, HOURLY_CAP_REACHED
     )
@@ -303,12 +306,15 @@ def _notional_check(name: str, so_far: Decimal, amount: Decimal, cap: Decimal, r
 def _window_check(
     name: str, *, last: datetime | None, seconds: int, now: datetime, overridden: bool, reason: str
 ) -> Check:
+    """Active while the last trade is younger than ``seconds``. ``overridden`` (the operator's
+    flag) marks the check only when it actually skipped a failing check: an override of a window
+    with no trade in it, or of a window already over, changes nothing and is not recorded as one."""
     limit = f"{seconds}s since the last trade"
     if last is None:
-        return Check(name, True, "no trade in the window", limit, overridden=overridden)
+        return Check(name, True, "no trade in the window", limit)
     elapsed = now - last
     active = seconds > 0 and elapsed < timedelta(seconds=seconds)
     observed = f"last trade {int(elapsed.total_seconds())}s ago"
-    if overridden:
+    if active and overridden:
         return Check(name, True, observed + " (operator override)", limit, overridden=True)
     return Check(name, not active, observed, limit, reason if active else "")

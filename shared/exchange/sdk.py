@@ -55,6 +55,11 @@ _TRANSIENT_CODES = frozenset({101, 107, 108, 109, 111, 400, 419, 430})
 _RATE_LIMIT_CODES = frozenset({103, 104, 105, 112})
 _AUTH_CODES = frozenset({*range(300, 310), 313, *range(316, 321)})
 _PERMISSION_CODES = frozenset({310, 311, 312})
+# clientOrderId conflict: an OPEN order with this clientOrderId already exists on the market.
+# On a write that is not a refusal to act on: the order under that id is live at the exchange
+# (ours, placed earlier; or a placement whose answer was lost), so the outcome is unknown and the
+# order must be looked up by its clientOrderId — never concluded absent.
+CLIENT_ORDER_ID_CONFLICT = 220
 # Definitive refusals: the request was understood and refused, nothing changed.
 _REFUSAL_CODES = frozenset({102, 110, *range(200, 300), *(c for c in range(401, 432) if c not in _TRANSIENT_CODES)})
 
@@ -143,6 +148,8 @@ def error_from_payload(payload: Any, kind: CallKind) -> ExchangeError | None:
         return PermissionDeniedError(message, code=code)
     if code == 240:
         return OrderNotFoundError(message, code=code)
+    if code == CLIENT_ORDER_ID_CONFLICT and kind is CallKind.WRITE:
+        return OutcomeUnknownError(message, code=code)
     if code in _REFUSAL_CODES:
         return (OrderRejectedError if kind is CallKind.WRITE else RequestRejectedError)(message, code=code)
     # transient codes (101, 107, 109, …) and codes we do not know

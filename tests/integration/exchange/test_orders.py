@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.executor.trade_client import TradeClient
-from shared.exchange.errors import OrderNotFoundError, OrderRejectedError
+from shared.exchange.errors import OrderNotFoundError, OrderRejectedError, OutcomeUnknownError
 from shared.exchange.orders import OrderStatus
 from sim.bitvavo import BitvavoSimulator, SimulatorAdmin
 from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, sdk
@@ -147,7 +147,9 @@ def test_duplicate_client_order_id_only_while_the_first_is_open(
 ) -> None:
     cid = uuid.uuid4()
     first = trade_client.place_order("BTC-EUR", "buy", "limit", cid, amount=Decimal("0.001"), price=Decimal("70000"))
-    with pytest.raises(OrderRejectedError) as caught:
+    # 220: an open order holds this clientOrderId. Not a refusal of "an order": that order is live,
+    # so the outcome of the placement is unknown and the order is looked up by clientOrderId.
+    with pytest.raises(OutcomeUnknownError) as caught:
         trade_client.place_order("BTC-EUR", "buy", "limit", cid, amount=Decimal("0.001"), price=Decimal("70000"))
     assert caught.value.code == 220
     other_market = trade_client.place_order("ETH-EUR", "buy", "market", cid, amount_quote=Decimal("10"))

@@ -29,10 +29,13 @@ from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from services.executor.app import build
 from services.executor.config import load_settings
 from services.executor.execution import Hooks
+from services.executor.model import MarketInfo, OrderView, Side
+from services.executor.trade_client import TradeClient
 from services.executor.venue import Venue
 from shared.bootstrap import open_database, start_service
 from shared.clock import Clock, SystemClock
 from shared.errors import ErrorReport, from_rpc_error
+from shared.exchange.sdk import ApiCredentials, ExchangeSettings
 from sim.bitvavo import DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, BitvavoSimulator, SimulatorAdmin
 from tests.harness import (
     OPERATOR_TOKEN,
@@ -235,6 +238,45 @@ def process_executor(
             executor.close()
 
 
+class VenueProxy:
+    """A venue that passes every call to ``inner``: tests subclass it to change one call."""
+
+    def __init__(self, inner: Venue) -> None:
+        self.inner = inner
+        self.mode = inner.mode
+
+    def verify(self) -> None:
+        self.inner.verify()
+
+    def market_names(self) -> frozenset[str]:
+        return self.inner.market_names()
+
+    def market(self, market: str) -> MarketInfo | None:
+        return self.inner.market(market)
+
+    def price(self, market: str) -> Decimal:
+        return self.inner.price(market)
+
+    def free_balance(self, symbol: str, market: str) -> Decimal:
+        return self.inner.free_balance(symbol, market)
+
+    def place(self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str) -> OrderView:
+        return self.inner.place(market=market, side=side, amount_quote=amount_quote, client_order_id=client_order_id)
+
+    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
+        return self.inner.find(market=market, client_order_id=client_order_id, since=since)
+
+
+def trade_client(exchange_url: str) -> TradeClient:
+    """A TradeClient under the executor's own trade key (the simulator's default account), for
+    tests that act on the account behind the executor's back."""
+    return TradeClient(
+        ApiCredentials(DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET),
+        operator_id=OPERATOR_ID,
+        settings=ExchangeSettings(rest_url=exchange_url),
+    )
+
+
 def permissive_policy(user_id: str, **overrides: Any) -> pb.Policy:
     """A policy that lets the tests' ordinary proposals through; ``overrides`` change fields."""
     values: dict[str, Any] = {
@@ -270,8 +312,10 @@ def seed_proposal(
     expires_in: timedelta = timedelta(minutes=15),
     status: str = "open",
     now: datetime | None = None,
+    policy_snapshot: dict[str, Any] | None = None,
 ) -> str:
-    """A proposal as the scanner writes it (market snapshot with the price the analyst saw)."""
+    """A proposal as the scanner writes it (market snapshot with the price the analyst saw; the
+    policy snapshot, for the audit trail only, empty unless given)."""
     proposal_id = str(uuid.uuid4())
     snapshot = {} if price is None else {"price": str(price)}
     with postgres.admin() as conn:
@@ -281,7 +325,7 @@ def seed_proposal(
         conn.execute(
             "INSERT INTO oracle.trade_proposals (proposal_id, user_id, market, side, amount_quote, confidence,"
             " rationale, analyst, model, market_snapshot, policy_snapshot, status, created_at, expires_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 'test', 'rules', 'rules-v1', %s, '{}', %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, 'test', 'rules', 'rules-v1', %s, %s, %s, %s, %s)",
             (
                 proposal_id,
                 user_id,
@@ -290,6 +334,7 @@ def seed_proposal(
                 Decimal(amount),
                 confidence,
                 json.dumps(snapshot),
+                json.dumps(policy_snapshot or {}),
                 status,
                 created - timedelta(seconds=1),
                 created + expires_in,

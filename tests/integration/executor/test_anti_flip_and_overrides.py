@@ -17,6 +17,7 @@ from tests.integration.executor.kit import (
     payload,
     permissive_policy,
     seed_proposal,
+    unpack_execution,
     user,
     violation_types,
 )
@@ -75,12 +76,55 @@ def test_the_cooldown_override_skips_only_the_cooldown(postgres: Postgres, excha
     with in_process_executor(postgres, exchange.url, clock=clock) as ex:
         ex.set_policy(uid, cooldown=3600, hourly_trade_cap=1, daily_trade_cap=10)
         price = exchange.price("BTC-EUR")
-        assert ex.execute(uid, seed_proposal(postgres, uid, price=price, now=clock.now())).status
+        first = ex.execute(uid, seed_proposal(postgres, uid, price=price, now=clock.now()))
+        assert first.status == pb.EXECUTION_STATUS_FILLED
         second = seed_proposal(postgres, uid, price=price, now=clock.now(), expires_in=timedelta(hours=2))
         report = ex.refused(uid, second, override_cooldown=True)
         assert violation_types(report) == ["HOURLY_CAP_REACHED"]  # the cooldown itself no longer refuses
         clock.advance(timedelta(minutes=61))
         assert ex.execute(uid, second).status == pb.EXECUTION_STATUS_FILLED
+
+
+def test_a_duplicate_is_already_exists_before_the_override_permission(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url) as ex:
+        ex.set_policy(uid)
+        pid = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
+        executed = ex.execute(uid, pid)
+        assert executed.status == pb.EXECUTION_STATUS_FILLED
+
+        # The scanner may not override, but the proposal was executed: that answer comes first.
+        for flags in ({"override_cooldown": True}, {"override_anti_flip": True, "override_reason": "x"}):
+            report = ex.refused(uid, pid, as_scanner=True, **flags)
+            assert (report.code, report.reason) == (grpc.StatusCode.ALREADY_EXISTS, "EXECUTION_EXISTS")
+            assert unpack_execution(report).execution_id == executed.execution_id
+        assert [e.kind for e in ex.audit(uid)][-2:] == ["execution.duplicate", "execution.duplicate"]
+
+        # A proposal not executed yet: the scanner's override is refused, nothing is claimed.
+        fresh = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
+        denied = ex.refused(uid, fresh, as_scanner=True, override_cooldown=True)
+        assert (denied.code, denied.reason) == (grpc.StatusCode.PERMISSION_DENIED, "OVERRIDE_NOT_ALLOWED")
+        assert [e["proposal_id"] for e in executions(postgres, uid)] == [pid]
+        assert exchange.post_count() == 1
+
+
+def test_an_override_that_skips_nothing_is_not_recorded_as_one(postgres: Postgres, exchange: Exchange) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url) as ex:
+        ex.set_policy(uid, cooldown=3600, anti_flip_window=3600)
+        executed = ex.execute(
+            uid,
+            seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")),
+            override_cooldown=True,
+            override_anti_flip=True,
+            override_reason="nothing to skip: no trade yet",
+        )
+        assert executed.status == pb.EXECUTION_STATUS_FILLED
+        assert executed.override_cooldown and executed.override_anti_flip  # what was asked
+        checks = {v.name: v for v in executed.validators}
+        assert checks["cooldown"].passed and not checks["cooldown"].overridden
+        assert checks["anti_flip"].passed and not checks["anti_flip"].overridden
+        assert "execution.override" not in [e.kind for e in ex.audit(uid)]
 
 
 def test_the_scanner_executes_only_with_auto_execute_on(postgres: Postgres, exchange: Exchange) -> None:

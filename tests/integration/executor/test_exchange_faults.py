@@ -10,19 +10,22 @@ from decimal import Decimal
 
 from oracle.executor.v1 import executor_service_pb2 as pb
 
-from services.executor.execution import Hooks
-from services.executor.model import Execution, MarketInfo, OrderView, Side
+from services.executor.execution import Hooks, client_order_id
+from services.executor.model import Execution, MarketInfo, OrderView
 from services.executor.venue import Venue
 from shared.clock import ManualClock
+from shared.exchange.orders import OrderStatus
 from tests.harness import Postgres, eventually
 from tests.integration.executor.kit import (
     Exchange,
+    VenueProxy,
     executions,
     fills,
     in_process_executor,
     payload,
     seed_proposal,
     storm,
+    trade_client,
     user,
 )
 
@@ -133,6 +136,86 @@ def test_an_order_that_never_arrived_is_failed_only_after_the_access_window(
         assert exchange.post_count() == 1
 
 
+class _SlowLookups(VenueProxy):
+    """Once armed, every lookup takes ``took`` of the injected clock's time (read retries, a
+    stalled process) before it answers."""
+
+    def __init__(self, inner: Venue, clock: ManualClock, took: timedelta) -> None:
+        super().__init__(inner)
+        self.clock = clock
+        self.took = took
+        self.armed = False
+
+    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
+        found = self.inner.find(market=market, client_order_id=client_order_id, since=since)
+        if self.armed:
+            self.clock.advance(self.took)
+        return found
+
+
+# The kit's timings: (3 s connect + 2 s read) request timeout + 1 s access window + 0.5 s margin.
+PROVEN_ABSENT_AFTER = timedelta(seconds=6.5)
+
+
+def test_not_found_proves_absence_only_as_of_when_the_lookups_started(postgres: Postgres, exchange: Exchange) -> None:
+    clock = ManualClock(datetime.now(UTC))
+    venues: list[_SlowLookups] = []
+
+    def slow(inner: Venue) -> Venue:
+        venues.append(_SlowLookups(inner, clock, took=timedelta(seconds=3)))
+        return venues[-1]
+
+    uid = user()
+    with in_process_executor(postgres, exchange.url, clock=clock, venue=slow) as ex:
+        ex.set_policy(uid)
+        exchange.admin.fail_next_order(109, place=False)  # never placed, answer "may or may not"
+        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
+        sent = executions(postgres, uid)[0]["submitting_at"]
+
+        # The lookups start 0.5 s before the deadline and answer "not found" 2.5 s after it: the
+        # evidence is as old as their start, so it proves nothing yet.
+        clock.set(sent + PROVEN_ABSENT_AFTER - timedelta(seconds=0.5))
+        venues[0].armed = True
+        assert ex.reconcile(uid).unresolved == 1
+        assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_UNKNOWN
+
+        venues[0].armed = False  # lookups that start after the deadline do prove absence
+        clock.set(sent + PROVEN_ABSENT_AFTER + timedelta(milliseconds=1))
+        ex.reconcile(uid)
+        failed = ex.get(uid, execution.execution_id)
+        assert failed.status == pb.EXECUTION_STATUS_FAILED
+        assert failed.error_code == "PROVEN_ABSENT"
+        assert exchange.order_count() == 0
+
+
+def test_a_client_order_id_conflict_is_unknown_and_reconciled_to_the_open_order(
+    postgres: Postgres, exchange: Exchange
+) -> None:
+    uid = user()
+    with in_process_executor(postgres, exchange.url) as ex:
+        ex.set_policy(uid)
+        pid = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
+        cid = client_order_id(uid, pid)
+        # An OPEN order already holds the proposal's clientOrderId on the account (placed with
+        # the executor's trade key; far below the market, so it rests).
+        resting = trade_client(exchange.url).place_order(
+            "BTC-EUR", "buy", "limit", cid, amount=Decimal("0.01"), price=Decimal("1000")
+        )
+        assert resting.status is OrderStatus.NEW
+
+        execution = ex.execute(uid, pid)  # POST /order answers 220: that order is live, not absent
+        assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
+        assert execution.error_code == "220"
+
+        assert ex.reconcile(uid).changed == 1
+        settled = ex.get(uid, execution.execution_id)
+        assert settled.status == pb.EXECUTION_STATUS_SUBMITTED
+        assert settled.exchange_order_id == resting.order_id
+        assert [o["orderId"] for o in exchange.orders() if o.get("clientOrderId") == cid] == [resting.order_id]
+        assert exchange.post_count() == 2  # the resting order, and the one refused with 220
+
+
 def test_a_refused_connection_fails_without_an_order(postgres: Postgres, exchange: Exchange) -> None:
     uid = user()
 
@@ -184,34 +267,12 @@ def test_a_process_that_stalled_after_submitting_does_not_send(postgres: Postgre
         assert exchange.post_count() == 0
 
 
-class _StaleMinimum:
+class _StaleMinimum(VenueProxy):
     """The exchange's market rules as a stale cache would have them: a 1 EUR minimum."""
-
-    def __init__(self, inner: Venue) -> None:
-        self.inner = inner
-        self.mode = inner.mode
-
-    def verify(self) -> None:
-        self.inner.verify()
-
-    def market_names(self) -> frozenset[str]:
-        return self.inner.market_names()
 
     def market(self, market: str) -> MarketInfo | None:
         info = self.inner.market(market)
         return None if info is None else replace(info, min_order_quote=Decimal(1), min_order_base=Decimal(0))
-
-    def price(self, market: str) -> Decimal:
-        return self.inner.price(market)
-
-    def free_balance(self, symbol: str, market: str) -> Decimal:
-        return self.inner.free_balance(symbol, market)
-
-    def place(self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str) -> OrderView:
-        return self.inner.place(market=market, side=side, amount_quote=amount_quote, client_order_id=client_order_id)
-
-    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
-        return self.inner.find(market=market, client_order_id=client_order_id, since=since)
 
 
 def test_an_order_below_the_exchange_minimum_fails_with_its_code(postgres: Postgres, exchange: Exchange) -> None:

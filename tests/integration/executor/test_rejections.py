@@ -120,7 +120,10 @@ def test_cooldown(postgres: Postgres, module_exchange: Exchange, ex: Executor) -
 def test_daily_cap(postgres: Postgres, module_exchange: Exchange, ex: Executor) -> None:
     uid = user()
     ex.set_policy(uid, daily_trade_cap=1, hourly_trade_cap=10)
-    assert ex.execute(uid, seed_proposal(postgres, uid, price=_price(module_exchange))).status
+    assert (
+        ex.execute(uid, seed_proposal(postgres, uid, price=_price(module_exchange))).status
+        == pb.EXECUTION_STATUS_FILLED
+    )
     rejected_with(
         ex, module_exchange, uid, seed_proposal(postgres, uid, price=_price(module_exchange)), "DAILY_CAP_REACHED"
     )
@@ -129,7 +132,10 @@ def test_daily_cap(postgres: Postgres, module_exchange: Exchange, ex: Executor) 
 def test_hourly_cap(postgres: Postgres, module_exchange: Exchange, ex: Executor) -> None:
     uid = user()
     ex.set_policy(uid, daily_trade_cap=10, hourly_trade_cap=1)
-    assert ex.execute(uid, seed_proposal(postgres, uid, price=_price(module_exchange))).status
+    assert (
+        ex.execute(uid, seed_proposal(postgres, uid, price=_price(module_exchange))).status
+        == pb.EXECUTION_STATUS_FILLED
+    )
     rejected_with(
         ex, module_exchange, uid, seed_proposal(postgres, uid, price=_price(module_exchange)), "HOURLY_CAP_REACHED"
     )
@@ -138,7 +144,10 @@ def test_hourly_cap(postgres: Postgres, module_exchange: Exchange, ex: Executor)
 def test_daily_notional_cap_of_the_user(postgres: Postgres, module_exchange: Exchange, ex: Executor) -> None:
     uid = user()
     ex.set_policy(uid, daily_notional_cap_eur="15")
-    assert ex.execute(uid, seed_proposal(postgres, uid, price=_price(module_exchange))).status
+    assert (
+        ex.execute(uid, seed_proposal(postgres, uid, price=_price(module_exchange))).status
+        == pb.EXECUTION_STATUS_FILLED
+    )
     rejected_with(
         ex,
         module_exchange,
@@ -156,8 +165,14 @@ def test_daily_notional_cap_of_the_account(postgres: Postgres, module_exchange: 
         own.set_policy(alice)
         own.set_policy(bob)
         price = _price(module_exchange)
-        assert own.execute(alice, seed_proposal(postgres, alice, price=price, now=clock.now())).status
-        assert own.execute(bob, seed_proposal(postgres, bob, price=price, now=clock.now())).status
+        assert (
+            own.execute(alice, seed_proposal(postgres, alice, price=price, now=clock.now())).status
+            == pb.EXECUTION_STATUS_FILLED
+        )
+        assert (
+            own.execute(bob, seed_proposal(postgres, bob, price=price, now=clock.now())).status
+            == pb.EXECUTION_STATUS_FILLED
+        )
         rejected_with(
             own,
             module_exchange,
@@ -165,6 +180,33 @@ def test_daily_notional_cap_of_the_account(postgres: Postgres, module_exchange: 
             seed_proposal(postgres, alice, price=price, now=clock.now()),
             "ACCOUNT_NOTIONAL_CAP_REACHED",
         )
+
+
+def test_the_live_policy_decides_not_the_proposals_snapshot(
+    postgres: Postgres, module_exchange: Exchange, ex: Executor
+) -> None:
+    uid = user()
+    ex.set_policy(uid, allowed_markets=["ETH-EUR"])  # live: BTC-EUR is not allowlisted (any more)
+    permissive = {  # the policy as the scanner saw it when it wrote the proposal: BTC-EUR allowed
+        "user_id": uid,
+        "version": 1,
+        "allowed_markets": ["BTC-EUR", "ETH-EUR"],
+        "min_order_eur": "5",
+        "max_order_eur": "1000",
+        "min_confidence": 0,
+        "cooldown_seconds": 0,
+        "anti_flip_seconds": 0,
+        "daily_trade_cap": 1000,
+        "hourly_trade_cap": 1000,
+        "daily_notional_cap_eur": "1000000",
+        "price_guard_pct": "10",
+        "auto_execute": True,
+        "trading_enabled": True,
+        "updated_at": "2030-01-01T00:00:00+00:00",
+        "updated_by": "operator",
+    }
+    pid = seed_proposal(postgres, uid, price=_price(module_exchange), policy_snapshot=permissive)
+    rejected_with(ex, module_exchange, uid, pid, "MARKET_NOT_ALLOWLISTED")
 
 
 def test_price_moved_since_the_proposal(postgres: Postgres, module_exchange: Exchange, ex: Executor) -> None:

@@ -41,7 +41,7 @@ BAN = "Your IP or API key has been banned for not respecting the rate limit. The
         (212, OrderRejectedError, RequestRejectedError),
         (216, OrderRejectedError, RequestRejectedError),
         (217, OrderRejectedError, RequestRejectedError),
-        (220, OrderRejectedError, RequestRejectedError),
+        (220, OutcomeUnknownError, RequestRejectedError),  # clientOrderId conflict: see below
         (233, OrderRejectedError, RequestRejectedError),
         (423, OrderRejectedError, RequestRejectedError),
         (240, OrderNotFoundError, OrderNotFoundError),
@@ -59,6 +59,16 @@ def test_error_codes(code: int, on_write: type[Exception], on_read: type[Excepti
     assert type(write_error) is on_write
     assert type(read_error) is on_read
     assert write_error is not None and write_error.code == code
+
+
+def test_a_client_order_id_conflict_on_placing_is_not_a_refusal() -> None:
+    """220 on POST /order: an OPEN order already holds this clientOrderId. That order is live, so
+    the placement must not be concluded absent (FAILED would hide it and stop it counting toward
+    the caps): its outcome is unknown and the order is looked up by its clientOrderId."""
+    error = error_from_payload({"errorCode": 220, "error": "clientOrderId conflict within the market."}, CallKind.WRITE)
+    assert isinstance(error, OutcomeUnknownError)
+    assert not isinstance(error, RequestRejectedError)
+    assert error.code == 220
 
 
 def test_a_refusal_of_an_order_is_a_request_refusal() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.executor.config import Mode, load_settings
+from services.executor.config import CrashPoint, Mode, is_loopback_url, load_settings
 from shared.config import ConfigError
 
 KEY = "k" * 64
@@ -69,3 +69,51 @@ def test_valid_live_and_paper() -> None:
     assert SECRET not in repr(live)
     paper = load_settings({"EXECUTOR_MODE": "paper"})
     assert paper.mode is Mode.PAPER and paper.exchange_url == "https://api.bitvavo.com/v2"
+
+
+LIVE = {
+    "EXECUTOR_MODE": "live",
+    "EXECUTOR_BITVAVO_API_KEY": KEY,
+    "EXECUTOR_BITVAVO_API_SECRET": SECRET,
+    "EXECUTOR_OPERATOR_ID": "1",
+}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        None,
+        "https://api.bitvavo.com/v2",
+        "http://10.0.0.5:8700/v2",
+        "http://128.0.0.1/v2",
+        "http://localhost.example/v2",
+    ],
+)
+def test_the_crash_knob_is_refused_live_against_a_non_loopback_exchange(url: str | None) -> None:
+    env = {**LIVE, "EXECUTOR_TEST_CRASH_AT": "after_send"}
+    if url is not None:
+        env["EXECUTOR_EXCHANGE_URL"] = url
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert [p.split(":", 1)[0] for p in caught.value.problems] == ["EXECUTOR_TEST_CRASH_AT"]
+    assert "loopback" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8700/v2", "http://127.8.9.10/v2", "http://localhost:8700/v2"])
+def test_the_crash_knob_runs_live_only_against_a_loopback_exchange(url: str) -> None:
+    settings = load_settings({**LIVE, "EXECUTOR_TEST_CRASH_AT": "after_claim", "EXECUTOR_EXCHANGE_URL": url})
+    assert settings.test_crash_at is CrashPoint.AFTER_CLAIM
+
+
+def test_the_crash_knob_in_paper_mode_and_live_without_it() -> None:
+    paper = load_settings({"EXECUTOR_MODE": "paper", "EXECUTOR_TEST_CRASH_AT": "after_claim"})
+    assert paper.test_crash_at is CrashPoint.AFTER_CLAIM  # paper sends nothing anywhere
+    assert load_settings({**LIVE, "EXECUTOR_TEST_CRASH_AT": ""}).test_crash_at is CrashPoint.NONE
+    assert load_settings(LIVE).exchange_url == "https://api.bitvavo.com/v2"
+
+
+def test_loopback_urls() -> None:
+    assert is_loopback_url("http://127.0.0.1/v2") and is_loopback_url("http://LOCALHOST:1/v2")
+    assert not is_loopback_url("http://[::ffff:8.8.8.8]/v2")
+    assert not is_loopback_url("http://127.0.0.1.nip.io/v2")
+    assert not is_loopback_url("not a url")

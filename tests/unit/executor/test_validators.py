@@ -155,6 +155,40 @@ def test_overrides_skip_only_their_own_check() -> None:
     assert not checks["daily_cap"].overridden
 
 
+def overridden(f: v.Facts) -> dict[str, bool]:
+    return {c.name: c.overridden for c in v.run_validators(f) if c.name in ("cooldown", "anti_flip")}
+
+
+def test_an_override_is_recorded_only_when_it_skipped_a_failing_check() -> None:
+    both = {"override_cooldown": True, "override_anti_flip": True}
+    # no trade in either window: nothing was skipped
+    assert overridden(facts(**both)) == {"cooldown": False, "anti_flip": False}
+    # trades older than both windows (cooldown 60 s, anti-flip 3600 s): nothing was skipped
+    old = NOW - timedelta(hours=2)
+    assert overridden(facts(last_on_market_at=old, last_opposite_at=old, **both)) == {
+        "cooldown": False,
+        "anti_flip": False,
+    }
+    # a same-side trade 5 minutes ago: past the cooldown, no opposite trade → nothing skipped
+    assert overridden(facts(last_on_market_at=NOW - timedelta(minutes=5), **both)) == {
+        "cooldown": False,
+        "anti_flip": False,
+    }
+    # an opposite trade 5 minutes ago: past the cooldown, inside the anti-flip window
+    five = NOW - timedelta(minutes=5)
+    assert overridden(facts(last_on_market_at=five, last_opposite_at=five, **both)) == {
+        "cooldown": False,
+        "anti_flip": True,
+    }
+    # a window of 0 s is never active: an override of it skips nothing
+    zero = policy(cooldown_seconds=0, anti_flip_seconds=0)
+    assert overridden(facts(policy=zero, last_on_market_at=NOW, last_opposite_at=NOW, **both)) == {
+        "cooldown": False,
+        "anti_flip": False,
+    }
+    assert failed(facts(policy=zero, last_on_market_at=NOW, last_opposite_at=NOW)) == []
+
+
 def test_every_failure_is_reported_not_only_the_first() -> None:
     f = facts(
         policy=policy(allowed_markets=("ETH-EUR",)),
