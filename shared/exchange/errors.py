@@ -9,8 +9,9 @@ of these, so callers decide on types, never on message text.
     │   └── TradeCapableKeyError        a key that must be view-only can trade (refuse to start)
     ├── RateLimitedError                105 (and 103/104/112): .reset_at says when calls may resume
     ├── RequestRejectedError            a definitive refusal: nothing changed at the exchange
-    │   ├── OrderRejectedError          an order call refused (203, 205, 212, 216, 217, 220, 233,
-    │   │                               235, 423–426, …)
+    │   ├── OrderRejectedError          an order call refused (203, 205, 212, 216, 217, 233,
+    │   │                               235, 423–426, …; 220 on a placement is OutcomeUnknown:
+    │   │                               an open order with that clientOrderId exists)
     │   └── OrderNotFoundError          240: no order under that id
     ├── NotSentError                    the request certainly never reached the exchange
     │                                   (connection refused, connect timeout, DNS failure)
