@@ -11,12 +11,19 @@ short simple moving average (5 closes) crossing the long one (20 closes) by more
 confirmed by the momentum over the last 5 candles, is a buy (above) or a sell (below); anything
 else holds. Confidence grows with the gap; the amount grows from the policy minimum to its
 maximum with the confidence.
+
+Whatever an analyst answers passes :func:`storable` before the scan writes anything: an idea
+that could not be stored as a proposal (an amount outside ``0 < amount <= MAX_AMOUNT_EUR`` or not
+in whole cents, an unknown side or confidence, text PostgreSQL refuses) becomes a ``NoTrade``
+with reason ``INVALID_IDEA`` — one market's bad answer never makes the scan's write fail.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
@@ -26,6 +33,16 @@ BUY = "buy"
 SELL = "sell"
 CENT = Decimal("0.01")
 CONFIDENCE_LEVELS = (0, 25, 50, 75, 100)
+# No proposal is ever larger, whatever a policy or an analyst says (trade_proposals.amount_quote
+# is numeric(20, 2); this keeps far below its limit).
+MAX_AMOUNT_EUR = Decimal(10) ** 9
+MAX_RATIONALE = 4000
+MAX_MODEL = 200
+MAX_DETAIL = 500
+MAX_INDICATORS = 32
+MAX_INDICATOR_TEXT = 100
+INVALID_IDEA = "INVALID_IDEA"
+_REASON = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -141,3 +158,64 @@ class RuleAnalyst:
             model=self.MODEL,
             indicators=indicators,
         )
+
+
+# ------------------------------------------------------------------------------ storability
+def clean_text(value: str) -> str:
+    """``value`` without what PostgreSQL cannot store in text or jsonb: NUL and lone surrogates."""
+    return "".join(c for c in value if c != "\x00" and not "\ud800" <= c <= "\udfff")
+
+
+def is_model_name(value: object) -> bool:
+    """A model name fit to store: 1..MAX_MODEL characters, no control, format or surrogate ones."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_MODEL
+        and value.strip() == value
+        and all(unicodedata.category(c)[0] != "C" for c in value)
+    )
+
+
+def _model(value: object) -> str:
+    if is_model_name(value):
+        return str(value)
+    text = "".join(c for c in str(value) if unicodedata.category(c)[0] != "C").strip()[:MAX_MODEL].strip()
+    return text or "unknown"
+
+
+def storable(decision: object) -> Decision:
+    """``decision`` as it can be stored: text cleaned and cut to size, the amount in whole cents;
+    ``NoTrade(INVALID_IDEA)`` for an idea no proposal may carry. Never raises."""
+    if isinstance(decision, NoTrade):
+        detail = clean_text(str(decision.detail))[:MAX_DETAIL]
+        if isinstance(decision.reason, str) and _REASON.fullmatch(decision.reason):
+            return NoTrade(decision.reason, detail)
+        return NoTrade(INVALID_IDEA, f"not an UPPER_SNAKE reason: {clean_text(repr(decision.reason))[:100]}")
+    if not isinstance(decision, TradeIdea):
+        return NoTrade(INVALID_IDEA, f"the analyst answered a {type(decision).__name__}")
+    idea = decision
+    if idea.side not in (BUY, SELL):
+        return NoTrade(INVALID_IDEA, f"side {clean_text(repr(idea.side))[:40]} is not buy or sell")
+    if isinstance(idea.confidence, bool) or not isinstance(idea.confidence, int):
+        return NoTrade(INVALID_IDEA, f"confidence {clean_text(repr(idea.confidence))[:40]} is not an integer")
+    if idea.confidence not in CONFIDENCE_LEVELS:
+        return NoTrade(INVALID_IDEA, f"confidence {idea.confidence} is not one of 0, 25, 50, 75, 100")
+    amount = idea.amount_eur
+    if not isinstance(amount, Decimal) or not amount.is_finite() or not 0 < amount <= MAX_AMOUNT_EUR:
+        return NoTrade(INVALID_IDEA, f"amount {clean_text(repr(amount))[:60]} EUR is not in (0, {MAX_AMOUNT_EUR:f}]")
+    cents = amount.quantize(CENT)  # safe: at most 12 digits here
+    if cents != amount:
+        return NoTrade(INVALID_IDEA, f"amount {amount} EUR is not in whole cents")
+    if not isinstance(idea.rationale, str):
+        return NoTrade(INVALID_IDEA, f"the rationale is a {type(idea.rationale).__name__}, not text")
+    indicators = {}
+    if isinstance(idea.indicators, Mapping):
+        for key, value in list(idea.indicators.items())[:MAX_INDICATORS]:
+            indicators[clean_text(str(key))[:MAX_INDICATOR_TEXT]] = clean_text(str(value))[:MAX_INDICATOR_TEXT]
+    return replace(
+        idea,
+        amount_eur=cents,
+        rationale=clean_text(idea.rationale)[:MAX_RATIONALE],
+        model=_model(idea.model),
+        indicators=indicators,
+    )

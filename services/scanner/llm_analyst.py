@@ -14,13 +14,20 @@ Prompt format ``oracle.scan.v1`` (the LLM simulator in sim/llm reads the same bl
 
 The answer must be exactly one JSON object (``response_format`` json_object)::
 
-    {"side": "buy" | "sell" | "hold", "amount_eur": "<decimal string, > 0, at most 2 decimals>",
+    {"side": "buy" | "sell" | "hold",
+     "amount_eur": "<decimal string, min_order_eur <= amount <= max_order_eur, at most 2 decimals>",
      "confidence": 0 | 25 | 50 | 75 | 100, "rationale": "<text, at most 4000 characters>"}
 
 Anything else is refused with a recorded reason and no proposal: ``LLM_INVALID_JSON`` (not a JSON
 object, or cut off at max_tokens), ``LLM_INVALID_SIDE``, ``LLM_INVALID_CONFIDENCE`` (e.g. 30),
-``LLM_INVALID_AMOUNT`` (missing, not a decimal string, zero, negative, too many decimals),
-``LLM_INVALID_RATIONALE``. A ``hold`` is ``HOLD``.
+``LLM_INVALID_AMOUNT`` (missing, not a decimal string, not finite, zero, negative, too many
+decimals, or outside the request's ``min_order_eur`` … ``max_order_eur`` — never above
+``MAX_AMOUNT_EUR``), ``LLM_INVALID_RATIONALE`` (also: NUL or lone surrogates, which PostgreSQL
+cannot store). A ``hold`` is ``HOLD``.
+
+The answer's ``model`` (free text from the LLM server) is stored on the proposal only when it is
+a clean name (at most 200 characters, no control characters); otherwise the configured model
+name is.
 
 Every call is reserved at the budget service first (shared.budget_client: reserve → call →
 commit, or release when the call was never made) and asks for at most the granted
@@ -44,14 +51,25 @@ from openai.types.chat import (
 )
 from openai.types.shared_params import ResponseFormatJSONObject
 
-from services.scanner.analyst import CONFIDENCE_LEVELS, AnalysisRequest, Decision, NoTrade, TradeIdea
+from services.scanner.analyst import (
+    CENT,
+    CONFIDENCE_LEVELS,
+    MAX_AMOUNT_EUR,
+    MAX_RATIONALE,
+    AnalysisRequest,
+    Decision,
+    NoTrade,
+    OrderBounds,
+    TradeIdea,
+    is_model_name,
+)
 from shared.budget_client import BudgetClient, BudgetError, BudgetExhausted, BudgetUnavailable
 
 log = logging.getLogger(__name__)
 
 PROMPT_FORMAT = "oracle.scan.v1"
 SIDES = ("buy", "sell", "hold")
-MAX_RATIONALE = 4000
+MAX_AMOUNT_TEXT = 40
 CHARS_PER_TOKEN = 4
 
 SYSTEM_PROMPT = (
@@ -92,8 +110,9 @@ def estimate_prompt_tokens(messages: list[ChatCompletionMessageParam]) -> int:
     return sum(math.ceil(len(str(m.get("content") or "")) / CHARS_PER_TOKEN) + 4 for m in messages)
 
 
-def parse_answer(content: str | None, finish_reason: str | None, model: str) -> Decision:
-    """Validate an answer strictly; NoTrade with the reason when anything is off."""
+def parse_answer(content: str | None, finish_reason: str | None, model: str, bounds: OrderBounds) -> Decision:
+    """Validate an answer strictly against the request's ``bounds``; NoTrade with the reason when
+    anything is off."""
     if finish_reason == "length":
         return NoTrade("LLM_INVALID_JSON", "the answer was cut off at max_tokens")
     try:
@@ -104,35 +123,62 @@ def parse_answer(content: str | None, finish_reason: str | None, model: str) -> 
         return NoTrade("LLM_INVALID_JSON", f"not a JSON object: {type(answer).__name__}")
     side = answer.get("side")
     if side not in SIDES:
-        return NoTrade("LLM_INVALID_SIDE", f"side {side!r} is not one of {', '.join(SIDES)}")
+        return NoTrade("LLM_INVALID_SIDE", f"side {_shown(side)} is not one of {', '.join(SIDES)}")
     confidence = answer.get("confidence")
     if isinstance(confidence, bool) or not isinstance(confidence, int) or confidence not in CONFIDENCE_LEVELS:
-        return NoTrade("LLM_INVALID_CONFIDENCE", f"confidence {confidence!r} is not one of 0, 25, 50, 75, 100")
+        return NoTrade("LLM_INVALID_CONFIDENCE", f"confidence {_shown(confidence)} is not one of 0, 25, 50, 75, 100")
     rationale = answer.get("rationale", "")
-    if not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE or "\x00" in rationale:
-        return NoTrade("LLM_INVALID_RATIONALE", f"rationale must be text of at most {MAX_RATIONALE} characters")
+    if not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE or not _storable_text(rationale):
+        return NoTrade(
+            "LLM_INVALID_RATIONALE",
+            f"rationale must be text of at most {MAX_RATIONALE} characters, without NUL or lone surrogates",
+        )
     if side == "hold":
         return NoTrade("HOLD", rationale[:500])
-    amount = _amount(answer.get("amount_eur"))
+    value = answer.get("amount_eur")
+    amount = _amount(value)
     if amount is None:
         return NoTrade(
             "LLM_INVALID_AMOUNT",
-            f"amount_eur {answer.get('amount_eur')!r} is not a positive decimal string with at most 2 decimals",
+            f"amount_eur {_shown(value)} is not a decimal string in (0, {MAX_AMOUNT_EUR:f}] with at most 2 decimals",
         )
-    return TradeIdea(side=str(side), amount_eur=amount, confidence=confidence, rationale=rationale, model=model)
+    highest = min(bounds.max_eur, MAX_AMOUNT_EUR)
+    if not bounds.min_eur <= amount <= highest:
+        return NoTrade("LLM_INVALID_AMOUNT", f"amount_eur {_shown(value)} is outside {bounds.min_eur}..{highest} EUR")
+    return TradeIdea(
+        side=str(side), amount_eur=amount.quantize(CENT), confidence=confidence, rationale=rationale, model=model
+    )
+
+
+def _shown(value: Any) -> str:
+    """An answer's value for a NoTrade detail: repr (escapes NUL and surrogates), cut short."""
+    return repr(value)[:60]
+
+
+def _storable_text(text: str) -> bool:
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def _amount(value: Any) -> Decimal | None:
-    if not isinstance(value, str) or len(value) > 40:
+    """A finite positive decimal with at most 2 decimals, at most MAX_AMOUNT_EUR; None otherwise."""
+    if not isinstance(value, str) or len(value) > MAX_AMOUNT_TEXT:
         return None
     try:
         amount = Decimal(value)
     except InvalidOperation:
         return None
+    if not amount.is_finite() or not 0 < amount <= MAX_AMOUNT_EUR:
+        return None  # compared before anything else: "1E+30" must not reach a quantize
     exponent = amount.as_tuple().exponent
-    if not amount.is_finite() or amount <= 0 or not isinstance(exponent, int) or exponent < -2:
+    if not isinstance(exponent, int) or exponent < -2:
         return None
     return amount
+
+
+def model_name(reported: object, configured: str) -> str:
+    """The model to store for an answer: what the server reported when it is a clean name (at
+    most 200 characters, no control characters), else the configured one."""
+    return str(reported) if is_model_name(reported) else configured
 
 
 class LlmAnalyst:
@@ -188,4 +234,5 @@ class LlmAnalyst:
         if not completion.choices:
             return NoTrade("LLM_INVALID_JSON", "no choices in the answer")
         choice = completion.choices[0]
-        return parse_answer(choice.message.content, choice.finish_reason, completion.model or self._model)
+        model = model_name(completion.model, self._model)
+        return parse_answer(choice.message.content, choice.finish_reason, model, request.bounds)

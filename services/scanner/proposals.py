@@ -9,6 +9,11 @@ written only inside the job's fenced transaction (lease.py); this module never o
 :class:`ExpirySweeper` marks open proposals past their expiry as ``expired`` across users, through
 ``oracle.expire_due_proposals``. Reads show a proposal past its expiry as expired even before the
 sweep reaches it.
+
+A proposal's status is only about expiry: an executed proposal stays ``open`` until it expires.
+Execution state lives in the executor's ``trade_executions`` (which the scanner cannot read), and
+the executor refuses a second execution of a proposal (ALREADY_EXISTS); the ProposalStatus proto
+comment says so to API clients.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ class Proposal:
     rationale: str
     analyst: str
     model: str
-    status: str  # open | expired
+    status: str  # open | expired (never "executed": see the module docstring)
     created_at: datetime
     expires_at: datetime
     market_snapshot: dict[str, Any]

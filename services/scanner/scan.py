@@ -15,6 +15,13 @@ A failing scan (market data unavailable or rate-limited, database trouble, a bug
 failure on the job and backs off exponentially (jobs.retry_delay), never before a rate-limit
 reset. Per-market reasons that are not failures (HOLD, BUDGET_EXHAUSTED, LLM_INVALID_JSON,
 MARKET_NOT_TRADING, NO_POLICY …) are outcomes of a successful scan.
+
+One market never sinks the others: an analyst that raises is that market's ``ANALYST_ERROR``;
+every decision passes ``analyst.storable`` (``INVALID_IDEA`` for an idea no proposal may carry);
+and each proposal is written under its own savepoint, so a row the database still refuses
+(:data:`ROW_REFUSED`: a data, CHECK or NOT NULL error) is that market's ``PROPOSAL_NOT_STORED``
+while the run's other proposals and its rescheduling commit. Only trouble with the database
+itself (connection, timeout, conflict) still fails the scan.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+import psycopg
+
 from services.scanner import proposals, repository
-from services.scanner.analyst import AnalysisRequest, Analyst, Decision, NoTrade, OrderBounds, TradeIdea
+from services.scanner.analyst import AnalysisRequest, Analyst, Decision, NoTrade, OrderBounds, TradeIdea, storable
 from services.scanner.jobs import ScanJob, retry_delay
 from services.scanner.lease import Fence, Lease, LeaseLost
 from services.scanner.market_data import MarketData, MarketDataError, MarketSnapshot
@@ -43,6 +52,16 @@ log = logging.getLogger(__name__)
 
 SERVICE = "scanner"
 SCHEDULER_PRINCIPAL = "scanner-scheduler"
+
+# What the database (or psycopg, before sending) answers about one row's content: a value it
+# cannot hold (numeric overflow, NUL in text or jsonb, an unencodable string) or a CHECK / NOT
+# NULL it breaks. Anything else (connection, timeout, lock, conflict) is the database's trouble.
+ROW_REFUSED: tuple[type[Exception], ...] = (
+    psycopg.DataError,
+    psycopg.errors.CheckViolation,
+    psycopg.errors.NotNullViolation,
+    UnicodeError,
+)
 
 
 class ProposalExecutor(Protocol):
@@ -320,15 +339,23 @@ class ScanRunner:
             elif analyst is None:
                 decisions[market] = NoTrade("ANALYST_NOT_CONFIGURED", f"no {analyst_kind} analyst in this scanner")
             else:
-                bounds = order_bounds(policy, data)
-                if bounds is None:
-                    decisions[market] = NoTrade(
-                        "ORDER_SIZE_UNSATISFIABLE",
-                        f"policy max {policy['max_order_eur']} EUR is below the minimum order {data.min_order_quote} EUR",
-                    )
-                else:
-                    decisions[market] = analyst.analyse(AnalysisRequest(user_id, data, bounds))
+                decisions[market] = self._analyse_one(analyst, user_id, policy, data)
         return decisions
+
+    @staticmethod
+    def _analyse_one(analyst: Analyst, user_id: str, policy: Row, data: MarketSnapshot) -> Decision:
+        """One market's decision, fit to store; whatever goes wrong is this market's reason."""
+        try:
+            bounds = order_bounds(policy, data)
+            if bounds is None:
+                return NoTrade(
+                    "ORDER_SIZE_UNSATISFIABLE",
+                    f"policy max {policy['max_order_eur']} EUR is below the minimum order {data.min_order_quote} EUR",
+                )
+            return storable(analyst.analyse(AnalysisRequest(user_id, data, bounds)))
+        except Exception as exc:
+            log.exception("analysing %s failed", data.market)
+            return NoTrade("ANALYST_ERROR", type(exc).__name__)
 
     def _write(
         self,
@@ -350,19 +377,31 @@ class ScanRunner:
         for market, decision in decisions.items():
             data = snapshots[market]
             if isinstance(decision, TradeIdea) and policy is not None and isinstance(data, MarketSnapshot):
-                proposal = proposals.write(
-                    conn,
-                    user_id=user_id,
-                    job_id=job_id,
-                    idea=decision,
-                    analyst=analyst,
-                    snapshot=data,
-                    policy=policy,
-                    now=now,
-                    ttl=self._ttl,
-                    fencing_token=fencing_token,
-                    principal=principal,
-                )
+                try:
+                    with conn.transaction():  # a savepoint: a refused row undoes only itself
+                        proposal = proposals.write(
+                            conn,
+                            user_id=user_id,
+                            job_id=job_id,
+                            idea=decision,
+                            analyst=analyst,
+                            snapshot=data,
+                            policy=policy,
+                            now=now,
+                            ttl=self._ttl,
+                            fencing_token=fencing_token,
+                            principal=principal,
+                        )
+                except ROW_REFUSED as exc:
+                    # the row, not the database: this market only (connection trouble still fails the scan)
+                    log.exception("proposal for %s not stored", market)
+                    sqlstate = getattr(exc, "sqlstate", None) or "-"
+                    outcomes.append(
+                        MarketOutcome(
+                            market, skipped_reason="PROPOSAL_NOT_STORED", detail=f"{type(exc).__name__} ({sqlstate})"
+                        )
+                    )
+                    continue
                 made.append(proposal)
                 outcomes.append(MarketOutcome(market, proposal_id=proposal.proposal_id))
             elif isinstance(decision, NoTrade):

@@ -40,7 +40,7 @@ class LlmSimulatorAdmin:
         return result
 
     def add_fault(self, kind: str, *, count: int | None = 1, seconds: float = 0.0) -> dict[str, Any]:
-        """Arm a fault (sim.llm.faults): ``count`` requests, or None for until cleared."""
+        """Arm a fault (one of sim.llm.faults.KINDS): ``count`` requests, or None for until cleared."""
         result: dict[str, Any] = self._call("POST", "/faults", {"kind": kind, "count": count, "seconds": seconds})[
             "fault"
         ]

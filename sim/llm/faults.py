@@ -2,7 +2,10 @@
 
 Answer faults replace the next answers' content: ``invalid_json`` (not JSON at all),
 ``confidence_30`` (a confidence outside 0/25/50/75/100), ``negative_amount``, ``zero_amount``,
-``unknown_side``. ``http_500`` answers the next requests with an OpenAI-style server error.
+``huge_amount`` (``"1E+30"``: a decimal no proposal can hold), ``above_max_amount`` (one cent
+above the prompt's ``max_order_eur``), ``unknown_side``. ``nul_model`` keeps the answer but
+reports a model name with a NUL and control characters in it. ``http_500`` answers the next
+requests with an OpenAI-style server error.
 ``latency`` delays the next answers by ``seconds`` (it combines with the others). ``count`` is how
 many requests a fault affects; ``null`` means until the faults are cleared.
 """
@@ -13,8 +16,18 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-ANSWER_FAULTS = frozenset({"invalid_json", "confidence_30", "negative_amount", "zero_amount", "unknown_side"})
-KINDS = ANSWER_FAULTS | {"http_500", "latency"}
+ANSWER_FAULTS = frozenset(
+    {
+        "invalid_json",
+        "confidence_30",
+        "negative_amount",
+        "zero_amount",
+        "huge_amount",
+        "above_max_amount",
+        "unknown_side",
+    }
+)
+KINDS = ANSWER_FAULTS | {"nul_model", "http_500", "latency"}
 
 
 @dataclass
@@ -35,7 +48,7 @@ class Effects:
     """What the faults do to one request."""
 
     delay_seconds: float = 0.0
-    kind: str | None = None  # an answer fault or http_500; None: answer normally
+    kind: str | None = None  # an answer fault, nul_model or http_500; None: answer normally
 
 
 class FaultBook:

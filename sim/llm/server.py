@@ -21,6 +21,7 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +41,11 @@ def tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
-def _fault_content(kind: str, answer: dict[str, Any]) -> str:
+HUGE_AMOUNT = "1E+30"
+NUL_MODEL_SUFFIX = "\u0000\u001b[2J"
+
+
+def _fault_content(kind: str, answer: dict[str, Any], data: dict[str, Any] | None) -> str:
     if kind == "invalid_json":
         return "Sure! I think you should buy. {side: buy"
     broken = dict(answer)
@@ -50,11 +55,22 @@ def _fault_content(kind: str, answer: dict[str, Any]) -> str:
         broken["amount_eur"] = "-25.00"
     elif kind == "zero_amount":
         broken["amount_eur"] = "0"
+    elif kind == "huge_amount":
+        broken["amount_eur"] = HUGE_AMOUNT
+    elif kind == "above_max_amount":
+        broken["amount_eur"] = str(_max_order(data) + Decimal("0.01"))
     elif kind == "unknown_side":
         broken["side"] = "moon"
-    if broken["side"] == "hold" and kind in ("confidence_30", "negative_amount", "zero_amount"):
+    if broken["side"] == "hold" and kind not in ("invalid_json", "unknown_side"):
         broken["side"] = "buy"  # a hold would hide the broken field
     return json.dumps(broken)
+
+
+def _max_order(data: dict[str, Any] | None) -> Decimal:
+    try:
+        return Decimal(str((data or {})["max_order_eur"])).quantize(Decimal("0.01"))
+    except (KeyError, InvalidOperation):
+        return Decimal("1000000.00")
 
 
 class _State:
@@ -161,8 +177,16 @@ class _Handler(BaseHTTPRequestHandler):
         if effects.kind == "http_500":
             self._error(500, "The server had an error while processing your request.", "server_error")
             return
-        answer = decide(market_data(messages))
-        content = json.dumps(answer) if effects.kind is None else _fault_content(effects.kind, answer)
+        data = market_data(messages)
+        answer = decide(data)
+        reported_model = model
+        if effects.kind is None:
+            content = json.dumps(answer)
+        elif effects.kind == "nul_model":
+            content = json.dumps(answer)
+            reported_model = model + NUL_MODEL_SUFFIX
+        else:
+            content = _fault_content(effects.kind, answer, data)
         finish = "stop"
         completion_tokens = tokens(content)
         if limit is not None and completion_tokens > limit:
@@ -178,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "id": f"chatcmpl-sim-{sequence}",
                 "object": "chat.completion",
                 "created": int(time.time()),
-                "model": model,
+                "model": reported_model,
                 "system_fingerprint": "oracle-llm-sim",
                 "choices": [
                     {

@@ -280,11 +280,13 @@ def at(text: str) -> datetime:
 
 # ------------------------------------------------------------------------------ analysts
 class GatedAnalyst:
-    """Wraps an analyst; its first call signals ``entered`` and waits for ``release`` (a job that
-    stalls mid-run, e.g. a long GC pause or a partition)."""
+    """Wraps an analyst; every call signals ``entered`` and waits for ``release`` (at most
+    ``timeout`` seconds) before answering: a job that stalls mid-run, e.g. a long GC pause or a
+    partition. Once released, calls answer at once."""
 
-    def __init__(self, inner: Analyst) -> None:
+    def __init__(self, inner: Analyst, *, timeout: float = 60.0) -> None:
         self._inner = inner
+        self._timeout = timeout
         self.entered = threading.Event()
         self.release = threading.Event()
 
@@ -294,5 +296,5 @@ class GatedAnalyst:
 
     def analyse(self, request: AnalysisRequest) -> Decision:
         self.entered.set()
-        self.release.wait(60)
+        self.release.wait(self._timeout)
         return self._inner.analyse(request)

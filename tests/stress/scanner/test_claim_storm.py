@@ -1,8 +1,17 @@
 """Guarantee 2 under a storm: four scanner instances, each with its own connection pool, claim
 200 due jobs at once, twice (two due times), while the shared clock races ahead twenty times faster
-than real time so leases (5 s, a quarter second of real time) run out whenever a heartbeat is late — the zombie case, many times
-over. Every run is recorded by the audit trail with its instance, fencing token, due time, start
-and end; the check reads that record, not the scanner's answers.
+than real time so leases (5 s, a quarter second of real time) run out whenever a heartbeat is late.
+
+Takeovers are forced, not hoped for: in the first round instance 0 claims its batch alone and then
+stalls — every analysis blocks and its heartbeat is stopped (a process-wide pause: GC, SIGSTOP, a
+partition) — until the other three instances have taken over and completed every job, its batch
+included. Then it wakes, tries to write its stale runs, and must be refused by the fence. The
+second round runs all four normally (instance 0's heartbeat back on).
+
+Every run is recorded by the audit trail with its instance, fencing token, due time, start and end;
+the check reads that record, not the scanner's answers: each job ran exactly once per due time,
+never twice at the same time, every stalled job was completed by another instance under a newer
+token, and more claims were made than runs completed.
 """
 
 from __future__ import annotations
@@ -17,10 +26,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.scanner.analyst import RuleAnalyst
 from shared.clock import ManualClock
 from tests.harness import Postgres, new_user_id
 from tests.integration.scanner.kit import (
     MARKETS,
+    GatedAnalyst,
     assembled,
     at,
     insert_due_job,
@@ -38,6 +49,9 @@ JOBS_PER_USER = 4
 ROUNDS = 2
 LEASE_SECONDS = 5
 INTERVAL_SECONDS = 3600
+BATCH = 10
+ROUND_SECONDS = 90
+STALLER = "storm-0"
 
 
 class RacingClock:
@@ -84,31 +98,35 @@ def test_four_instances_process_each_job_exactly_once_per_due_time(storm_db: Pos
             markets = [MARKETS[(u + j) % len(MARKETS)], MARKETS[(u + j + 1) % len(MARKETS)]]
             job_ids.append(insert_due_job(pg, user, markets, due=start, interval_s=INTERVAL_SECONDS))
 
+    stall = GatedAnalyst(RuleAnalyst(), timeout=2 * ROUND_SECONDS)
+    stalled: dict[str, int] = {}  # job -> the staller's fencing token on it
     with running_exchange() as exchange, ExitStack() as stack:
         exchange.trend_up("BTC-EUR")  # some runs write proposals, under the fence
+        stack.callback(stall.release.set)  # whatever happens, no thread stays stalled
         scanners = [
             stack.enter_context(
                 assembled(
                     pg,
                     exchange.url,
                     clock,
+                    analysts={"rules": stall} if i == 0 else None,
                     instance_id=f"storm-{i}",
                     lease_seconds=str(LEASE_SECONDS),
                     heartbeat_interval_seconds="0.2",
-                    claim_batch_size="10",
+                    claim_batch_size=str(BATCH),
                     job_concurrency="2",
                     db_pool_max="4",
                 )
             )
             for i in range(INSTANCES)
         ]
-        for scanner in scanners:
-            scanner.heartbeat.start()
+        for scanner in scanners[1:]:
+            scanner.heartbeat.start()  # the staller's stays stopped until it wakes
 
         due = start
         with RacingClock(clock):
-            for _ in range(ROUNDS):
-                deadline = time.monotonic() + 90
+            for round_no in range(ROUNDS):
+                deadline = time.monotonic() + ROUND_SECONDS
                 done = threading.Event()
 
                 def work(index: int) -> None:
@@ -117,10 +135,26 @@ def test_four_instances_process_each_job_exactly_once_per_due_time(storm_db: Pos
                             time.sleep(0.02)
 
                 threads = [threading.Thread(target=work, args=(i,)) for i in range(INSTANCES)]
-                for thread in threads:
-                    thread.start()
+                if round_no == 0:
+                    threads[0].start()  # the staller claims first, alone, and stalls in its first analysis
+                    assert stall.entered.wait(30), "instance 0 never claimed and ran a job"
+                    found = rows(
+                        pg,
+                        "SELECT job_id::text AS job_id, fencing_token FROM oracle.scan_jobs WHERE locked_by = %s",
+                        STALLER,
+                    )
+                    stalled = {str(r["job_id"]): int(r["fencing_token"]) for r in found}
+                    assert len(stalled) == BATCH
+                    for thread in threads[1:]:
+                        thread.start()
+                else:
+                    for thread in threads:
+                        thread.start()
                 while time.monotonic() < deadline and not all_ran_after(pg, due):
                     time.sleep(0.1)
+                if round_no == 0:
+                    stall.release.set()  # the staller wakes up: its runs must write nothing
+                    scanners[0].heartbeat.start()
                 done.set()
                 for thread in threads:
                     thread.join(60)
@@ -151,5 +185,14 @@ def test_four_instances_process_each_job_exactly_once_per_due_time(storm_db: Pos
     assert proposals, "the storm wrote no proposal at all: the fence was not exercised on writes"
     assert {(p["job_id"], p["fencing_token"]) for p in proposals} <= completed, "a zombie wrote a proposal"
 
-    claims = rows(pg, "SELECT sum(fencing_token) AS n FROM oracle.scan_jobs")[0]["n"]
-    print(f"\n{len(runs)} runs recorded, {claims} claims made ({int(claims) - len(runs)} leases taken over)")
+    # the stalled batch was taken over: each job's first run was another instance's, under a newer token
+    for job_id, token in stalled.items():
+        (first,) = [r for r in by_job[job_id] if at(str(r["due_at"])) == start]
+        assert first["instance"] != STALLER, f"job {job_id}: the stalled instance completed its stale run"
+        assert int(str(first["fencing_token"])) > token, f"job {job_id}: completed under the stalled token"
+
+    claims = int(rows(pg, "SELECT sum(fencing_token) AS n FROM oracle.scan_jobs")[0]["n"])
+    takeovers = claims - len(runs)  # every claim that did not end in a completed run
+    print(f"\n{len(runs)} runs recorded, {claims} claims made ({takeovers} leases taken over)")
+    assert claims > len(runs), "no lease was ever taken over: the storm did not exercise the fence"
+    assert takeovers >= len(stalled)

@@ -9,8 +9,23 @@ from decimal import Decimal
 
 import pytest
 
-from services.scanner.analyst import AnalysisRequest, NoTrade, OrderBounds, RuleAnalyst, TradeIdea, size_for
-from services.scanner.llm_analyst import PROMPT_FORMAT, estimate_prompt_tokens, parse_answer, prompt_messages
+from services.scanner.analyst import (
+    MAX_AMOUNT_EUR,
+    AnalysisRequest,
+    NoTrade,
+    OrderBounds,
+    RuleAnalyst,
+    TradeIdea,
+    size_for,
+    storable,
+)
+from services.scanner.llm_analyst import (
+    PROMPT_FORMAT,
+    estimate_prompt_tokens,
+    model_name,
+    parse_answer,
+    prompt_messages,
+)
 from services.scanner.market_data import MarketSnapshot
 from shared.exchange.market import Candle
 from sim.llm.answers import decide, market_data
@@ -75,9 +90,13 @@ def answer(**fields: object) -> str:
 
 
 def test_a_valid_answer_is_a_trade_idea() -> None:
-    idea = parse_answer(answer(), "stop", "m")
+    idea = parse_answer(answer(), "stop", "m", BOUNDS)
     assert idea == TradeIdea(side="buy", amount_eur=Decimal("12.50"), confidence=75, rationale="up", model="m")
-    assert parse_answer(answer(side="hold"), "stop", "m") == NoTrade("HOLD", "up")
+    assert parse_answer(answer(side="hold"), "stop", "m", BOUNDS) == NoTrade("HOLD", "up")
+    # the bounds themselves are allowed, and an amount is kept in cents
+    for text, amount in (("10", "10.00"), ("50.00", "50.00"), ("1E+1", "10.00")):
+        edge = parse_answer(answer(amount_eur=text), "stop", "m", BOUNDS)
+        assert isinstance(edge, TradeIdea) and str(edge.amount_eur) == amount
 
 
 @pytest.mark.parametrize(
@@ -100,14 +119,101 @@ def test_a_valid_answer_is_a_trade_idea() -> None:
         (answer(amount_eur="NaN"), "stop", "LLM_INVALID_AMOUNT"),
         (answer(amount_eur="Infinity"), "stop", "LLM_INVALID_AMOUNT"),
         (answer(amount_eur="ten"), "stop", "LLM_INVALID_AMOUNT"),
+        (answer(amount_eur="1E+30"), "stop", "LLM_INVALID_AMOUNT"),
+        (answer(amount_eur="123456789012345678901234.5"), "stop", "LLM_INVALID_AMOUNT"),
+        (answer(amount_eur="1000000000.01"), "stop", "LLM_INVALID_AMOUNT"),
+        (answer(amount_eur="-Infinity"), "stop", "LLM_INVALID_AMOUNT"),
+        (answer(amount_eur="sNaN"), "stop", "LLM_INVALID_AMOUNT"),
+        (answer(amount_eur="50.01"), "stop", "LLM_INVALID_AMOUNT"),  # above max_order_eur
+        (answer(amount_eur="9.99"), "stop", "LLM_INVALID_AMOUNT"),  # below min_order_eur
+        (answer(rationale="up\ud800"), "stop", "LLM_INVALID_RATIONALE"),  # PostgreSQL cannot store it
+        (answer(rationale="up\x00"), "stop", "LLM_INVALID_RATIONALE"),
         (answer(rationale=5), "stop", "LLM_INVALID_RATIONALE"),
         (answer(rationale="x" * 4001), "stop", "LLM_INVALID_RATIONALE"),
     ],
 )
 def test_an_answer_that_does_not_validate_is_refused_with_its_reason(content: str, finish: str, reason: str) -> None:
-    decision = parse_answer(content, finish, "m")
+    decision = parse_answer(content, finish, "m", BOUNDS)
     assert isinstance(decision, NoTrade)
     assert decision.reason == reason
+    assert "\x00" not in decision.detail and len(decision.detail) <= 500
+
+
+def test_no_amount_above_the_hard_ceiling_passes_whatever_the_bounds() -> None:
+    wide = OrderBounds(min_eur=Decimal("1"), max_eur=Decimal("1E+17"), min_confidence=0)
+    refused = parse_answer(answer(amount_eur="1000000000.01"), "stop", "m", wide)
+    assert isinstance(refused, NoTrade) and refused.reason == "LLM_INVALID_AMOUNT"
+    top = parse_answer(answer(amount_eur=str(MAX_AMOUNT_EUR)), "stop", "m", wide)
+    assert isinstance(top, TradeIdea) and top.amount_eur == MAX_AMOUNT_EUR
+
+
+@pytest.mark.parametrize(
+    "reported",
+    [None, "", "gpt\x00evil", "gpt\x1b[2J", "a" * 201, "gpt\ud800", " padded", "gpt\u200bzero-width", 42],
+)
+def test_a_model_name_that_is_not_clean_falls_back_to_the_configured_one(reported: object) -> None:
+    assert model_name(reported, "gpt-4o-mini") == "gpt-4o-mini"
+
+
+def test_a_clean_model_name_is_kept() -> None:
+    assert model_name("gpt-4o-mini-2024-07-18", "x") == "gpt-4o-mini-2024-07-18"
+    assert model_name("m" * 200, "x") == "m" * 200
+
+
+def idea(**fields: object) -> TradeIdea:
+    values: dict[str, object] = {
+        "side": "buy",
+        "amount_eur": Decimal("12.50"),
+        "confidence": 50,
+        "rationale": "up",
+        "model": "rules-v1",
+        **fields,
+    }
+    return TradeIdea(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        idea(amount_eur=Decimal("1E+30")),
+        idea(amount_eur=MAX_AMOUNT_EUR + Decimal("0.01")),
+        idea(amount_eur=Decimal("NaN")),
+        idea(amount_eur=Decimal("Infinity")),
+        idea(amount_eur=Decimal("0")),
+        idea(amount_eur=Decimal("0.004")),  # would round to 0.00 in numeric(20, 2)
+        idea(amount_eur=Decimal("-1")),
+        idea(amount_eur=12.5),
+        idea(side="hold"),
+        idea(confidence=30),
+        idea(confidence=True),
+        idea(rationale=None),
+        None,
+        NoTrade(reason="lower case"),
+    ],
+)
+def test_an_idea_no_proposal_may_carry_is_refused_as_invalid(bad: object) -> None:
+    decision = storable(bad)
+    assert isinstance(decision, NoTrade)
+    assert decision.reason == "INVALID_IDEA"
+
+
+def test_a_storable_idea_is_cleaned_not_refused() -> None:
+    cleaned = storable(
+        idea(
+            amount_eur=Decimal("1E+1"),
+            rationale="up\x00\ud800" + "x" * 5000,
+            model="m\x00\x1b" + "o" * 300,
+            indicators={"gap\x00": "1\ud800"},
+        )
+    )
+    assert isinstance(cleaned, TradeIdea)
+    assert str(cleaned.amount_eur) == "10.00"
+    assert cleaned.rationale.startswith("upx") and len(cleaned.rationale) == 4000
+    assert cleaned.model == "m" + "o" * 199
+    assert cleaned.indicators == {"gap": "1"}
+    assert storable(NoTrade("HOLD", "flat\x00")) == NoTrade("HOLD", "flat")
+    rising = RuleAnalyst().analyse(request([str(100 + i) for i in range(30)]))
+    assert storable(rising) == rising  # what the rule analyst proposes is stored as it is
 
 
 def test_the_prompt_carries_the_market_data_block_the_simulator_reads() -> None:

@@ -70,20 +70,27 @@ class _ProposalStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Propos
     DESCRIPTOR: _descriptor.EnumDescriptor
     PROPOSAL_STATUS_UNSPECIFIED: _ProposalStatus.ValueType  # 0
     PROPOSAL_STATUS_OPEN: _ProposalStatus.ValueType  # 1
-    """Executable until expires_at."""
+    """Not yet past expires_at. It may already have been executed (at most one execution per
+    proposal: executing it again answers ALREADY_EXISTS), so OPEN does not mean "not traded".
+    """
     PROPOSAL_STATUS_EXPIRED: _ProposalStatus.ValueType  # 2
-    """Past expires_at; the executor refuses it."""
+    """Past expires_at, executed or not; the executor refuses to execute it."""
 
 class ProposalStatus(_ProposalStatus, metaclass=_ProposalStatusEnumTypeWrapper):
-    """ProposalStatus is a proposal's life at the scanner. Whether it was executed is the
-    executor's record (trade_executions), not a proposal status.
+    """ProposalStatus is a proposal's life at the scanner: only whether it has expired. It says
+    nothing about execution: an executed proposal stays OPEN until expires_at and then becomes
+    EXPIRED like any other. Whether (and how) a proposal was executed is the executor's record
+    (trade_executions; ExecutorService.ListExecutions / GetExecution, or ExecuteProposal answering
+    ALREADY_EXISTS with the execution), never a proposal status.
     """
 
 PROPOSAL_STATUS_UNSPECIFIED: ProposalStatus.ValueType  # 0
 PROPOSAL_STATUS_OPEN: ProposalStatus.ValueType  # 1
-"""Executable until expires_at."""
+"""Not yet past expires_at. It may already have been executed (at most one execution per
+proposal: executing it again answers ALREADY_EXISTS), so OPEN does not mean "not traded".
+"""
 PROPOSAL_STATUS_EXPIRED: ProposalStatus.ValueType  # 2
-"""Past expires_at; the executor refuses it."""
+"""Past expires_at, executed or not; the executor refuses to execute it."""
 Global___ProposalStatus: _TypeAlias = ProposalStatus  # noqa: Y015
 
 class _AutoExecuteStatus:
@@ -237,6 +244,7 @@ class Proposal(_message.Message):
     model: _builtins.str
     """The LLM model, or "rules-v1"."""
     status: Global___ProposalStatus.ValueType
+    """Open or expired only; an executed proposal is still OPEN until expires_at (ProposalStatus)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -606,7 +614,7 @@ class ListProposalsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     status: Global___ProposalStatus.ValueType
-    """UNSPECIFIED means all."""
+    """UNSPECIFIED means all. OPEN lists the unexpired ones, executed or not."""
     page_size: _builtins.int
     """1..500; 0 means the default of 50."""
     page_token: _builtins.str

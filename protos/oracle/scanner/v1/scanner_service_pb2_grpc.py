@@ -116,14 +116,16 @@ class ScannerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListProposals(self, request, context):
-        """ListProposals pages through a user's proposals, newest first.
+        """ListProposals pages through a user's proposals, newest first. A proposal's status is only
+        open or expired (see ProposalStatus): whether it was executed is the executor's to answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetProposal(self, request, context):
-        """GetProposal returns one proposal with its market and policy snapshots.
+        """GetProposal returns one proposal with its market and policy snapshots (status: see
+        ProposalStatus; execution state lives at the executor).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -47,9 +47,13 @@ class ScannerServiceStub:
     RunScan: _grpc.UnaryUnaryMultiCallable[_scanner_service_pb2.RunScanRequest, _scanner_service_pb2.RunScanResponse]
     """RunScan scans now, on demand, and returns the proposals made."""
     ListProposals: _grpc.UnaryUnaryMultiCallable[_scanner_service_pb2.ListProposalsRequest, _scanner_service_pb2.ListProposalsResponse]
-    """ListProposals pages through a user's proposals, newest first."""
+    """ListProposals pages through a user's proposals, newest first. A proposal's status is only
+    open or expired (see ProposalStatus): whether it was executed is the executor's to answer.
+    """
     GetProposal: _grpc.UnaryUnaryMultiCallable[_scanner_service_pb2.GetProposalRequest, _scanner_service_pb2.GetProposalResponse]
-    """GetProposal returns one proposal with its market and policy snapshots."""
+    """GetProposal returns one proposal with its market and policy snapshots (status: see
+    ProposalStatus; execution state lives at the executor).
+    """
 
 @_typing.type_check_only
 class ScannerServiceAsyncStub(ScannerServiceStub):
@@ -70,9 +74,13 @@ class ScannerServiceAsyncStub(ScannerServiceStub):
     RunScan: _aio.UnaryUnaryMultiCallable[_scanner_service_pb2.RunScanRequest, _scanner_service_pb2.RunScanResponse]  # type: ignore[assignment]
     """RunScan scans now, on demand, and returns the proposals made."""
     ListProposals: _aio.UnaryUnaryMultiCallable[_scanner_service_pb2.ListProposalsRequest, _scanner_service_pb2.ListProposalsResponse]  # type: ignore[assignment]
-    """ListProposals pages through a user's proposals, newest first."""
+    """ListProposals pages through a user's proposals, newest first. A proposal's status is only
+    open or expired (see ProposalStatus): whether it was executed is the executor's to answer.
+    """
     GetProposal: _aio.UnaryUnaryMultiCallable[_scanner_service_pb2.GetProposalRequest, _scanner_service_pb2.GetProposalResponse]  # type: ignore[assignment]
-    """GetProposal returns one proposal with its market and policy snapshots."""
+    """GetProposal returns one proposal with its market and policy snapshots (status: see
+    ProposalStatus; execution state lives at the executor).
+    """
 
 class ScannerServiceServicer(metaclass=_abc_1.ABCMeta):
     """ScannerService turns market data into trade proposals. It holds only read-only exchange keys,
@@ -126,7 +134,9 @@ class ScannerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scanner_service_pb2.ListProposalsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scanner_service_pb2.ListProposalsResponse, _abc.Awaitable[_scanner_service_pb2.ListProposalsResponse]]:
-        """ListProposals pages through a user's proposals, newest first."""
+        """ListProposals pages through a user's proposals, newest first. A proposal's status is only
+        open or expired (see ProposalStatus): whether it was executed is the executor's to answer.
+        """
 
     @_abc_1.abstractmethod
     def GetProposal(
@@ -134,6 +144,8 @@ class ScannerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scanner_service_pb2.GetProposalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scanner_service_pb2.GetProposalResponse, _abc.Awaitable[_scanner_service_pb2.GetProposalResponse]]:
-        """GetProposal returns one proposal with its market and policy snapshots."""
+        """GetProposal returns one proposal with its market and policy snapshots (status: see
+        ProposalStatus; execution state lives at the executor).
+        """
 
 def add_ScannerServiceServicer_to_server(servicer: ScannerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
