@@ -49,11 +49,20 @@ class ServiceBinding:
 class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Authentication, authorization, error mapping and call logging for unary RPCs."""
 
-    def __init__(self, service: str, auth_mode: AuthMode, tokens: dict[str, str], audit: AuditHook | None) -> None:
+    def __init__(
+        self,
+        service: str,
+        auth_mode: AuthMode,
+        tokens: dict[str, str],
+        audit: AuditHook | None,
+        *,
+        audit_limit: RefusalAuditLimit | None = None,
+    ) -> None:
         self._service = service
         self._auth_mode = auth_mode
         self._tokens = principals.TokenTable(tokens)
         self._audit = audit
+        self._audit_limit = audit_limit or RefusalAuditLimit()
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = continuation(details)
@@ -84,8 +93,14 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return self._tokens.resolve(token) if token else None
 
     def _record(self, kind: str, principal: str, payload: dict[str, Any]) -> None:
-        if self._audit is not None:
-            self._audit(kind, principal, payload)
+        if self._audit is None:
+            return
+        suppressed = self._audit_limit.admit()
+        if suppressed is None:
+            return  # a flood: counted, and reported with the next event that is written
+        if suppressed:
+            payload = {**payload, "suppressed_before": suppressed}
+        self._audit(kind, principal, payload)
 
     def _serve(
         self, inner: Any, request: Any, context: grpc.ServicerContext, method: str, metadata: tuple[Any, ...]
@@ -153,6 +168,37 @@ def _refuse_streaming(handler: Any, method: str) -> Any:
                 response_serializer=handler.response_serializer,
             )
     return None
+
+
+class RefusalAuditLimit:
+    """A token bucket for the audit events of refused calls.
+
+    Refusals come from callers we do not trust; each audit event is a write on the serialized
+    _system chain, so a flood of bad calls must not become a flood of database writes. Events
+    over the limit are counted, and the count rides on the next event written.
+    """
+
+    def __init__(self, burst: int = 20, per_second: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._burst = float(burst)
+        self._rate = per_second
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def admit(self) -> int | None:
+        """None: do not write this event. Otherwise write it; the value is how many were skipped."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens < 1:
+                self._suppressed += 1
+                return None
+            self._tokens -= 1
+            skipped, self._suppressed = self._suppressed, 0
+            return skipped
 
 
 def _already_aborted(context: grpc.ServicerContext) -> bool:
