@@ -4,8 +4,9 @@ Two ``python -m services.executor`` processes (live: with the simulator's trade 
 SDK and real order placement; paper: no key, nothing sent) on the benchmark database and one
 simulator process. The setup is what production does:
 
-* each user gets a policy through the UpdatePolicy RPC, as the operator (every market the
-  proposals use allowed, confidence 50, no cooldown, caps far above what the run needs);
+* the account daily notional cap is set through the UpdateAccountSettings RPC and each user gets
+  a policy through the UpdatePolicy RPC, as the operator (every market the proposals use allowed,
+  confidence 50, no cooldown, caps far above what the run needs);
 * proposals are written to ``oracle.trade_proposals`` the way the scanner writes them, with the
   market snapshot price read from the simulator;
 * client threads call ExecuteProposal as the *scanner* principal (auto-execute), each task one
@@ -83,15 +84,15 @@ def start_exchange(infra: Infra) -> Exchange:
 
 
 def service_env(infra: Infra, exchange_url: str, mode: str) -> dict[str, str]:
-    """Production defaults except: loopback, this run's tokens, the simulator, account-wide caps
-    far above what the run needs, a short shutdown grace."""
+    """Production defaults except: loopback, this run's tokens, the simulator, a paper balance far
+    above what the run needs, a short shutdown grace. (The account cap is in the database:
+    :func:`set_account_cap`.)"""
     env = {
         "EXECUTOR_MODE": mode,
         "EXECUTOR_LISTEN_ADDR": "127.0.0.1:0",
         "EXECUTOR_DATABASE_URL": infra.role_url("executor"),
         "EXECUTOR_PRINCIPAL_TOKENS": infra.tokens.principal_tokens,
         "EXECUTOR_EXCHANGE_URL": exchange_url,
-        "EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR": ACCOUNT_EUR,
         "EXECUTOR_GRACE_SECONDS": "1",
     }
     if mode == "live":
@@ -120,6 +121,17 @@ def policy(user_id: str) -> pb.Policy:
         daily_notional_cap_eur="1000000",
         price_guard_pct="10",
         auto_execute=True,
+    )
+
+
+def set_account_cap(stub: pb_grpc.ExecutorServiceStub, cap: str) -> None:
+    """UpdateAccountSettings (as the operator): the account daily notional cap far above the run's."""
+    current = stub.GetPolicy(pb.GetPolicyRequest(user_id="bench"), timeout=CALL_TIMEOUT_SECONDS).account
+    stub.UpdateAccountSettings(
+        pb.UpdateAccountSettingsRequest(
+            settings=pb.AccountSettings(daily_notional_cap_eur=cap), expected_version=current.version
+        ),
+        timeout=CALL_TIMEOUT_SECONDS,
     )
 
 
@@ -248,7 +260,8 @@ def run_executor(
         ]
         bench = Bench(infra, exchange, mode, services, stubs, stop, say)
         every_user = [*warm_users, *(u for phase in phases for u in phase.users)]
-        say(f"policies for {len(every_user)} users (UpdatePolicy), proposals")
+        say(f"account cap (UpdateAccountSettings), policies for {len(every_user)} users (UpdatePolicy), proposals")
+        set_account_cap(operator, ACCOUNT_EUR)
         set_policies(operator, every_user)
 
         say("warm-up (not measured)")

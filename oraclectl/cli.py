@@ -12,13 +12,13 @@ from typing import Annotated
 import typer
 
 from oraclectl import defaults, exitcodes
-from oraclectl.commands import budget, executions, jobs, policy, proposals
+from oraclectl.commands import account, budget, executions, jobs, policy, proposals
 from oraclectl.exitcodes import ExitCode
 from oraclectl.options import State
 from oraclectl.session import CliError, Session
 
-HELP = """Operate Auto Invest Oracle: proposals, executions, policies, the kill switch, the LLM
-budget and scan jobs, over gRPC as the operator principal.
+HELP = """Operate Auto Invest Oracle: proposals, executions, policies, account settings, the kill
+switch, the LLM budget and scan jobs, over gRPC as the operator principal.
 
 Output is a table by default; --json prints protobuf JSON (proto field names) for scripts.
 A failure prints one line on stderr (plus every failed validator of a rejection)."""
@@ -35,6 +35,7 @@ app = typer.Typer(
 app.add_typer(proposals.app, name="proposals")
 app.add_typer(executions.app, name="executions")
 app.add_typer(policy.policy_app, name="policy")
+app.add_typer(account.app, name="account")
 app.add_typer(budget.app, name="budget")
 app.add_typer(jobs.app, name="jobs")
 app.command("execute")(executions.execute)

@@ -385,8 +385,18 @@ def policy_detail(reply: executor_pb2.GetPolicyResponse | executor_pb2.UpdatePol
         pairs += [
             ("trading (account)", "enabled" if reply.account.trading_enabled else "DISABLED"),
             ("account daily notional cap EUR", reply.account.daily_notional_cap_eur),
+            ("account settings version", str(reply.account.version)),
         ]
     return _fields(f"policy of {p.user_id}", pairs)
+
+
+def account_detail(a: executor_pb2.AccountSettings) -> RenderableType:
+    pairs = [
+        ("trading (account)", "enabled" if a.trading_enabled else "DISABLED"),
+        ("account daily notional cap EUR", a.daily_notional_cap_eur),
+        ("version", str(a.version)),
+    ]
+    return _fields("account settings (every user)", pairs)
 
 
 def reconcile_result(reply: executor_pb2.ReconcileExecutionsResponse) -> list[RenderableType]:

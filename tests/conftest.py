@@ -2,7 +2,8 @@
 
 With DATABASE_URL set (a superuser URL of an external server), tests use that server instead of
 starting an embedded one. Tests isolate themselves by user id (harness.new_user_id), not by
-database; tests that stop the database get a cluster of their own (``private_postgres``).
+database; tests that stop the database get a cluster of their own (``private_postgres``). Every
+test database gets a high account daily notional cap (harness.prepare_test_database).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 from shared.db.embedded import EmbeddedCluster
 from shared.db.migrate import migrate
-from tests.harness import Postgres
+from tests.harness import Postgres, prepare_test_database
 
 
 @pytest.fixture(scope="session")
@@ -24,11 +25,13 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     external = os.environ.get("DATABASE_URL")
     if external:
         migrate(external)
+        prepare_test_database(external)
         yield Postgres(external, None)
         return
     cluster = EmbeddedCluster(tmp_path_factory.mktemp("pg") / "data")
     url = cluster.start()
     migrate(url)
+    prepare_test_database(url)
     yield Postgres(url, cluster)
     cluster.stop()
 
@@ -39,6 +42,7 @@ def private_postgres(tmp_path: Path) -> Iterator[Postgres]:
     cluster = EmbeddedCluster(tmp_path / "pgdata")
     url = cluster.start()
     migrate(url)
+    prepare_test_database(url)
     yield Postgres(url, cluster)
     try:
         cluster.stop()

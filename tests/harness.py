@@ -51,6 +51,19 @@ class Postgres:
         return psycopg.connect(self.admin_url, autocommit=True)
 
 
+# The account daily notional cap of every test database (oracle.account_settings; migration 0021
+# starts it at 1000 EUR). Tests share one database and one UTC day, and together claim more than
+# 1000 EUR: with the cap far above that, only a test that lowers it (through UpdateAccountSettings,
+# and back after: tests/integration/executor/kit.account_cap) meets the account-wide limit.
+TEST_ACCOUNT_CAP_EUR = "1000000"
+
+
+def prepare_test_database(admin_url: str) -> None:
+    """What a freshly migrated test database gets besides the migrations: the test account cap."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("UPDATE oracle.account_settings SET daily_notional_cap_eur = %s WHERE id", (TEST_ACCOUNT_CAP_EUR,))
+
+
 def new_user_id(prefix: str = "u") -> str:
     """A user id no other test uses: tests share one database, never one user."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"

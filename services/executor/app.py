@@ -106,7 +106,6 @@ def build(
         db,
         venue,
         clock,
-        account_daily_notional_cap_eur=settings.account_daily_notional_cap_eur,
         send_within=timedelta(seconds=settings.request_timeout_seconds),
         hooks=hooks or Hooks.crash_at(settings.test_crash_at),
     )
@@ -121,7 +120,6 @@ def build(
     policies = PolicyBook(
         db,
         clock,
-        account_daily_notional_cap_eur=settings.account_daily_notional_cap_eur,
         known_markets=lambda: _known_markets(venue),
     )
     servicer = ExecutorServicer(db, executor, reconciler, policies)

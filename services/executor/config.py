@@ -5,6 +5,10 @@ trade keys must agree.
 the operator id; ``paper`` sends nothing and must hold no trade key at all. Every timing knob of
 the reconciler is here so tests can run it short. :func:`load_settings` names every bad variable
 at once.
+
+Account-wide limits are not configuration: the account daily notional cap lives in the database
+(oracle.account_settings, UpdateAccountSettings), so every replica enforces one value. The old
+``EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR`` is refused (:data:`RETIRED`).
 """
 
 from __future__ import annotations
@@ -63,9 +67,6 @@ class ExecutorSettings(ServiceSettings):
     access_window_ms: int = Field(default=10000, ge=100, le=60000)
     """Bitvavo access window: the exchange refuses a request that arrives later than this."""
 
-    account_daily_notional_cap_eur: Decimal = Field(default=Decimal("1000"), ge=0, max_digits=20, decimal_places=2)
-    """EUR that all users of the deployment's one exchange account may claim per UTC day."""
-
     reconcile_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     """How often the reconciler runs (it also runs at startup and on demand)."""
 
@@ -102,9 +103,26 @@ def load_settings(environ: Mapping[str, str]) -> ExecutorSettings:
         problems.extend(exc.problems)
     problems.extend(_mode_problems(environ))
     problems.extend(_crash_knob_problems(environ))
+    problems.extend(_retired_problems(environ))
     if problems or settings is None:
         raise ConfigError(problems)
     return settings
+
+
+# Variables the executor no longer reads, and where their setting lives now. The executor refuses
+# to start while one is set, so nobody believes a stale value is in force.
+RETIRED: Mapping[str, str] = {
+    PREFIX + "ACCOUNT_DAILY_NOTIONAL_CAP_EUR": (
+        "no longer read: the account daily notional cap now lives in the database"
+        " (oracle.account_settings) and is set with the UpdateAccountSettings RPC, e.g."
+        " 'oraclectl account set --daily-notional-cap-eur <EUR>'; remove this variable"
+    ),
+}
+
+
+def _retired_problems(environ: Mapping[str, str]) -> list[str]:
+    """A retired variable that is still set (even empty) is an error, not silently ignored."""
+    return [f"{name}: {text}" for name, text in RETIRED.items() if name in environ]
 
 
 def _mode_problems(environ: Mapping[str, str]) -> list[str]:

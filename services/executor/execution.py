@@ -11,7 +11,8 @@ The order of events is the guarantee (DESIGN §2, §3):
 3. One transaction for the user, holding the account lock (shared) and the user's trading lock:
    (1) an existing execution → ALREADY_EXISTS carrying it, before anything else; (2) the
    proposal: absent → NOT_FOUND, expired → PROPOSAL_EXPIRED; (3) the kill switches →
-   TRADING_DISABLED; (4) every validator against the *live* policy → FAILED_PRECONDITION listing
+   TRADING_DISABLED; (4) every validator against the *live* policy (and the account's live
+   notional cap, read under the account row lock) → FAILED_PRECONDITION listing
    every failure (audited; the proposal stays executable); (5) the claim: INSERT … ON CONFLICT
    (user_id, proposal_id) DO NOTHING, status CLAIMED.
 4. A new short transaction under the same locks re-reads the kill switches: off → FAILED, nothing
@@ -148,7 +149,6 @@ class Executor:
         venue: Venue,
         clock: Clock,
         *,
-        account_daily_notional_cap_eur: Decimal,
         send_within: timedelta,
         hooks: Hooks | None = None,
     ) -> None:
@@ -156,7 +156,6 @@ class Executor:
         self._send_within = send_within
         self._venue = venue
         self._clock = clock
-        self._account_cap = account_daily_notional_cap_eur
         self._hooks = hooks or Hooks()
 
     # ------------------------------------------------------------------ the flow
@@ -273,7 +272,8 @@ class Executor:
             hour_start=now - timedelta(hours=1),
         )
         # Account-wide figures last: this takes the account row lock until commit (lock order:
-        # account advisory lock shared, user lock, account row).
+        # account advisory lock shared, user lock, account row) and reads the live account cap
+        # in the same statement, so no UpdateAccountSettings lands between the read and the claim.
         account = repository.account_figures(
             conn,
             mode=self._venue.mode,
@@ -297,7 +297,7 @@ class Executor:
             trades_last_hour=mine.trades_last_hour,
             notional_today_eur=mine.notional_today_eur,
             account_notional_today_eur=account.notional_today_eur,
-            account_daily_notional_cap_eur=self._account_cap,
+            account_daily_notional_cap_eur=account.daily_notional_cap_eur,
             override_cooldown=req.override_cooldown,
             override_anti_flip=req.override_anti_flip,
         )

@@ -1,19 +1,22 @@
-"""Trading policies and kill switches: what a policy may hold, the deny-everything default, and
-the three operations on them (GetPolicy, UpdatePolicy, SetTradingEnabled).
+"""Trading policies, account settings and kill switches: what a policy may hold, the
+deny-everything default, and the operations on them (GetPolicy, UpdatePolicy,
+UpdateAccountSettings, SetTradingEnabled).
 
-Every write takes the per-user trading lock (the one ExecuteProposal's check-and-claim holds),
-so a policy never changes in the middle of a claim; the global kill switch takes the account
-lock exclusively, which every execution holds shared. UpdatePolicy is optimistic: the caller's
-``expected_version`` must equal the stored one (0 to create), else ABORTED. A user's kill switch
-is not part of UpdatePolicy (it is kept); SetTradingEnabled flips it, audited.
+Every policy write takes the per-user trading lock (the one ExecuteProposal's check-and-claim
+holds), so a policy never changes in the middle of a claim; the account-wide writes (the global
+kill switch, the account daily notional cap) take the account lock exclusively, which every
+execution holds shared. UpdatePolicy and UpdateAccountSettings are optimistic: the caller's
+``expected_version`` must equal the stored one (0 to create a policy), else ABORTED. Neither
+touches a kill switch (it is kept); SetTradingEnabled flips it, audited.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 from services.executor import repository
 from services.executor.model import Policy
@@ -96,35 +99,91 @@ def problems(policy: Policy, known_markets: frozenset[str] | None) -> list[Field
 
 @dataclass(frozen=True)
 class AccountSettings:
-    """What every user of the deployment's one exchange account shares."""
+    """What every user of the deployment's one exchange account shares (oracle.account_settings)."""
 
     trading_enabled: bool
     daily_notional_cap_eur: Decimal
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AccountSettings:
+        return cls(bool(row["trading_enabled"]), Decimal(row["daily_notional_cap_eur"]), int(row["version"]))
+
+
+def account_problems(daily_notional_cap_eur: Decimal) -> list[FieldViolation]:
+    """Every reason the account settings cannot be stored, each naming its field."""
+    if daily_notional_cap_eur < 0 or daily_notional_cap_eur > MAX_EUR:
+        return [FieldViolation("settings.daily_notional_cap_eur", f"must be between 0 and {MAX_EUR}")]
+    return []
 
 
 class PolicyBook:
-    """GetPolicy, UpdatePolicy and SetTradingEnabled over the database."""
+    """GetPolicy, UpdatePolicy, UpdateAccountSettings and SetTradingEnabled over the database."""
 
     def __init__(
         self,
         db: Database,
         clock: Clock,
         *,
-        account_daily_notional_cap_eur: Decimal,
         known_markets: Callable[[], frozenset[str] | None],
     ) -> None:
         self._db = db
         self._clock = clock
-        self._account_cap = account_daily_notional_cap_eur
         self._known_markets = known_markets
 
     def get(self, user_id: str) -> tuple[Policy, AccountSettings]:
-        """The user's live policy (the deny-everything default when none is stored)."""
+        """The user's live policy (the deny-everything default when none is stored) and the live
+        account settings."""
         with self._db.transaction(user_id) as conn:
             row = repository.policy(conn)
             account = repository.account_settings(conn)
         policy = Policy.from_row(row) if row else default_policy(user_id)
-        return policy, AccountSettings(bool(account["trading_enabled"]), self._account_cap)
+        return policy, AccountSettings.from_row(account)
+
+    def update_account(
+        self, *, daily_notional_cap_eur: Decimal, expected_version: int, principal: str
+    ) -> AccountSettings:
+        """Set the account daily notional cap if the stored version is ``expected_version``.
+
+        Takes the account lock exclusively, so it waits for every execution in its check-and-claim
+        (they hold it shared) and every later claim reads the new cap; audited in the ``_system``
+        chain with the old and the new values. The global kill switch is kept.
+        """
+        found = account_problems(daily_notional_cap_eur)
+        if found:
+            raise InvalidArgument(found)
+        now = self._clock.now()
+        with self._db.transaction(SYSTEM_USER) as conn:
+            lock_account(conn, exclusive=True)
+            old = AccountSettings.from_row(repository.account_settings(conn))
+            row = repository.update_account_settings(
+                conn,
+                daily_notional_cap_eur=daily_notional_cap_eur,
+                expected_version=expected_version,
+                now=now,
+                by=principal,
+            )
+            if row is None:
+                raise Aborted(
+                    f"account settings version is {old.version}, not {expected_version}: re-read and retry",
+                    reason="ACCOUNT_SETTINGS_VERSION_CONFLICT",
+                    metadata={"stored_version": str(old.version), "expected_version": str(expected_version)},
+                )
+            new = AccountSettings.from_row(row)
+            audit.append(
+                conn,
+                service=SERVICE,
+                kind="account.settings_updated",
+                principal=principal,
+                payload={"old": _account_json(old), "new": _account_json(new)},
+            )
+        log.warning(
+            "account daily notional cap set to %s EUR (was %s EUR), version %d",
+            new.daily_notional_cap_eur,
+            old.daily_notional_cap_eur,
+            new.version,
+        )
+        return new
 
     def update(self, policy: Policy, *, expected_version: int, principal: str) -> Policy:
         """Store ``policy`` if the stored version is ``expected_version`` (0: none stored yet)."""
@@ -187,16 +246,24 @@ class PolicyBook:
         now = self._clock.now()
         with self._db.transaction(SYSTEM_USER) as conn:
             lock_account(conn, exclusive=True)
-            repository.set_global_trading_enabled(conn, enabled, now=now, by=principal)
+            row = repository.set_global_trading_enabled(conn, enabled, now=now, by=principal)
             audit.append(
                 conn,
                 service=SERVICE,
                 kind="kill_switch.global",
                 principal=principal,
-                payload={"enabled": enabled, "reason": reason},
+                payload={"enabled": enabled, "reason": reason, "account_settings_version": int(row["version"])},
             )
         log.warning("GLOBAL kill switch %s", "off (trading on)" if enabled else "ON (trading off)")
         return enabled
+
+
+def _account_json(a: AccountSettings) -> dict[str, object]:
+    return {
+        "daily_notional_cap_eur": str(a.daily_notional_cap_eur),
+        "trading_enabled": a.trading_enabled,
+        "version": a.version,
+    }
 
 
 def _policy_json(p: Policy) -> dict[str, object]:

@@ -242,26 +242,34 @@ class AccountFigures:
     """Account-wide figures across users, read under the account row lock."""
 
     global_trading_enabled: bool
+    daily_notional_cap_eur: Decimal  # the live cap from account_settings, read with the row lock
     notional_today_eur: Decimal
     in_flight_eur: Decimal
 
 
-def lock_account_row(conn: Conn) -> bool:
-    """Lock the account settings row until commit; returns the global kill switch.
+def lock_account_row(conn: Conn) -> Row:
+    """Lock the account settings row until commit; returns it (global kill switch and account
+    daily notional cap), read in the same statement that takes the lock.
 
     Taken after the per-user lock by every claim, so account-wide figures (notional, in-flight
-    balance) are read and used without another user's claim slipping in between.
+    balance) and the cap they are compared with are read and used without another user's claim
+    or an UpdateAccountSettings slipping in between.
     """
-    row = conn.execute("SELECT trading_enabled FROM oracle.account_settings WHERE id FOR UPDATE").fetchone()
-    return bool(row and row["trading_enabled"])
+    row = conn.execute(
+        "SELECT trading_enabled, daily_notional_cap_eur FROM oracle.account_settings WHERE id FOR UPDATE"
+    ).fetchone()
+    if row is None:  # migration 0001 inserts the one row; without it nothing may trade
+        raise RuntimeError("oracle.account_settings has no row: run the migrations")
+    return row
 
 
 def account_figures(
     conn: Conn, *, mode: str, side: Side, market: str, day_start: datetime, day_end: datetime, balance_at: datetime
 ) -> AccountFigures:
-    """Global kill switch, the account's claimed EUR this UTC day, and the same side's EUR in flight
-    since the balance was fetched (for a sell, of this market only). Locks the account row."""
-    enabled = lock_account_row(conn)
+    """Global kill switch and the account daily notional cap (one read, under the row lock), the
+    account's claimed EUR this UTC day, and the same side's EUR in flight since the balance was
+    fetched (for a sell, of this market only). Locks the account row until commit."""
+    account = lock_account_row(conn)
     notional = conn.execute(
         "SELECT claimed_eur FROM oracle.account_notional(%s, %s, %s)", (mode, day_start, day_end)
     ).fetchone()
@@ -270,7 +278,12 @@ def account_figures(
         (mode, side.value, market if side is Side.SELL else None, balance_at),
     ).fetchone()
     assert notional is not None and in_flight is not None
-    return AccountFigures(enabled, Decimal(notional["claimed_eur"]), Decimal(in_flight["eur"]))
+    return AccountFigures(
+        global_trading_enabled=bool(account["trading_enabled"]),
+        daily_notional_cap_eur=Decimal(account["daily_notional_cap_eur"]),
+        notional_today_eur=Decimal(notional["claimed_eur"]),
+        in_flight_eur=Decimal(in_flight["eur"]),
+    )
 
 
 def paper_wallet(conn: Conn, market: str) -> tuple[Decimal, Decimal]:
@@ -288,11 +301,26 @@ def policy(conn: Conn) -> Row | None:
     return conn.execute(f"SELECT {_POLICY_COLUMNS} FROM oracle.trading_policies").fetchone()
 
 
+_ACCOUNT_COLUMNS = "trading_enabled, daily_notional_cap_eur, version, updated_at, updated_by"
+
+
 def account_settings(conn: Conn) -> Row:
-    """The account-wide settings row."""
-    row = conn.execute("SELECT trading_enabled, updated_at, updated_by FROM oracle.account_settings").fetchone()
+    """The account-wide settings row (kill switch, daily notional cap, version), not locked."""
+    row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM oracle.account_settings WHERE id").fetchone()
     assert row is not None
     return row
+
+
+def update_account_settings(
+    conn: Conn, *, daily_notional_cap_eur: Decimal, expected_version: int, now: datetime, by: str
+) -> Row | None:
+    """Set the account daily notional cap if the row's version is still ``expected_version``
+    (version + 1); None when it moved on. The kill switch is not touched."""
+    return conn.execute(
+        "UPDATE oracle.account_settings SET daily_notional_cap_eur = %s, version = version + 1, updated_at = %s,"
+        f" updated_by = %s WHERE id AND version = %s RETURNING {_ACCOUNT_COLUMNS}",
+        (daily_notional_cap_eur, now, by, expected_version),
+    ).fetchone()
 
 
 def insert_policy(conn: Conn, p: Policy, *, now: datetime, by: str) -> Row:
@@ -331,12 +359,16 @@ def set_user_trading_enabled(conn: Conn, enabled: bool, *, now: datetime, by: st
     ).fetchone()
 
 
-def set_global_trading_enabled(conn: Conn, enabled: bool, *, now: datetime, by: str) -> None:
-    """Flip the global kill switch."""
-    conn.execute(
-        "UPDATE oracle.account_settings SET trading_enabled = %s, updated_at = %s, updated_by = %s WHERE id",
+def set_global_trading_enabled(conn: Conn, enabled: bool, *, now: datetime, by: str) -> Row:
+    """Flip the global kill switch (the account settings' version + 1, as a user's switch bumps
+    the policy's); returns the row."""
+    row = conn.execute(
+        "UPDATE oracle.account_settings SET trading_enabled = %s, version = version + 1, updated_at = %s,"
+        f" updated_by = %s WHERE id RETURNING {_ACCOUNT_COLUMNS}",
         (enabled, now, by),
-    )
+    ).fetchone()
+    assert row is not None
+    return row
 
 
 def _policy_values(p: Policy) -> tuple[Any, ...]:

@@ -2,7 +2,7 @@
 
 Every request field is checked here (shared.fields) before the domain or the database sees it,
 and one INVALID_ARGUMENT names every bad field. The rules live in execution.py (ExecuteProposal),
-reconciler.py, policies.py and validators.py.
+reconciler.py, policies.py (policies, account settings, kill switches) and validators.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from services.executor import repository
 from services.executor.execution import ExecuteRequest, ExecutionExists, Executor
 from services.executor.model import Execution, Policy, Side, Status
-from services.executor.policies import AccountSettings, PolicyBook
+from services.executor.policies import MAX_EUR, AccountSettings, PolicyBook
 from services.executor.reconciler import Reconciler
 from shared import fields
 from shared.db import SYSTEM_USER, Database
@@ -146,6 +146,28 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         stored = self._policies.update(policy, expected_version=request.expected_version, principal=current_principal())
         return pb.UpdatePolicyResponse(policy=policy_pb(stored))
 
+    def UpdateAccountSettings(
+        self, request: pb.UpdateAccountSettingsRequest, context: Any
+    ) -> pb.UpdateAccountSettingsResponse:
+        errors = fields.FieldErrors()
+        cap = Decimal(0)
+        if not request.HasField("settings"):
+            errors.add("settings", "is required")
+        else:
+            cap = errors.check(
+                lambda: fields.required_decimal(
+                    request.settings.daily_notional_cap_eur, "settings.daily_notional_cap_eur", maximum=MAX_EUR
+                ),
+                cap,
+            )
+        if request.expected_version < 1:
+            errors.add("expected_version", "must be the version read (GetPolicy's account.version, 1 or more)")
+        errors.raise_if_any()
+        stored = self._policies.update_account(
+            daily_notional_cap_eur=cap, expected_version=request.expected_version, principal=current_principal()
+        )
+        return pb.UpdateAccountSettingsResponse(settings=account_pb(stored))
+
     def SetTradingEnabled(self, request: pb.SetTradingEnabledRequest, context: Any) -> pb.SetTradingEnabledResponse:
         errors = fields.FieldErrors()
         scope = errors.check(
@@ -250,7 +272,7 @@ def policy_pb(p: Policy) -> pb.Policy:
 
 def account_pb(a: AccountSettings) -> pb.AccountSettings:
     return pb.AccountSettings(
-        trading_enabled=a.trading_enabled, daily_notional_cap_eur=_decimal(a.daily_notional_cap_eur)
+        trading_enabled=a.trading_enabled, daily_notional_cap_eur=_decimal(a.daily_notional_cap_eur), version=a.version
     )
 
 

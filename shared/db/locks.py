@@ -19,7 +19,7 @@ class LockSpace(IntEnum):
     USER_TRADING = 1  # per user: ExecuteProposal's check-and-claim, UpdatePolicy, SetTradingEnabled
     AUDIT_CHAIN = 2  # per user: appending to the audit hash chain (taken in SQL)
     USER_BUDGET = 3  # per user: ReserveCall's count-and-insert, SetLimits
-    ACCOUNT_TRADING = 4  # global kill switch: taken exclusively to flip, shared by every execution
+    ACCOUNT_TRADING = 4  # account settings (kill switch, notional cap): exclusive to change, shared by executions
 
 
 def lock_user(conn: psycopg.Connection[object], space: LockSpace, user_id: str) -> None:
@@ -28,6 +28,7 @@ def lock_user(conn: psycopg.Connection[object], space: LockSpace, user_id: str) 
 
 
 def lock_account(conn: psycopg.Connection[object], *, exclusive: bool) -> None:
-    """Take the account-wide lock: shared for executions, exclusive for the global kill switch."""
+    """Take the account-wide lock: shared for executions, exclusive for the global kill switch and
+    UpdateAccountSettings."""
     fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     conn.execute(f"SELECT {fn}(%s, 0)", (int(LockSpace.ACCOUNT_TRADING),))

@@ -114,6 +114,15 @@ def test_operator_commands_through_oraclectl(demo_stack: RunningStack) -> None:
     kinds = {e["kind"] for e in demo_stack.oraclectl_json("audit", "--limit", "1000")["events"]}
     assert "kill_switch.user" in kinds
 
+    # The account-wide cap lives in the database (migration 0021 starts it at 1000 EUR): no redeploy.
+    account = demo_stack.oraclectl_json("account", "show")["settings"]
+    assert account["daily_notional_cap_eur"] == "1000"
+    raised = demo_stack.oraclectl_json("account", "set", "--daily-notional-cap-eur", "1500")["settings"]
+    assert raised["daily_notional_cap_eur"] == "1500" and int(raised["version"]) == int(account["version"]) + 1
+    assert demo_stack.oraclectl("account", "set", "--daily-notional-cap-eur", "0.001").returncode == 2
+    system = demo_stack.oraclectl_json("audit", "--user", "_system", "--limit", "1000")["events"]
+    assert "account.settings_updated" in {e["kind"] for e in system}
+
     usage = demo_stack.oraclectl_json("budget", "usage")
     assert {w["window"] for w in usage["windows"]} >= {"WINDOW_DAILY_CALLS", "WINDOW_HOURLY_CALLS"}
     limits = demo_stack.oraclectl_json("budget", "set-limits", "--daily-cost-usd", "3.5")["limits"]

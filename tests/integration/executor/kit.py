@@ -104,7 +104,6 @@ def service_env(postgres: Postgres, exchange_url: str, *, mode: str = "live", **
         "EXECUTOR_RECONCILE_SAFETY_MARGIN_SECONDS": "0.5",
         "EXECUTOR_RECONCILE_INTERVAL_SECONDS": "3600",  # tests reconcile on demand
         "EXECUTOR_STALE_CLAIMED_SECONDS": "60",
-        "EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR": "1000000",
         "EXECUTOR_GRACE_SECONDS": "0",
     }
     if mode == "live":
@@ -164,6 +163,20 @@ class Executor:
         )
         return reply.policy
 
+    def account(self) -> pb.AccountSettings:
+        """The live account settings (GetPolicy carries them beside any user's policy)."""
+        settings: pb.AccountSettings = self.operator.GetPolicy(pb.GetPolicyRequest(user_id="account-reader")).account
+        return settings
+
+    def set_account_cap(self, cap: str) -> pb.AccountSettings:
+        """Set the account daily notional cap through UpdateAccountSettings, from the version read."""
+        reply: pb.UpdateAccountSettingsResponse = self.operator.UpdateAccountSettings(
+            pb.UpdateAccountSettingsRequest(
+                settings=pb.AccountSettings(daily_notional_cap_eur=cap), expected_version=self.account().version
+            )
+        )
+        return reply.settings
+
     def kill_switch(self, *, enabled: bool, user_id: str = "") -> None:
         scope = pb.KILL_SWITCH_SCOPE_USER if user_id else pb.KILL_SWITCH_SCOPE_GLOBAL
         self.operator.SetTradingEnabled(
@@ -222,6 +235,17 @@ def in_process_executor(
         executor.close()
         running.grace_seconds = 0
         running.shutdown()
+
+
+@contextmanager
+def account_cap(executor: Executor, cap: str) -> Iterator[pb.AccountSettings]:
+    """The account daily notional cap set to ``cap`` through UpdateAccountSettings for the block,
+    and back to what it was after: tests share one database, and its one account settings row."""
+    before = executor.account().daily_notional_cap_eur
+    try:
+        yield executor.set_account_cap(cap)
+    finally:
+        executor.set_account_cap(before)
 
 
 @contextmanager

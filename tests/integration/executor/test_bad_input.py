@@ -41,6 +41,13 @@ def update(expected_version: int = 0, **fields: Any) -> Call:
     return lambda ex: ex.operator.UpdatePolicy(request)
 
 
+def account(cap: str, expected_version: int = 1) -> Call:
+    request = pb.UpdateAccountSettingsRequest(
+        settings=pb.AccountSettings(daily_notional_cap_eur=cap), expected_version=expected_version
+    )
+    return lambda ex: ex.operator.UpdateAccountSettings(request)
+
+
 def kill_switch(**fields: Any) -> Call:
     request = pb.SetTradingEnabledRequest(**{"scope": pb.KILL_SWITCH_SCOPE_GLOBAL, "enabled": False, **fields})
     return lambda ex: ex.operator.SetTradingEnabled(request)
@@ -102,6 +109,16 @@ CASES: list[tuple[str, Call, str]] = [
     ("update: malformed market", update(allowed_markets=["btc-eur"]), "policy.allowed_markets[0]"),
     ("update: market twice", update(allowed_markets=["BTC-EUR", "BTC-EUR"]), "policy.allowed_markets"),
     ("update: negative version", update(expected_version=-1), "expected_version"),
+    ("account: negative cap", account("-1"), "settings.daily_notional_cap_eur"),
+    ("account: cap not a number", account("lots"), "settings.daily_notional_cap_eur"),
+    ("account: cap with 3 decimals", account("1.001"), "settings.daily_notional_cap_eur"),
+    ("account: huge cap string", account(HUGE), "settings.daily_notional_cap_eur"),
+    ("account: no version", account("10", expected_version=0), "expected_version"),
+    (
+        "account: no settings",
+        lambda ex: ex.operator.UpdateAccountSettings(pb.UpdateAccountSettingsRequest(expected_version=1)),
+        "settings",
+    ),
     ("kill switch: unspecified scope", kill_switch(scope=pb.KILL_SWITCH_SCOPE_UNSPECIFIED), "scope"),
     ("kill switch: user scope without user", kill_switch(scope=pb.KILL_SWITCH_SCOPE_USER), "user_id"),
     ("kill switch: global scope with a user", kill_switch(user_id=UID), "user_id"),
@@ -144,9 +161,13 @@ def test_several_bad_fields_are_named_at_once(ex: Executor) -> None:
 
 
 def test_nothing_was_written(ex: Executor, postgres: Postgres) -> None:
+    account_query = "SELECT daily_notional_cap_eur, version FROM oracle.account_settings"
+    with postgres.admin() as conn:
+        account_before = conn.execute(account_query).fetchone()
     for _, call, _ in CASES:
         failure(lambda call=call: call(ex))  # type: ignore[misc]
     with postgres.admin() as conn:
+        assert conn.execute(account_query).fetchone() == account_before
         for table in ("trade_executions", "trading_policies", "audit_events"):
             row = conn.execute(f"SELECT count(*) FROM oracle.{table} WHERE user_id = %s", (UID,)).fetchone()
             assert row is not None and row[0] == 0, table

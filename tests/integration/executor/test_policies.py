@@ -8,6 +8,7 @@ from oracle.executor.v1 import executor_service_pb2 as pb
 from tests.harness import Postgres
 from tests.integration.executor.kit import (
     Exchange,
+    account_cap,
     failure,
     in_process_executor,
     payload,
@@ -19,12 +20,13 @@ from tests.integration.executor.kit import (
 
 def test_a_user_without_a_policy_is_denied_everything(postgres: Postgres, exchange: Exchange) -> None:
     uid = user()
-    with in_process_executor(postgres, exchange.url, account_daily_notional_cap_eur="750") as ex:
+    with in_process_executor(postgres, exchange.url) as ex, account_cap(ex, "750") as account:
         reply = ex.operator.GetPolicy(pb.GetPolicyRequest(user_id=uid))
         assert reply.policy.version == 0
         assert list(reply.policy.allowed_markets) == []
         assert reply.policy.user_id == uid
         assert reply.account.daily_notional_cap_eur == "750"
+        assert reply.account.version == account.version
 
 
 def test_update_policy_is_optimistic(postgres: Postgres, exchange: Exchange) -> None:

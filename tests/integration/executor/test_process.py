@@ -34,6 +34,18 @@ def test_no_mode_no_start(postgres: Postgres, exchange: Exchange) -> None:
     assert "EXECUTOR_MODE" in done.stderr
 
 
+def test_the_retired_account_cap_variable_refuses_to_start(postgres: Postgres, exchange: Exchange) -> None:
+    """The account cap lives in the database: a leftover EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR
+    stops the process with a message that says where the cap is set now, instead of being ignored."""
+    env = service_env(postgres, exchange.url, account_daily_notional_cap_eur="25")
+    done = run_to_exit(env)
+    assert done.returncode == 2
+    assert "configuration error: EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR" in done.stderr
+    assert "database" in done.stderr and "UpdateAccountSettings" in done.stderr
+    assert "oraclectl account set --daily-notional-cap-eur" in done.stderr
+    assert exchange.post_count() == 0
+
+
 def test_live_with_a_view_only_key_refuses_to_start(postgres: Postgres, exchange: Exchange) -> None:
     env = service_env(
         postgres,

@@ -21,6 +21,7 @@ from tests.harness import Postgres
 from tests.integration.executor.kit import (
     Exchange,
     Executor,
+    account_cap,
     executions,
     in_process_executor,
     payload,
@@ -160,7 +161,7 @@ def test_daily_notional_cap_of_the_user(postgres: Postgres, module_exchange: Exc
 def test_daily_notional_cap_of_the_account(postgres: Postgres, module_exchange: Exchange) -> None:
     # A UTC day of its own (injected clock), so other tests' executions do not count here.
     clock = ManualClock(datetime(2033, 5, 17, 9, 0, tzinfo=UTC))
-    with in_process_executor(postgres, module_exchange.url, clock=clock, account_daily_notional_cap_eur="25") as own:
+    with in_process_executor(postgres, module_exchange.url, clock=clock) as own, account_cap(own, "25"):
         alice, bob = user(), user()
         own.set_policy(alice)
         own.set_policy(bob)

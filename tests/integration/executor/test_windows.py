@@ -2,7 +2,8 @@
 counted at the exchange simulator.
 
 The boundaries are the SQL's (repository.user_figures, oracle.account_notional), timed by the
-claim time, which is the injected clock's reading:
+claim time, which is the injected clock's reading (the account cap is the database's, set through
+UpdateAccountSettings):
 
 * the UTC day is ``[00:00:00, next 00:00:00)``: a claim at 23:59:59 counts until midnight and
   not a microsecond after; a claim at 00:00:00 belongs to the new day;
@@ -24,6 +25,7 @@ from tests.harness import Postgres
 from tests.integration.executor.kit import (
     Exchange,
     Executor,
+    account_cap,
     in_process_executor,
     seed_proposal,
     user,
@@ -83,7 +85,7 @@ def test_the_hourly_window_is_the_last_60_minutes_inclusive(postgres: Postgres, 
 def test_the_account_notional_cap_resets_at_utc_midnight(postgres: Postgres, exchange: Exchange) -> None:
     clock = ManualClock(datetime(2036, 3, 12, 23, 59, 50, tzinfo=UTC))
     alice, bob, carol = user(), user(), user()
-    with in_process_executor(postgres, exchange.url, clock=clock, account_daily_notional_cap_eur="25") as ex:
+    with in_process_executor(postgres, exchange.url, clock=clock) as ex, account_cap(ex, "25"):
         for uid in (alice, bob, carol):
             ex.set_policy(uid)
         price = exchange.price("BTC-EUR")

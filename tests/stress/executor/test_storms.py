@@ -22,6 +22,7 @@ from tests.harness import Postgres
 from tests.integration.executor.kit import (
     Exchange,
     Executor,
+    account_cap,
     process_executor,
     running_exchange,
     seed_proposal,
@@ -172,7 +173,8 @@ def users_with_a_proposal(pair: list[Executor], postgres: Postgres, exchange: Ex
 def test_account_notional_cap_storm_across_users(
     private_postgres: Postgres, exchange: Exchange, tmp_path: Path
 ) -> None:
-    with executor_pair(private_postgres, exchange, tmp_path, account_daily_notional_cap_eur="25") as pair:
+    # The cap is set once, through one process: both enforce it (one row in the database).
+    with executor_pair(private_postgres, exchange, tmp_path) as pair, account_cap(pair[0], "25"):
         attempts = users_with_a_proposal(pair, private_postgres, exchange)
         before = exchange.post_count()
 

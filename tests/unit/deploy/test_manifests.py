@@ -842,6 +842,17 @@ def test_each_service_accepts_its_rendered_configuration(target: str, service: s
         assert settings.mode.value == env["EXECUTOR_MODE"]
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_retired_executor_variable_is_set(target: str) -> None:
+    """The account daily notional cap moved into the database (UpdateAccountSettings); the executor
+    refuses to start while its old variable is set, so no manifest may carry it."""
+    from services.executor.config import RETIRED
+
+    env = set(config_map_named(rendered(target), "executor-config")["data"])
+    env |= set(secret_examples()["executor-secrets"]["stringData"])
+    assert sorted(env & set(RETIRED)) == []
+
+
 def test_requirements_lock_agrees_with_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     lock: dict[str, str] = {}

@@ -41,13 +41,26 @@ def test_every_bad_variable_is_named_at_once() -> None:
         "EXECUTOR_BITVAVO_API_SECRET": SECRET,
         "EXECUTOR_OPERATOR_ID": "not-a-number",
         "EXECUTOR_REQUEST_TIMEOUT_SECONDS": "-1",
-        "EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR": "1.001",
+        "EXECUTOR_PAPER_BALANCE_EUR": "1.001",
     }
     assert sorted(problems(env)) == [
-        "EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR",
         "EXECUTOR_OPERATOR_ID",
+        "EXECUTOR_PAPER_BALANCE_EUR",
         "EXECUTOR_REQUEST_TIMEOUT_SECONDS",
     ]
+
+
+@pytest.mark.parametrize("value", ["1000", "25", ""])
+def test_the_retired_account_cap_variable_is_refused_not_ignored(value: str) -> None:
+    """The account cap lives in the database now: a stale variable must not look like it is in force."""
+    env = {"EXECUTOR_MODE": "paper", "EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR": value}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    (problem,) = caught.value.problems
+    assert problem.startswith("EXECUTOR_ACCOUNT_DAILY_NOTIONAL_CAP_EUR: ")
+    assert "database" in problem and "UpdateAccountSettings" in problem
+    assert "oraclectl account set --daily-notional-cap-eur" in problem
+    assert load_settings({"EXECUTOR_MODE": "paper"}).mode is Mode.PAPER  # without it: fine
 
 
 def test_secrets_are_not_repeated_in_errors() -> None:

@@ -564,25 +564,35 @@ Global___Policy: _TypeAlias = Policy  # noqa: Y015
 
 @_typing.final
 class AccountSettings(_message.Message):
-    """AccountSettings are the limits shared by every user of the deployment's one exchange account."""
+    """AccountSettings are the limits shared by every user of the deployment's one exchange account.
+    They live in the database, so every executor replica enforces the same values.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TRADING_ENABLED_FIELD_NUMBER: _builtins.int
     DAILY_NOTIONAL_CAP_EUR_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     trading_enabled: _builtins.bool
-    """The global kill switch."""
+    """The global kill switch. Output only: UpdateAccountSettings keeps it; SetTradingEnabled
+    flips it.
+    """
     daily_notional_cap_eur: _builtins.str
-    """EUR per UTC day across all users, decimal string."""
+    """EUR per UTC day across all users, decimal string with at most 2 decimals, >= 0."""
+    version: _builtins.int
+    """Incremented on every change (UpdateAccountSettings and the global kill switch). Output only:
+    UpdateAccountSettingsRequest carries the version read as expected_version.
+    """
     def __init__(
         self,
         *,
         trading_enabled: _builtins.bool = ...,
         daily_notional_cap_eur: _builtins.str = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_notional_cap_eur", b"daily_notional_cap_eur", "trading_enabled", b"trading_enabled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_notional_cap_eur", b"daily_notional_cap_eur", "trading_enabled", b"trading_enabled", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -684,6 +694,58 @@ class UpdatePolicyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdatePolicyResponse: _TypeAlias = UpdatePolicyResponse  # noqa: Y015
+
+@_typing.final
+class UpdateAccountSettingsRequest(_message.Message):
+    """UpdateAccountSettingsRequest replaces the account-wide settings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    expected_version: _builtins.int
+    """The version the caller read (GetPolicy's account.version); a stale version is ABORTED."""
+    @_builtins.property
+    def settings(self) -> Global___AccountSettings:
+        """The new settings. Their version and trading_enabled fields are ignored (the global kill
+        switch is SetTradingEnabled's).
+        """
+
+    def __init__(
+        self,
+        *,
+        settings: Global___AccountSettings | None = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAccountSettingsRequest: _TypeAlias = UpdateAccountSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateAccountSettingsResponse(_message.Message):
+    """UpdateAccountSettingsResponse carries the stored settings with their new version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___AccountSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___AccountSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAccountSettingsResponse: _TypeAlias = UpdateAccountSettingsResponse  # noqa: Y015
 
 @_typing.final
 class SetTradingEnabledRequest(_message.Message):

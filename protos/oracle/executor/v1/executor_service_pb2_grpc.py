@@ -67,6 +67,11 @@ class ExecutorServiceStub:
                 request_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdatePolicyRequest.SerializeToString,
                 response_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdatePolicyResponse.FromString,
                 _registered_method=True)
+        self.UpdateAccountSettings = channel.unary_unary(
+                '/oracle.executor.v1.ExecutorService/UpdateAccountSettings',
+                request_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdateAccountSettingsRequest.SerializeToString,
+                response_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdateAccountSettingsResponse.FromString,
+                _registered_method=True)
         self.SetTradingEnabled = channel.unary_unary(
                 '/oracle.executor.v1.ExecutorService/SetTradingEnabled',
                 request_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingEnabledRequest.SerializeToString,
@@ -133,6 +138,19 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateAccountSettings(self, request, context):
+        """UpdateAccountSettings changes the settings every user of the deployment's one exchange
+        account shares (today the account daily notional cap), with optimistic concurrency on the
+        settings' version: a stale expected_version is ABORTED (reason
+        ACCOUNT_SETTINGS_VERSION_CONFLICT). It waits for executions in their check-and-claim, and
+        every later claim enforces the new values. Audited in the "_system" trail (kind
+        account.settings_updated, old and new values). The global kill switch is not changed here:
+        use SetTradingEnabled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetTradingEnabled(self, request, context):
         """SetTradingEnabled is the kill switch, per user or for the whole account.
         """
@@ -179,6 +197,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.UpdatePolicy,
                     request_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdatePolicyRequest.FromString,
                     response_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdatePolicyResponse.SerializeToString,
+            ),
+            'UpdateAccountSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAccountSettings,
+                    request_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdateAccountSettingsRequest.FromString,
+                    response_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdateAccountSettingsResponse.SerializeToString,
             ),
             'SetTradingEnabled': grpc.unary_unary_rpc_method_handler(
                     servicer.SetTradingEnabled,
@@ -356,6 +379,33 @@ class ExecutorService:
             '/oracle.executor.v1.ExecutorService/UpdatePolicy',
             oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdatePolicyRequest.SerializeToString,
             oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdatePolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAccountSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oracle.executor.v1.ExecutorService/UpdateAccountSettings',
+            oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdateAccountSettingsRequest.SerializeToString,
+            oracle_dot_executor_dot_v1_dot_executor__service__pb2.UpdateAccountSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

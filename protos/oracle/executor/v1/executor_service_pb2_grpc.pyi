@@ -56,6 +56,15 @@ class ExecutorServiceStub:
     """GetPolicy returns a user's live trading policy and the account-wide settings."""
     UpdatePolicy: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.UpdatePolicyRequest, _executor_service_pb2.UpdatePolicyResponse]
     """UpdatePolicy replaces a user's policy, with optimistic concurrency on its version."""
+    UpdateAccountSettings: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.UpdateAccountSettingsRequest, _executor_service_pb2.UpdateAccountSettingsResponse]
+    """UpdateAccountSettings changes the settings every user of the deployment's one exchange
+    account shares (today the account daily notional cap), with optimistic concurrency on the
+    settings' version: a stale expected_version is ABORTED (reason
+    ACCOUNT_SETTINGS_VERSION_CONFLICT). It waits for executions in their check-and-claim, and
+    every later claim enforces the new values. Audited in the "_system" trail (kind
+    account.settings_updated, old and new values). The global kill switch is not changed here:
+    use SetTradingEnabled.
+    """
     SetTradingEnabled: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.SetTradingEnabledRequest, _executor_service_pb2.SetTradingEnabledResponse]
     """SetTradingEnabled is the kill switch, per user or for the whole account."""
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.ListAuditEventsRequest, _executor_service_pb2.ListAuditEventsResponse]
@@ -89,6 +98,15 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
     """GetPolicy returns a user's live trading policy and the account-wide settings."""
     UpdatePolicy: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.UpdatePolicyRequest, _executor_service_pb2.UpdatePolicyResponse]  # type: ignore[assignment]
     """UpdatePolicy replaces a user's policy, with optimistic concurrency on its version."""
+    UpdateAccountSettings: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.UpdateAccountSettingsRequest, _executor_service_pb2.UpdateAccountSettingsResponse]  # type: ignore[assignment]
+    """UpdateAccountSettings changes the settings every user of the deployment's one exchange
+    account shares (today the account daily notional cap), with optimistic concurrency on the
+    settings' version: a stale expected_version is ABORTED (reason
+    ACCOUNT_SETTINGS_VERSION_CONFLICT). It waits for executions in their check-and-claim, and
+    every later claim enforces the new values. Audited in the "_system" trail (kind
+    account.settings_updated, old and new values). The global kill switch is not changed here:
+    use SetTradingEnabled.
+    """
     SetTradingEnabled: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.SetTradingEnabledRequest, _executor_service_pb2.SetTradingEnabledResponse]  # type: ignore[assignment]
     """SetTradingEnabled is the kill switch, per user or for the whole account."""
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.ListAuditEventsRequest, _executor_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
@@ -155,6 +173,21 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_executor_service_pb2.UpdatePolicyResponse, _abc.Awaitable[_executor_service_pb2.UpdatePolicyResponse]]:
         """UpdatePolicy replaces a user's policy, with optimistic concurrency on its version."""
+
+    @_abc_1.abstractmethod
+    def UpdateAccountSettings(
+        self,
+        request: _executor_service_pb2.UpdateAccountSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_service_pb2.UpdateAccountSettingsResponse, _abc.Awaitable[_executor_service_pb2.UpdateAccountSettingsResponse]]:
+        """UpdateAccountSettings changes the settings every user of the deployment's one exchange
+        account shares (today the account daily notional cap), with optimistic concurrency on the
+        settings' version: a stale expected_version is ABORTED (reason
+        ACCOUNT_SETTINGS_VERSION_CONFLICT). It waits for executions in their check-and-claim, and
+        every later claim enforces the new values. Audited in the "_system" trail (kind
+        account.settings_updated, old and new values). The global kill switch is not changed here:
+        use SetTradingEnabled.
+        """
 
     @_abc_1.abstractmethod
     def SetTradingEnabled(
