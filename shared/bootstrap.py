@@ -25,25 +25,23 @@ log = logging.getLogger(__name__)
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def database_url(settings: ServiceSettings, role: str) -> str:
-    """The configured URL, or this role's URL on the local embedded database."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from shared.db.embedded import EmbeddedCluster, role_url
-
-    log.warning("no DATABASE_URL configured: using the local embedded PostgreSQL (development only)")
-    return role_url(EmbeddedCluster(keep_running=True).start(), role)
-
-
 def open_database(settings: ServiceSettings, *, service: str, role: str) -> Database:
-    """This service's pool, opened without waiting for the database."""
+    """This service's pool, opened without waiting for the database.
+
+    A service never starts a database of its own: without its DATABASE_URL it refuses to start
+    (``make run`` passes each service its role's URL on the local embedded PostgreSQL), so a
+    production pod with a missing Secret fails loudly instead of running on an empty database.
+    """
+    if settings.database_url is None:
+        raise ConfigError([f"{service.upper()}_DATABASE_URL: is required"])
     db = Database(
-        database_url(settings, role),
+        settings.database_url.get_secret_value(),
         name=f"oracle-{service}",
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         timeout=settings.db_pool_timeout_seconds,
         statement_timeout_ms=settings.statement_timeout_ms,
+        expected_role=role,
     )
     db.open()
     return db
@@ -81,6 +79,10 @@ def run_main(
     env = os.environ if environ is None else environ
     try:
         settings = load_settings(env)
+        if settings.database_url is None:
+            raise ConfigError(
+                [f"{service.upper()}_DATABASE_URL: is required (make run sets it for the local database)"]
+            )
     except ConfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"{service}: configuration error: {problem}\n")

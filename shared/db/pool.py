@@ -28,6 +28,10 @@ Conn = psycopg.Connection[dict[str, Any]]
 SYSTEM_USER = "_system"
 
 
+class WrongDatabaseRole(psycopg.OperationalError):
+    """The URL logs in as another role than the service's own (the pool keeps refusing it)."""
+
+
 class Database:
     """A pool of connections for one service role."""
 
@@ -40,8 +44,10 @@ class Database:
         max_size: int = 10,
         timeout: float = 5.0,
         statement_timeout_ms: int = 15000,
+        expected_role: str | None = None,
     ) -> None:
         self._statement_timeout_ms = statement_timeout_ms
+        self._expected_role = expected_role
         self._pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
             url,
             min_size=min_size,
@@ -56,12 +62,32 @@ class Database:
         )
 
     def _configure(self, conn: Conn) -> None:
+        if self._expected_role is not None:
+            self._check_role(conn, self._expected_role)
         conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
         # The locks-then-count pattern (budget reservations, claims) needs each statement to see
         # what committed before it: READ COMMITTED, whatever the server's default.
         conn.execute("SET default_transaction_isolation = 'read committed'")
         conn.execute("SET search_path = oracle, pg_catalog")
         conn.commit()
+
+    @staticmethod
+    def _check_role(conn: Conn, expected: str) -> None:
+        """Refuse a connection that is not the service's own least-privilege role: a superuser
+        or BYPASSRLS role would silently see every user's rows."""
+        row = conn.execute(
+            "SELECT current_user AS name, rolsuper OR rolbypassrls AS bypasses"
+            " FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        if row is None or row["name"] != expected or row["bypasses"]:
+            conn.close()
+            log.critical(
+                "refusing a database connection as %s: this service must connect as %s, "
+                "which row-level security applies to",
+                row["name"] if row else "?",
+                expected,
+            )
+            raise WrongDatabaseRole(f"connected as {row['name'] if row else '?'}, expected {expected}")
 
     def open(self) -> None:
         """Open the pool without waiting: a service starts even while the database is down."""

@@ -4,6 +4,9 @@ reflection, refuses calls without a valid principal (UNAUTHENTICATED) and outsid
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -163,3 +166,33 @@ def test_secrets_never_reach_the_logs(postgres: Postgres, exchange_url: str, tmp
     assert f"http://oracle:***@{host_and_path}" in output  # the URL was logged, its password redacted
     for secret in (DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, OPERATOR_TOKEN, SCANNER_TOKEN, VIEWER_TOKEN, CANARY):
         assert secret not in output
+
+
+def test_a_service_without_its_database_url_refuses_to_start(
+    postgres: Postgres, exchange_url: str, tmp_path: Path
+) -> None:
+    env = service_env("budget", postgres, exchange_url)
+    del env["BUDGET_DATABASE_URL"]
+    done = subprocess.run(
+        [sys.executable, "-m", "services.budget"],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "BUDGET_DATABASE_URL" in done.stderr
+
+
+def test_a_service_refuses_to_run_as_a_role_that_bypasses_row_level_security(
+    postgres: Postgres, exchange_url: str, tmp_path: Path
+) -> None:
+    env = service_env("budget", postgres, exchange_url) | {"BUDGET_DATABASE_URL": postgres.admin_url}
+    with running_process("services.budget", env, tmp_path / "budget.log") as proc:
+        assert code_of(READ["budget"], proc.port, OPERATOR_TOKEN) == (
+            grpc.StatusCode.UNAVAILABLE,
+            "DATABASE_UNAVAILABLE",
+        )
+        proc.terminate()
+        assert "refusing a database connection as postgres" in proc.logs()
