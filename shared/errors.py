@@ -6,7 +6,7 @@ status code with exactly one ``google.rpc.ErrorInfo`` (UPPER_SNAKE ``reason``, `
 
     OracleError                       -> INTERNAL (a broken invariant; never sent with details)
      ├── InvalidArgument              -> INVALID_ARGUMENT    + BadRequest (field violations)
-     ├── NotFound                     -> NOT_FOUND           + ResourceInfo
+     ├── NotFound                     -> NOT_FOUND           + ResourceInfo (both via _ResourceError)
      ├── AlreadyExists                -> ALREADY_EXISTS      + ResourceInfo (+ extra messages)
      ├── FailedPrecondition           -> FAILED_PRECONDITION + PreconditionFailure
      ├── ResourceExhausted            -> RESOURCE_EXHAUSTED  + QuotaFailure + RetryInfo
@@ -125,30 +125,10 @@ class InvalidArgument(OracleError):
         ]
 
 
-class NotFound(OracleError):
-    """The named resource does not exist for this user."""
+class _ResourceError(OracleError):
+    """An error about one named resource: ResourceInfo detail and resource metadata."""
 
-    code = grpc.StatusCode.NOT_FOUND
-    default_reason = "NOT_FOUND"
-
-    def __init__(self, resource_type: str, resource_name: str, *, reason: str | None = None) -> None:
-        super().__init__(
-            f"{resource_type} {resource_name} not found",
-            reason=reason,
-            metadata={"resource_type": resource_type, "resource_name": resource_name},
-        )
-        self.resource_type = resource_type
-        self.resource_name = resource_name
-
-    def details(self) -> list[Message]:
-        return [error_details_pb2.ResourceInfo(resource_type=self.resource_type, resource_name=self.resource_name)]
-
-
-class AlreadyExists(OracleError):
-    """The resource exists already; ``extra`` may carry it."""
-
-    code = grpc.StatusCode.ALREADY_EXISTS
-    default_reason = "ALREADY_EXISTS"
+    verb = ""
 
     def __init__(
         self,
@@ -160,12 +140,28 @@ class AlreadyExists(OracleError):
         extra: Sequence[Message] = (),
     ) -> None:
         meta = {"resource_type": resource_type, "resource_name": resource_name, **(metadata or {})}
-        super().__init__(f"{resource_type} {resource_name} already exists", reason=reason, metadata=meta, extra=extra)
+        super().__init__(f"{resource_type} {resource_name} {self.verb}", reason=reason, metadata=meta, extra=extra)
         self.resource_type = resource_type
         self.resource_name = resource_name
 
     def details(self) -> list[Message]:
         return [error_details_pb2.ResourceInfo(resource_type=self.resource_type, resource_name=self.resource_name)]
+
+
+class NotFound(_ResourceError):
+    """The named resource does not exist for this user."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    default_reason = "NOT_FOUND"
+    verb = "not found"
+
+
+class AlreadyExists(_ResourceError):
+    """The resource exists already; ``extra`` may carry it."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    default_reason = "ALREADY_EXISTS"
+    verb = "already exists"
 
 
 class FailedPrecondition(OracleError):
