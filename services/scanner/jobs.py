@@ -12,15 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.scanner import repository
+from services.scanner import SERVICE, repository
 from services.scanner.outcomes import MarketOutcome
 from services.scanner.repository import Row
 from shared import audit
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import NotFound
-
-SERVICE = "scanner"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Leases on scan jobs and the fencing check: the whole of guarantee 2 lives here.
 
 A claim (``oracle.claim_due_scan_jobs`` across users, ``oracle.claim_scan_job`` for one named
-job) sets ``locked_by`` and ``lock_expires_at`` and increments the job's fencing token; the claim
-returns the new token, which this instance then holds as its :class:`Lease`. An expired lease is
-claimable again, so a crashed instance's jobs come back without any cleanup step.
+job; both take the lease through ``oracle.lease_scan_jobs``, the lease rule's one home) sets
+``locked_by`` and ``lock_expires_at`` and increments the job's fencing token; the claim returns
+the claimed row with its new token, which this instance then holds as its :class:`Lease` (with
+the job as the claim saw it, so a run does not lock the row again just to read it). An expired
+lease is claimable again, so a crashed instance's jobs come back without any cleanup step.
 
 Every write a job makes — heartbeat, proposals, rescheduling, failure count, release — happens
 inside :meth:`Fence.write`: a transaction for the job's user that first locks the job row
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from services.scanner import repository
+from services.scanner.jobs import ScanJob
 from services.scanner.repository import Row
 from shared.clock import Clock
 from shared.db import Conn, Database
@@ -41,6 +44,14 @@ class Lease:
     fencing_token: int
     instance: str
     lost: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    job: ScanJob | None = field(default=None, compare=False, repr=False)
+    """The job as its claim wrote it (None for a lease rebuilt from its token alone)."""
+
+    @classmethod
+    def claimed(cls, row: Row, instance: str) -> Lease:
+        """The lease a claim returned ``row`` for."""
+        job = ScanJob.from_row(row)
+        return cls(job.job_id, job.user_id, job.fencing_token, instance, job=job)
 
 
 class LeaseLost(Exception):
@@ -88,7 +99,7 @@ class Leases:
             rows = repository.claim_due_jobs(
                 conn, instance=self.instance, limit=limit, lease_seconds=self.lease_seconds, now=self._clock.now()
             )
-        return [Lease(r["job_id"], r["user_id"], int(r["fencing_token"]), self.instance) for r in rows]
+        return [Lease.claimed(r, self.instance) for r in rows]
 
     def claim(self, user_id: str, job_id: str) -> Lease | None:
         """Claim one job of ``user_id`` now; None when it does not exist or is leased by another."""
@@ -96,7 +107,7 @@ class Leases:
             row = repository.claim_job(
                 conn, job_id=job_id, instance=self.instance, lease_seconds=self.lease_seconds, now=self._clock.now()
             )
-        return None if row is None else Lease(row["job_id"], row["user_id"], int(row["fencing_token"]), self.instance)
+        return None if row is None else Lease.claimed(row, self.instance)
 
     def heartbeat(self, lease: Lease) -> None:
         """Extend ``lease`` by the lease length from now. Raises LeaseLost when it was lost."""

@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.scanner import repository
+from services.scanner import SERVICE, repository
 from services.scanner.analyst import TradeIdea
 from services.scanner.market_data import MarketSnapshot
+from services.scanner.policy import Policy
 from services.scanner.repository import Row
 from shared import audit
 from shared.clock import Clock
@@ -36,8 +37,6 @@ from shared.db import Conn, Database
 from shared.errors import NotFound, OracleError
 
 log = logging.getLogger(__name__)
-
-SERVICE = "scanner"
 
 
 @dataclass(frozen=True)
@@ -81,14 +80,6 @@ class Proposal:
         )
 
 
-def policy_snapshot(policy: Row) -> dict[str, Any]:
-    """The policy row as JSON (decimals and times as strings), for the audit trail."""
-    return {
-        key: (str(value) if isinstance(value, Decimal) else value.isoformat() if isinstance(value, datetime) else value)
-        for key, value in policy.items()
-    }
-
-
 def write(
     conn: Conn,
     *,
@@ -97,7 +88,7 @@ def write(
     idea: TradeIdea,
     analyst: str,
     snapshot: MarketSnapshot,
-    policy: Row,
+    policy: Policy,
     now: datetime,
     ttl: timedelta,
     fencing_token: int | None,
@@ -120,7 +111,7 @@ def write(
         analyst=analyst,
         model=idea.model,
         market_snapshot=market_snapshot,
-        policy_snapshot=policy_snapshot(policy),
+        policy_snapshot=policy.snapshot(),
         created_at=now,
         expires_at=now + ttl,
         fencing_token=fencing_token,

@@ -86,17 +86,17 @@ def delete_job(conn: Conn, job_id: str) -> bool:
 
 # ------------------------------------------------------------------------------- leases
 def claim_due_jobs(conn: Conn, *, instance: str, limit: int, lease_seconds: int, now: datetime) -> list[Row]:
-    """Claim due jobs across users (SECURITY DEFINER): (job_id, user_id, fencing_token) rows."""
+    """Claim due jobs across users (SECURITY DEFINER): the claimed job rows."""
     return conn.execute(
-        "SELECT job_id::text AS job_id, user_id, fencing_token FROM oracle.claim_due_scan_jobs(%s, %s, %s, %s)",
+        "SELECT" + _JOB_COLUMNS + " FROM oracle.claim_due_scan_jobs(%s, %s, %s, %s) j",
         (instance, limit, lease_seconds, now),
     ).fetchall()
 
 
 def claim_job(conn: Conn, *, job_id: str, instance: str, lease_seconds: int, now: datetime) -> Row | None:
-    """Claim one named job of the transaction's user; None when missing or leased by another."""
+    """Claim one named job of the transaction's user: its row, None when missing or leased by another."""
     return conn.execute(
-        "SELECT job_id::text AS job_id, user_id, fencing_token FROM oracle.claim_scan_job(%s, %s, %s, %s)",
+        "SELECT" + _JOB_COLUMNS + " FROM oracle.claim_scan_job(%s, %s, %s, %s) j",
         (job_id, instance, lease_seconds, now),
     ).fetchone()
 

@@ -31,26 +31,24 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Protocol
 
 import psycopg
 
-from services.scanner import proposals, repository
+from services.scanner import SERVICE, proposals, repository
 from services.scanner.analyst import AnalysisRequest, Analyst, Decision, NoTrade, OrderBounds, TradeIdea, storable
 from services.scanner.jobs import ScanJob, retry_delay
 from services.scanner.lease import Fence, Lease, LeaseLost
 from services.scanner.market_data import MarketData, MarketDataError, MarketSnapshot
 from services.scanner.outcomes import NOT_ASKED, AutoExecution, MarketOutcome
+from services.scanner.policy import Policy
 from services.scanner.proposals import Proposal
-from services.scanner.repository import Row
 from shared import audit
 from shared.clock import Clock
 from shared.db import Conn, Database
 
 log = logging.getLogger(__name__)
 
-SERVICE = "scanner"
 SCHEDULER_PRINCIPAL = "scanner-scheduler"
 
 # What the database (or psycopg, before sending) answers about one row's content: a value it
@@ -97,17 +95,55 @@ class Backoff:
     max_seconds: float
 
 
-def order_bounds(policy: Row, snapshot: MarketSnapshot) -> OrderBounds | None:
+def order_bounds(policy: Policy, snapshot: MarketSnapshot) -> OrderBounds | None:
     """The policy's size bounds, the minimum raised to the market's; None when nothing fits."""
-    minimum = max(Decimal(policy["min_order_eur"]), snapshot.min_order_quote)
-    maximum = Decimal(policy["max_order_eur"])
+    minimum = max(policy.min_order_eur, snapshot.min_order_quote)
+    maximum = policy.max_order_eur
     if minimum > maximum or maximum <= 0:
         return None
-    return OrderBounds(min_eur=minimum, max_eur=maximum, min_confidence=int(policy["min_confidence"]))
+    return OrderBounds(min_eur=minimum, max_eur=maximum, min_confidence=policy.min_confidence)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One scan as it is recorded: for whom, of what, who asked, and (for a job) under which lease."""
+
+    run_id: str
+    user_id: str
+    markets: tuple[str, ...]
+    analyst: str
+    trigger: str
+    principal: str
+    instance: str
+    started: datetime
+    lease: Lease | None = None
+    job: ScanJob | None = None
+
+    @property
+    def job_id(self) -> str | None:
+        return None if self.job is None else self.job.job_id
+
+    @property
+    def fencing_token(self) -> int | None:
+        return None if self.lease is None else self.lease.fencing_token
+
+    def record(self) -> dict[str, object]:
+        """The fields every audit event of this run carries."""
+        record: dict[str, object] = {"run_id": self.run_id, "trigger": self.trigger, "instance": self.instance}
+        if self.job is not None:
+            record["fencing_token"] = self.fencing_token
+            record["due_at"] = self.job.next_run_at.isoformat()
+        record["started_at"] = self.started.isoformat()
+        return record
+
+
+def _policy(conn: Conn, user_id: str) -> Policy | None:
+    row = repository.get_policy(conn, user_id)
+    return None if row is None else Policy.from_row(row)
 
 
 class ScanRunner:
-    """Runs scans for jobs (under a lease) and on demand (no job)."""
+    """Runs scans: of a leased job (:meth:`run_leased`) and on demand without a job (:meth:`run_markets`)."""
 
     def __init__(
         self,
@@ -125,122 +161,66 @@ class ScanRunner:
         self._db = db
         self._clock = clock
         self._fence = fence
-        self.market_data = market_data
+        self._market_data = market_data
         self._analysts = analysts
         self._executor = executor
         self._ttl = proposal_ttl
         self._backoff = backoff
         self._instance = instance
 
-    # ---------------------------------------------------------------------------- jobs
-    def load(self, lease: Lease) -> ScanJob:
-        """The leased job as it is now (LeaseLost when it is not ours any more)."""
-        with self._fence.write(lease) as (_, row):
-            return ScanJob.from_row(row)
+    def snapshots(self, leases: Sequence[Lease]) -> dict[str, MarketSnapshot | MarketDataError]:
+        """The market data of every market of the leased jobs, read once for all of them."""
+        return self._market_data.snapshots([m for lease in leases for m in _job_of(lease).markets])
 
-    def run_job(
+    # ---------------------------------------------------------------------------- jobs
+    def run_leased(
         self,
         lease: Lease,
-        job: ScanJob,
-        snapshots: Mapping[str, MarketSnapshot | MarketDataError],
+        snapshots: Mapping[str, MarketSnapshot | MarketDataError] | None = None,
         *,
-        trigger: str,
+        trigger: str = "schedule",
         principal: str = SCHEDULER_PRINCIPAL,
     ) -> ScanResult:
-        """Run one leased job on this cycle's snapshots. Raises LeaseLost (nothing written) or
-        ScanFailed (the failure was recorded and the job backs off)."""
-        started = self._clock.now()
-        run_id = str(uuid.uuid4())
-        record = {
-            "run_id": run_id,
-            "trigger": trigger,
-            "instance": self._instance,
-            "fencing_token": lease.fencing_token,
-            "due_at": job.next_run_at.isoformat(),
-            "started_at": started.isoformat(),
-        }
+        """Run the leased job, on ``snapshots`` (a batch's) or on market data read now.
+
+        Raises LeaseLost (nothing written) or ScanFailed (the failure was recorded and the job
+        backs off). The job row is locked (under the lease's fencing token) once for the run's
+        results, and once more only to record auto-execute answers.
+        """
+        job = _job_of(lease)
+        if snapshots is None:
+            snapshots = self._market_data.snapshots(job.markets)
+        run = _Run(
+            run_id=str(uuid.uuid4()),
+            user_id=job.user_id,
+            markets=job.markets,
+            analyst=job.analyst,
+            trigger=trigger,
+            principal=principal,
+            instance=self._instance,
+            started=self._clock.now(),
+            lease=lease,
+            job=job,
+        )
         try:
-            decisions = self._analyse(job.user_id, job.markets, job.analyst, snapshots, lease)
+            decisions = self._analyse(run, snapshots)
             with self._fence.write(lease) as (conn, _):
-                made, outcomes, auto = self._write(
-                    conn,
-                    user_id=job.user_id,
-                    job_id=job.job_id,
-                    analyst=job.analyst,
-                    decisions=decisions,
-                    snapshots=snapshots,
-                    fencing_token=lease.fencing_token,
-                    principal=principal,
-                )
-                finished = self._clock.now()
-                repository.finish_job(
-                    conn,
-                    job_id=job.job_id,
-                    next_run_at=finished + job.interval,
-                    last_run_at=started,
-                    outcomes=[o.to_json() for o in outcomes],
-                )
-                audit.append(
-                    conn,
-                    service=SERVICE,
-                    kind="scan.completed",
-                    subject_id=job.job_id,
-                    principal=principal,
-                    payload={
-                        **record,
-                        "finished_at": finished.isoformat(),
-                        "outcomes": [o.to_json() for o in outcomes],
-                    },
-                )
+                made, outcomes, auto = self._commit(conn, run, decisions, snapshots)
         except LeaseLost:
             raise
         except ScanFailed as exc:
-            self._record_failure(
-                lease=lease,
-                job=job,
-                record=record,
-                reason=exc.reason,
-                detail=exc.detail,
-                retry_at=exc.retry_at,
-                principal=principal,
-            )
+            self._record_failure(run, reason=exc.reason, detail=exc.detail, retry_at=exc.retry_at)
             raise
         except Exception as exc:
             log.exception("scan of job %s failed", job.job_id)
-            self._record_failure(
-                lease=lease,
-                job=job,
-                record=record,
-                reason="SCAN_ERROR",
-                detail=f"{type(exc).__name__}: {exc}",
-                retry_at=None,
-                principal=principal,
-            )
+            self._record_failure(run, reason="SCAN_ERROR", detail=f"{type(exc).__name__}: {exc}", retry_at=None)
             raise ScanFailed("SCAN_ERROR", type(exc).__name__) from exc
-        outcomes = self._auto_execute(
-            user_id=job.user_id,
-            made=made,
-            outcomes=outcomes,
-            auto=auto,
-            lease=lease,
-            job_id=job.job_id,
-            principal=principal,
-        )
-        return ScanResult(run_id, tuple(made), tuple(outcomes))
+        return self._finish(run, made, outcomes, auto)
 
-    def _record_failure(
-        self,
-        *,
-        lease: Lease,
-        job: ScanJob,
-        record: dict[str, object],
-        reason: str,
-        detail: str,
-        retry_at: datetime | None,
-        principal: str,
-    ) -> None:
+    def _record_failure(self, run: _Run, *, reason: str, detail: str, retry_at: datetime | None) -> None:
+        assert run.lease is not None and run.job is not None
         try:
-            with self._fence.write(lease) as (conn, row):
+            with self._fence.write(run.lease) as (conn, row):
                 attempts = int(row["attempts"]) + 1
                 now = self._clock.now()
                 next_run_at = now + retry_delay(attempts, self._backoff.base_seconds, self._backoff.max_seconds)
@@ -248,16 +228,16 @@ class ScanRunner:
                     next_run_at = retry_at
                 error = f"{reason}: {detail}"[:4000]
                 repository.fail_job(
-                    conn, job_id=job.job_id, attempts=attempts, last_error=error, next_run_at=next_run_at
+                    conn, job_id=run.job.job_id, attempts=attempts, last_error=error, next_run_at=next_run_at
                 )
                 audit.append(
                     conn,
                     service=SERVICE,
                     kind="scan.failed",
-                    subject_id=job.job_id,
-                    principal=principal,
+                    subject_id=run.job.job_id,
+                    principal=run.principal,
                     payload={
-                        **record,
+                        **run.record(),
                         "finished_at": now.isoformat(),
                         "error": error,
                         "attempts": attempts,
@@ -265,112 +245,110 @@ class ScanRunner:
                     },
                 )
         except LeaseLost:
-            log.warning("scan failure not recorded: lease lost", extra={"job_id": job.job_id})
+            log.warning("scan failure not recorded: lease lost", extra={"job_id": run.job_id})
         except Exception:
-            log.exception("scan failure of job %s not recorded; its lease will expire", job.job_id)
+            log.exception("scan failure of job %s not recorded; its lease will expire", run.job_id)
 
     # ---------------------------------------------------------------------------- on demand
     def run_markets(self, user_id: str, markets: Sequence[str], analyst: str, *, principal: str) -> ScanResult:
         """Scan ``markets`` now for ``user_id`` without a job. Raises ScanFailed (nothing written)."""
-        snapshots = self.market_data.snapshots(markets)
-        started = self._clock.now()
-        run_id = str(uuid.uuid4())
-        decisions = self._analyse(user_id, markets, analyst, snapshots, None)
-        with self._db.transaction(user_id) as conn:
-            made, outcomes, auto = self._write(
-                conn,
-                user_id=user_id,
-                job_id=None,
-                analyst=analyst,
-                decisions=decisions,
-                snapshots=snapshots,
-                fencing_token=None,
-                principal=principal,
-            )
-            audit.append(
-                conn,
-                service=SERVICE,
-                kind="scan.completed",
-                subject_id=run_id,
-                principal=principal,
-                payload={
-                    "run_id": run_id,
-                    "trigger": "on_demand",
-                    "instance": self._instance,
-                    "started_at": started.isoformat(),
-                    "finished_at": self._clock.now().isoformat(),
-                    "outcomes": [o.to_json() for o in outcomes],
-                },
-            )
-        outcomes = self._auto_execute(
-            user_id=user_id, made=made, outcomes=outcomes, auto=auto, lease=None, job_id=None, principal=principal
+        snapshots = self._market_data.snapshots(markets)
+        run = _Run(
+            run_id=str(uuid.uuid4()),
+            user_id=user_id,
+            markets=tuple(markets),
+            analyst=analyst,
+            trigger="on_demand",
+            principal=principal,
+            instance=self._instance,
+            started=self._clock.now(),
         )
-        return ScanResult(run_id, tuple(made), tuple(outcomes))
+        decisions = self._analyse(run, snapshots)
+        with self._db.transaction(user_id) as conn:
+            made, outcomes, auto = self._commit(conn, run, decisions, snapshots)
+        return self._finish(run, made, outcomes, auto)
 
     # ---------------------------------------------------------------------------- steps
-    def _analyse(
-        self,
-        user_id: str,
-        markets: Sequence[str],
-        analyst_kind: str,
-        snapshots: Mapping[str, MarketSnapshot | MarketDataError],
-        lease: Lease | None,
-    ) -> dict[str, Decision]:
+    def _analyse(self, run: _Run, snapshots: Mapping[str, MarketSnapshot | MarketDataError]) -> dict[str, Decision]:
         """One decision per market; ScanFailed (before any analyst runs) when market data is
         transiently missing; LeaseLost as soon as the lease is known to be lost."""
-        for market in markets:
+        for market in run.markets:
             data = snapshots.get(market)
             if data is None:
                 raise ScanFailed("MARKET_DATA_UNAVAILABLE", f"no data fetched for {market}")
             if isinstance(data, MarketDataError) and data.transient:
                 raise ScanFailed(data.reason, data.detail, retry_at=data.retry_at)
-        with self._db.transaction(user_id) as conn:
-            policy = repository.get_policy(conn, user_id)
-        analyst = self._analysts.get(analyst_kind)
+        with self._db.transaction(run.user_id) as conn:
+            policy = _policy(conn, run.user_id)
+        analyst = self._analysts.get(run.analyst)
         decisions: dict[str, Decision] = {}
-        for market in markets:
-            if lease is not None and lease.lost.is_set():
-                raise LeaseLost(lease)
+        for market in run.markets:
+            if run.lease is not None and run.lease.lost.is_set():
+                raise LeaseLost(run.lease)
             data = snapshots[market]
             if isinstance(data, MarketDataError):
                 decisions[market] = NoTrade(data.reason, data.detail)
             elif policy is None:
                 decisions[market] = NoTrade("NO_POLICY", "the user has no trading policy")
             elif analyst is None:
-                decisions[market] = NoTrade("ANALYST_NOT_CONFIGURED", f"no {analyst_kind} analyst in this scanner")
+                decisions[market] = NoTrade("ANALYST_NOT_CONFIGURED", f"no {run.analyst} analyst in this scanner")
             else:
-                decisions[market] = self._analyse_one(analyst, user_id, policy, data)
+                decisions[market] = self._analyse_one(analyst, run.user_id, policy, data)
         return decisions
 
     @staticmethod
-    def _analyse_one(analyst: Analyst, user_id: str, policy: Row, data: MarketSnapshot) -> Decision:
+    def _analyse_one(analyst: Analyst, user_id: str, policy: Policy, data: MarketSnapshot) -> Decision:
         """One market's decision, fit to store; whatever goes wrong is this market's reason."""
         try:
             bounds = order_bounds(policy, data)
             if bounds is None:
                 return NoTrade(
                     "ORDER_SIZE_UNSATISFIABLE",
-                    f"policy max {policy['max_order_eur']} EUR is below the minimum order {data.min_order_quote} EUR",
+                    f"policy max {policy.max_order_eur} EUR is below the minimum order {data.min_order_quote} EUR",
                 )
             return storable(analyst.analyse(AnalysisRequest(user_id, data, bounds)))
         except Exception as exc:
             log.exception("analysing %s failed", data.market)
             return NoTrade("ANALYST_ERROR", type(exc).__name__)
 
+    def _commit(
+        self,
+        conn: Conn,
+        run: _Run,
+        decisions: Mapping[str, Decision],
+        snapshots: Mapping[str, MarketSnapshot | MarketDataError],
+    ) -> tuple[list[Proposal], list[MarketOutcome], bool]:
+        """A run's results in the caller's transaction: its proposals, the job's rescheduling (for
+        a job) and the ``scan.completed`` event; whether to auto-execute."""
+        made, outcomes, auto = self._write(conn, run, decisions, snapshots)
+        finished = self._clock.now()
+        if run.job is not None:
+            repository.finish_job(
+                conn,
+                job_id=run.job.job_id,
+                next_run_at=finished + run.job.interval,
+                last_run_at=run.started,
+                outcomes=[o.to_json() for o in outcomes],
+            )
+        audit.append(
+            conn,
+            service=SERVICE,
+            kind="scan.completed",
+            subject_id=run.run_id if run.job is None else run.job.job_id,
+            principal=run.principal,
+            payload={**run.record(), "finished_at": finished.isoformat(), "outcomes": [o.to_json() for o in outcomes]},
+        )
+        return made, outcomes, auto
+
     def _write(
         self,
         conn: Conn,
-        *,
-        user_id: str,
-        job_id: str | None,
-        analyst: str,
+        run: _Run,
         decisions: Mapping[str, Decision],
         snapshots: Mapping[str, MarketSnapshot | MarketDataError],
-        fencing_token: int | None,
-        principal: str,
     ) -> tuple[list[Proposal], list[MarketOutcome], bool]:
         """Proposals for the trade ideas (in the caller's transaction); whether to auto-execute."""
-        policy = repository.get_policy(conn, user_id)  # live, inside the writing transaction
+        policy = _policy(conn, run.user_id)  # live, inside the writing transaction
         now = self._clock.now()
         made: list[Proposal] = []
         outcomes: list[MarketOutcome] = []
@@ -381,16 +359,16 @@ class ScanRunner:
                     with conn.transaction():  # a savepoint: a refused row undoes only itself
                         proposal = proposals.write(
                             conn,
-                            user_id=user_id,
-                            job_id=job_id,
+                            user_id=run.user_id,
+                            job_id=run.job_id,
                             idea=decision,
-                            analyst=analyst,
+                            analyst=run.analyst,
                             snapshot=data,
                             policy=policy,
                             now=now,
                             ttl=self._ttl,
-                            fencing_token=fencing_token,
-                            principal=principal,
+                            fencing_token=run.fencing_token,
+                            principal=run.principal,
                         )
                 except ROW_REFUSED as exc:
                     # the row, not the database: this market only (connection trouble still fails the scan)
@@ -408,41 +386,41 @@ class ScanRunner:
                 outcomes.append(MarketOutcome(market, skipped_reason=decision.reason, detail=decision.detail))
             else:
                 outcomes.append(MarketOutcome(market, skipped_reason="NO_POLICY", detail="the policy was removed"))
-        auto = bool(policy is not None and policy["auto_execute"])
+        auto = bool(policy is not None and policy.auto_execute)
         return made, outcomes, auto
 
+    def _finish(self, run: _Run, made: list[Proposal], outcomes: list[MarketOutcome], auto: bool) -> ScanResult:
+        """After the run's transaction: auto-execute its proposals, and the run's result."""
+        return ScanResult(run.run_id, tuple(made), tuple(self._auto_execute(run, made, outcomes, auto)))
+
     def _auto_execute(
-        self,
-        *,
-        user_id: str,
-        made: list[Proposal],
-        outcomes: list[MarketOutcome],
-        auto: bool,
-        lease: Lease | None,
-        job_id: str | None,
-        principal: str,
+        self, run: _Run, made: list[Proposal], outcomes: list[MarketOutcome], auto: bool
     ) -> list[MarketOutcome]:
         """Ask the executor for each new proposal when auto-execute is on; record the answers."""
         if not made:
             return outcomes
         answers: dict[str, AutoExecution] = {}
         for proposal in made:
-            answers[proposal.proposal_id] = self._executor.execute(user_id, proposal.proposal_id) if auto else NOT_ASKED
+            answers[proposal.proposal_id] = (
+                self._executor.execute(run.user_id, proposal.proposal_id) if auto else NOT_ASKED
+            )
         result = [
             replace(o, auto_execution=answers[o.proposal_id]) if o.proposal_id in answers else o for o in outcomes
         ]
         if not auto:
             return result
         try:
-            if lease is not None and job_id is not None:
-                with self._fence.write(lease) as (conn, _):
-                    repository.set_last_outcomes(conn, job_id=job_id, outcomes=[o.to_json() for o in result])
-                    self._audit_answers(conn, answers, principal)
+            if run.lease is not None and run.job is not None:
+                with self._fence.write(run.lease) as (conn, _):
+                    repository.set_last_outcomes(conn, job_id=run.job.job_id, outcomes=[o.to_json() for o in result])
+                    self._audit_answers(conn, answers, run.principal)
             else:
-                with self._db.transaction(user_id) as conn:
-                    self._audit_answers(conn, answers, principal)
+                with self._db.transaction(run.user_id) as conn:
+                    self._audit_answers(conn, answers, run.principal)
         except LeaseLost:
-            log.warning("auto-execute answers not recorded on the job: it was claimed again", extra={"job_id": job_id})
+            log.warning(
+                "auto-execute answers not recorded on the job: it was claimed again", extra={"job_id": run.job_id}
+            )
         return result
 
     @staticmethod
@@ -456,3 +434,10 @@ class ScanRunner:
                 principal=principal,
                 payload=answer.to_json(),
             )
+
+
+def _job_of(lease: Lease) -> ScanJob:
+    """The job a claim returned with ``lease`` (a lease rebuilt from a token alone cannot run)."""
+    if lease.job is None:
+        raise ValueError(f"lease on job {lease.job_id} carries no job: only a claim's lease can run")
+    return lease.job

@@ -3,7 +3,7 @@
 Any number of scanner instances run this loop against one database. Each loop turn claims up to
 ``batch_size`` due jobs (lease.py: SKIP LOCKED, lease, fencing token), keeps their leases alive
 with the heartbeat while the batch runs, reads the batch's market data once (market_data.py) and
-runs the jobs ``concurrency`` at a time (scan.py). When nothing was due it waits
+runs the jobs ``concurrency`` at a time (``ScanRunner.run_leased``, scan.py, owns each run). When nothing was due it waits
 ``poll_interval``. RunScan on a job claims that one job the same way (:meth:`Scheduler.run_job_now`),
 so an on-demand run and a scheduled run of one job never overlap either.
 """
@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
-from services.scanner.jobs import ScanJob, ScanJobs
+from services.scanner.jobs import ScanJobs
 from services.scanner.lease import Heartbeat, Lease, LeaseLost, Leases
 from services.scanner.market_data import MarketDataError, MarketSnapshot
 from services.scanner.scan import ScanFailed, ScanResult, ScanRunner
@@ -61,30 +61,21 @@ class Scheduler:
         with ExitStack() as held:
             for lease in claimed:
                 held.enter_context(self._heartbeat.hold(lease))
-            loaded: list[tuple[Lease, ScanJob]] = []
-            for lease in claimed:
-                try:
-                    loaded.append((lease, self._runner.load(lease)))
-                except LeaseLost:
-                    log.warning("lease lost before the job ran", extra={"job_id": lease.job_id})
-                except OracleError as exc:
-                    log.warning("could not load job %s (%s); its lease will expire", lease.job_id, exc.reason)
-            markets = [m for _, job in loaded for m in job.markets]
-            snapshots = self._runner.market_data.snapshots(markets)
-            futures = [self._pool.submit(self._process, lease, job, snapshots) for lease, job in loaded]
+            snapshots = self._runner.snapshots(claimed)
+            futures = [self._pool.submit(self._process, lease, snapshots) for lease in claimed]
             for future in futures:
                 future.result()
         return len(claimed)
 
-    def _process(self, lease: Lease, job: ScanJob, snapshots: dict[str, MarketSnapshot | MarketDataError]) -> None:
+    def _process(self, lease: Lease, snapshots: dict[str, MarketSnapshot | MarketDataError]) -> None:
         try:
-            self._runner.run_job(lease, job, snapshots, trigger="schedule")
+            self._runner.run_leased(lease, snapshots)
         except LeaseLost:
-            log.warning("lease lost: the job's results were not written", extra={"job_id": job.job_id})
+            log.warning("lease lost: the job's results were not written", extra={"job_id": lease.job_id})
         except ScanFailed as exc:
-            log.info("scan failed, backing off: %s", exc.reason, extra={"job_id": job.job_id})
+            log.info("scan failed, backing off: %s", exc.reason, extra={"job_id": lease.job_id})
         except Exception:
-            log.exception("unexpected error running job %s", job.job_id)
+            log.exception("unexpected error running job %s", lease.job_id)
 
     def run_job_now(self, user_id: str, job_id: str, *, principal: str) -> ScanResult:
         """RunScan on a job: claim it (or refuse while another instance runs it) and run it now."""
@@ -100,9 +91,7 @@ class Scheduler:
             )
         with self._heartbeat.hold(lease):
             try:
-                job = self._runner.load(lease)
-                snapshots = self._runner.market_data.snapshots(job.markets)
-                return self._runner.run_job(lease, job, snapshots, trigger="on_demand", principal=principal)
+                return self._runner.run_leased(lease, trigger="on_demand", principal=principal)
             except LeaseLost:
                 raise Aborted("the job was claimed by another run meanwhile", reason="SCAN_JOB_LEASE_LOST") from None
             except ScanFailed as exc:
