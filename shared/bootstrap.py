@@ -33,7 +33,7 @@ def open_database(settings: ServiceSettings, *, service: str, role: str) -> Data
     production pod with a missing Secret fails loudly instead of running on an empty database.
     """
     if settings.database_url is None:
-        raise ConfigError([f"{service.upper()}_DATABASE_URL: is required"])
+        raise ConfigError([f"{service.upper()}_DATABASE_URL: is required (make run sets it for the local database)"])
     db = Database(
         settings.database_url.get_secret_value(),
         name=f"oracle-{service}",
@@ -79,19 +79,23 @@ def run_main(
     env = os.environ if environ is None else environ
     try:
         settings = load_settings(env)
-        if settings.database_url is None:
-            raise ConfigError(
-                [f"{service.upper()}_DATABASE_URL: is required (make run sets it for the local database)"]
-            )
     except ConfigError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"{service}: configuration error: {problem}\n")
-        return 2
+        return _configuration_refused(service, exc)
     setup_logging(service, settings.log_level, env)
     setup_tracing(service, settings.trace_exporter, settings.otlp_endpoint)
-    db = open_database(settings, service=service, role=role)
+    try:
+        db = open_database(settings, service=service, role=role)
+    except ConfigError as exc:  # no DATABASE_URL: open_database is where that rule lives
+        return _configuration_refused(service, exc)
     bindings, hooks = build(settings, db)
     running = start_service(service=service, settings=settings, db=db, bindings=bindings)
     running.on_shutdown.extend(hooks)
     running.run_until_signalled()
     return 0
+
+
+def _configuration_refused(service: str, exc: ConfigError) -> int:
+    """Name every configuration problem on stderr; the exit code of a refused configuration."""
+    for problem in exc.problems:
+        sys.stderr.write(f"{service}: configuration error: {problem}\n")
+    return 2

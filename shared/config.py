@@ -57,7 +57,9 @@ class ServiceSettings(Settings):
     """host:port to listen on; port 0 picks a free port (printed at startup)."""
 
     database_url: SecretStr | None = None
-    """PostgreSQL URL of this service's own role. Unset: the local embedded database."""
+    """PostgreSQL URL of this service's own role. Required to start: unset, the service refuses
+    (``shared.bootstrap.open_database``); ``make run`` sets it for the local embedded database.
+    Optional here only so that settings load (and can be checked) without it."""
 
     db_pool_min: int = Field(default=1, ge=0, le=100)
     """Connections kept open."""

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from oraclectl import defaults
 from oraclectl.output import label, outcome_text
+from shared.exchange.sdk import PRODUCTION_REST_URL
 from stack.cycles import CycleReport, Totals
 from stack.demo import ALLOWED_MARKETS, SCANNED_MARKETS
 from stack.environments import Plan
@@ -82,7 +83,7 @@ def going_live() -> Text:
     text.append("The real Bitvavo API", style="bold")
     text.append(" — paper trading first (every rail runs and is audited; no order is sent):\n")
     text.append(
-        "  EXECUTOR_EXCHANGE_URL=https://api.bitvavo.com/v2 SCANNER_EXCHANGE_URL=https://api.bitvavo.com/v2 \\\n"
+        f"  EXECUTOR_EXCHANGE_URL={PRODUCTION_REST_URL} SCANNER_EXCHANGE_URL={PRODUCTION_REST_URL} \\\n"
         "  SCANNER_BITVAVO_API_KEY=<view-only key> SCANNER_BITVAVO_API_SECRET=<secret> make run\n"
     )
     text.append("Real orders with real money", style="bold red")

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pydantic import Field, SecretStr
 
 from shared.config import ConfigError, ServiceSettings, load
+from shared.exchange.sdk import PRODUCTION_REST_URL
 
 PREFIX = "SCANNER_"
 
@@ -38,7 +39,7 @@ def _default_instance_id() -> str:
 class ScannerSettings(ServiceSettings):
     """Everything the scanner reads from ``SCANNER_*`` variables."""
 
-    exchange_url: str = Field(default="https://api.bitvavo.com/v2", pattern=r"^https?://\S+$")
+    exchange_url: str = Field(default=PRODUCTION_REST_URL, pattern=r"^https?://\S+$")
     """Bitvavo REST base URL (the exchange simulator's in tests and the demo)."""
 
     exchange_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
