@@ -2,7 +2,7 @@
 
 Two ``python -m services.budget`` processes on the benchmark database (each with its own pool),
 client threads calling them as the scanner principal; each task is one ReserveCall followed by
-the CommitCall of its reservation (what ``shared.budget_client.BudgetClient.call`` does around a
+the CommitCall of its reservation (what ``services.scanner.budget_client.BudgetClient.call`` does around a
 successful LLM call). Two scenarios:
 
 * ``many-users``: tasks spread round-robin over many users, so the per-user lock rarely collides

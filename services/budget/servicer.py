@@ -6,17 +6,15 @@ named in one INVALID_ARGUMENT. The rules themselves live in ledger.py and window
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from oracle.budget.v1 import budget_service_pb2 as pb
 from oracle.budget.v1 import budget_service_pb2_grpc as pb_grpc
 
 from services.budget.ledger import CallRequest, CallUsage, Ledger
 from services.budget.reservations import Reservation, Status
 from services.budget.windows import Limits, Window, WindowReport
-from shared import fields
+from shared import fields, wire
 from shared.principals import current_principal
 
 MAX_NAME = 200  # purpose and model (the usage log's column limits)
@@ -118,12 +116,6 @@ class BudgetServicer(pb_grpc.BudgetServiceServicer):
         return pb.SetLimitsResponse(limits=_limits(stored))
 
 
-def _timestamp(when: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(when)
-    return stamp
-
-
 def _reservation(row: Reservation) -> pb.Reservation:
     return pb.Reservation(
         reservation_id=row.reservation_id,
@@ -137,8 +129,8 @@ def _reservation(row: Reservation) -> pb.Reservation:
         prompt_tokens=row.prompt_tokens or 0,
         completion_tokens=row.completion_tokens or 0,
         cost_micros=row.cost_micros or 0,
-        reserved_at=_timestamp(row.reserved_at),
-        expires_at=_timestamp(row.expires_at),
+        reserved_at=wire.timestamp(row.reserved_at),
+        expires_at=wire.timestamp(row.expires_at),
     )
 
 
@@ -160,5 +152,5 @@ def _window(report: WindowReport) -> pb.WindowUsage:
         unlimited=report.unlimited,
     )
     if report.resets_at is not None:
-        out.resets_at.CopyFrom(_timestamp(report.resets_at))
+        out.resets_at.CopyFrom(wire.timestamp(report.resets_at))
     return out

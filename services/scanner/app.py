@@ -30,7 +30,7 @@ from services.scanner.proposals import ExpirySweeper, Proposals
 from services.scanner.scan import Backoff, ScanRunner
 from services.scanner.scheduler import Scheduler
 from services.scanner.servicer import ScannerServicer
-from shared.budget_client import BudgetClient
+from services.scanner.budget_client import BudgetClient
 from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.exchange.public import PublicMarketData

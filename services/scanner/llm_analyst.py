@@ -29,7 +29,7 @@ The answer's ``model`` (free text from the LLM server) is stored on the proposal
 a clean name (at most 200 characters, no control characters); otherwise the configured model
 name is.
 
-Every call is reserved at the budget service first (shared.budget_client: reserve → call →
+Every call is reserved at the budget service first (services.scanner.budget_client: reserve → call →
 commit, or release when the call was never made) and asks for at most the granted
 ``max_tokens``. An exhausted budget is ``BUDGET_EXHAUSTED`` and no request is sent. The client
 never retries (``max_retries=0``): a retry would be a second, unbudgeted call.
@@ -63,7 +63,7 @@ from services.scanner.analyst import (
     TradeIdea,
     is_model_name,
 )
-from shared.budget_client import BudgetClient, BudgetError, BudgetExhausted, BudgetUnavailable
+from services.scanner.budget_client import BudgetClient, BudgetError, BudgetExhausted, BudgetUnavailable
 
 log = logging.getLogger(__name__)
 

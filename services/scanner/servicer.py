@@ -7,14 +7,12 @@ proposals.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
-from google.protobuf.timestamp_pb2 import Timestamp
 from oracle.scanner.v1 import scanner_service_pb2 as pb
 from oracle.scanner.v1 import scanner_service_pb2_grpc as pb_grpc
 
@@ -23,11 +21,9 @@ from services.scanner.outcomes import AutoExecuteStatus, MarketOutcome
 from services.scanner.proposals import Proposal, Proposals
 from services.scanner.scan import ScanFailed, ScanResult, ScanRunner
 from services.scanner.scheduler import Scheduler, unavailable
-from shared import fields
+from shared import fields, wire
 from shared.errors import InvalidArgument
 from shared.principals import current_principal
-
-T = TypeVar("T")
 
 MIN_INTERVAL = timedelta(seconds=10)
 MAX_INTERVAL = timedelta(days=7)
@@ -69,17 +65,6 @@ def _interval(value: Duration, has: bool) -> timedelta:
     return interval
 
 
-def _position(token: str) -> tuple[datetime, str] | None:
-    """The (time, id) position of a page token of ours."""
-    position = fields.decode_page_token(token)
-    if position is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(position["t"])), fields.uuid_str(str(position["i"]), "page_token")
-    except (KeyError, ValueError, InvalidArgument):
-        raise InvalidArgument.one("page_token", "is not a token from a previous page") from None
-
-
 def _user_and_id(user_id: str, ident: str, field: str) -> tuple[str, str]:
     """A user id and a UUID field, both checked (one INVALID_ARGUMENT naming each bad one)."""
     checks = fields.FieldErrors()
@@ -87,22 +72,6 @@ def _user_and_id(user_id: str, ident: str, field: str) -> tuple[str, str]:
     uuid = checks.check(lambda: fields.uuid_str(ident, field), "")
     checks.raise_if_any()
     return user, uuid
-
-
-def _page(found: list[T], size: int, position: Callable[[T], tuple[datetime, str]]) -> tuple[list[T], str]:
-    """The first ``size`` of ``found`` (fetched with one extra) and the next page's token."""
-    if len(found) <= size:
-        return found, ""
-    stamp, ident = position(found[size - 1])
-    return found[:size], fields.encode_page_token({"t": stamp.isoformat(), "i": ident})
-
-
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _struct(value: dict[str, Any]) -> Struct:
@@ -137,14 +106,14 @@ def job_pb(job: ScanJob) -> pb.ScanJob:
         interval=interval,
         analyst=_ANALYST_PB[job.analyst],
         paused=job.paused,
-        next_run_at=_timestamp(job.next_run_at),
+        next_run_at=wire.timestamp(job.next_run_at),
         attempts=job.attempts,
         last_error=job.last_error,
-        last_run_at=_timestamp(job.last_run_at),
+        last_run_at=wire.optional_timestamp(job.last_run_at),
         fencing_token=job.fencing_token,
-        created_at=_timestamp(job.created_at),
+        created_at=wire.timestamp(job.created_at),
         locked_by=job.locked_by or "",
-        lock_expires_at=_timestamp(job.lock_expires_at),
+        lock_expires_at=wire.optional_timestamp(job.lock_expires_at),
         last_outcomes=[outcome_pb(o) for o in job.last_outcomes],
     )
 
@@ -162,8 +131,8 @@ def proposal_pb(proposal: Proposal) -> pb.Proposal:
         analyst=_ANALYST_PB[proposal.analyst],
         model=proposal.model,
         status=_STATUS_PB[proposal.status],
-        created_at=_timestamp(proposal.created_at),
-        expires_at=_timestamp(proposal.expires_at),
+        created_at=wire.timestamp(proposal.created_at),
+        expires_at=wire.timestamp(proposal.expires_at),
         market_snapshot=_struct(proposal.market_snapshot),
         policy_snapshot=_struct(proposal.policy_snapshot),
     )
@@ -203,9 +172,9 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         checks = fields.FieldErrors()
         user_id = checks.check(lambda: fields.user_id(request.user_id), "")
         size = checks.check(lambda: fields.page_size(request.page_size), 0)
-        after = checks.check(lambda: _position(request.page_token), None)
+        after = checks.check(lambda: wire.position(request.page_token), None)
         checks.raise_if_any()
-        jobs, token = _page(
+        jobs, token = wire.page(
             self._jobs.list(user_id, after=after, limit=size + 1), size, lambda j: (j.created_at, j.job_id)
         )
         return pb.ListScanJobsResponse(jobs=[job_pb(j) for j in jobs], next_page_token=token)
@@ -250,9 +219,9 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         if request.status:
             status = checks.check(lambda: _STATUS[fields.enum(request.status, "status", frozenset(_STATUS))], None)
         size = checks.check(lambda: fields.page_size(request.page_size), 0)
-        after = checks.check(lambda: _position(request.page_token), None)
+        after = checks.check(lambda: wire.position(request.page_token), None)
         checks.raise_if_any()
-        found, token = _page(
+        found, token = wire.page(
             self._proposals.list(user_id, status=status, after=after, limit=size + 1),
             size,
             lambda p: (p.created_at, p.proposal_id),

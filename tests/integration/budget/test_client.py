@@ -1,16 +1,17 @@
-"""shared.budget_client against a real budget server: reserve → call → commit, release when the
+"""services.scanner.budget_client against a real budget server: reserve → call → commit, release when the
 block fails before the LLM call started, and never a release once it may have started."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
 
 import grpc
 import pytest
 
-from shared.budget_client import BudgetClient, BudgetError, BudgetExhausted, BudgetUnavailable, Outcome
+from services.scanner.budget_client import BudgetClient, BudgetError, BudgetExhausted, BudgetUnavailable, Outcome
 from shared.errors import ResourceExhausted
 from tests.harness import SCANNER_TOKEN, VIEWER_TOKEN, new_user_id
 from tests.integration.budget.servers import Budget
@@ -23,7 +24,7 @@ class LLMDown(Exception):
 @pytest.fixture
 def client(budget: Budget) -> Iterator[BudgetClient]:
     # As the scanner: the principal that uses this client in production.
-    with BudgetClient(budget.target, SCANNER_TOKEN) as c:
+    with closing(BudgetClient(budget.target, SCANNER_TOKEN)) as c:
         yield c
 
 
@@ -102,7 +103,7 @@ def test_exhaustion_raises_before_the_block_runs(budget: Budget, client: BudgetC
 
 
 def test_refusals_and_outages_are_typed(budget: Budget) -> None:
-    with BudgetClient(budget.target, VIEWER_TOKEN) as viewer:  # may read usage, not reserve
+    with closing(BudgetClient(budget.target, VIEWER_TOKEN)) as viewer:  # may read usage, not reserve
         with pytest.raises(BudgetError) as refused, viewer.call(new_user_id(), "scan", "m", 1, 1):
             pass
         assert refused.value.reason == "METHOD_NOT_ALLOWED"
@@ -112,7 +113,7 @@ def test_refusals_and_outages_are_typed(budget: Budget) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with BudgetClient(f"127.0.0.1:{port}", SCANNER_TOKEN, timeout_seconds=2) as down:
+    with closing(BudgetClient(f"127.0.0.1:{port}", SCANNER_TOKEN, timeout_seconds=2)) as down:
         with pytest.raises(BudgetUnavailable), down.call(new_user_id(), "scan", "m", 1, 1):
             pass
 

@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, timedelta
 from enum import StrEnum
-from types import TracebackType
 
 import grpc
 from oracle.budget.v1 import budget_service_pb2 as pb
@@ -134,14 +133,6 @@ class BudgetClient:
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
-
-    def __enter__(self) -> BudgetClient:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     @contextmanager
     def call(
