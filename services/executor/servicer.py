@@ -7,14 +7,12 @@ reconciler.py, policies.py (policies, account settings, kill switches) and valid
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
-from google.protobuf.timestamp_pb2 import Timestamp
 from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
@@ -23,7 +21,7 @@ from services.executor.execution import ExecuteRequest, ExecutionExists, Executo
 from services.executor.model import Execution, Policy, Side, Status
 from services.executor.policies import MAX_EUR, AccountSettings, PolicyBook
 from services.executor.reconciler import Reconciler
-from shared import fields
+from shared import fields, wire
 from shared.db import SYSTEM_USER, Database
 from shared.errors import AlreadyExists, InvalidArgument, NotFound
 from shared.principals import current_principal
@@ -100,7 +98,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         errors = fields.FieldErrors()
         user_id = errors.check(lambda: fields.user_id(request.user_id), "")
         size = errors.check(lambda: fields.page_size(request.page_size), 50)
-        position = errors.check(lambda: _execution_position(request.page_token), None)
+        position = errors.check(lambda: wire.position(request.page_token), None)
         status: Status | None = None
         if request.status:
             status = _STATUS_OF.get(request.status)
@@ -109,11 +107,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         errors.raise_if_any()
         with self._db.transaction(user_id) as conn:
             rows = repository.list_executions(conn, limit=size + 1, before=position, status=status)
-        page = [Execution.from_row(r) for r in rows[:size]]
-        token = ""
-        if len(rows) > size:
-            last = page[-1]
-            token = fields.encode_page_token({"c": last.claimed_at.isoformat(), "i": last.execution_id})
+        page, token = wire.page([Execution.from_row(r) for r in rows], size, lambda e: (e.claimed_at, e.execution_id))
         return pb.ListExecutionsResponse(executions=[execution_pb(e) for e in page], next_page_token=token)
 
     def ReconcileExecutions(
@@ -155,7 +149,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
             errors.add("settings", "is required")
         else:
             cap = errors.check(
-                lambda: fields.required_decimal(
+                lambda: fields.requiredwire.decimal_string(
                     request.settings.daily_notional_cap_eur, "settings.daily_notional_cap_eur", maximum=MAX_EUR
                 ),
                 cap,
@@ -216,14 +210,14 @@ def execution_pb(e: Execution) -> pb.Execution:
         proposal_id=e.proposal_id,
         market=e.market,
         side=_SIDE[e.side],
-        amount_quote=_decimal(e.amount_quote),
+        amount_quote=wire.decimal_string(e.amount_quote),
         status=_STATUS[e.status],
         mode=_MODE.get(e.mode, pb.EXECUTION_MODE_UNSPECIFIED),
         client_order_id=e.client_order_id,
         exchange_order_id=e.exchange_order_id,
-        filled_amount=_decimal(e.filled_amount),
-        filled_amount_quote=_decimal(e.filled_amount_quote),
-        fee_paid=_decimal(e.fee_paid),
+        filled_amount=wire.decimal_string(e.filled_amount),
+        filled_amount_quote=wire.decimal_string(e.filled_amount_quote),
+        fee_paid=wire.decimal_string(e.fee_paid),
         fee_currency=e.fee_currency,
         error_code=str(e.error.get("code", "")),
         error_message=str(e.error.get("message", "")),
@@ -240,11 +234,11 @@ def execution_pb(e: Execution) -> pb.Execution:
         ],
         override_cooldown=e.override_cooldown,
         override_anti_flip=e.override_anti_flip,
-        claimed_at=_timestamp(e.claimed_at),
-        updated_at=_timestamp(e.updated_at),
+        claimed_at=wire.timestamp(e.claimed_at),
+        updated_at=wire.timestamp(e.updated_at),
     )
     if e.submitting_at is not None:
-        message.submitting_at.CopyFrom(_timestamp(e.submitting_at))
+        message.submitting_at.CopyFrom(wire.timestamp(e.submitting_at))
     return message
 
 
@@ -253,26 +247,28 @@ def policy_pb(p: Policy) -> pb.Policy:
         user_id=p.user_id,
         version=p.version,
         allowed_markets=list(p.allowed_markets),
-        min_order_eur=_decimal(p.min_order_eur),
-        max_order_eur=_decimal(p.max_order_eur),
+        min_order_eur=wire.decimal_string(p.min_order_eur),
+        max_order_eur=wire.decimal_string(p.max_order_eur),
         min_confidence=p.min_confidence,
         cooldown=Duration(seconds=p.cooldown_seconds),
         anti_flip_window=Duration(seconds=p.anti_flip_seconds),
         daily_trade_cap=p.daily_trade_cap,
         hourly_trade_cap=p.hourly_trade_cap,
-        daily_notional_cap_eur=_decimal(p.daily_notional_cap_eur),
-        price_guard_pct=_decimal(p.price_guard_pct),
+        daily_notional_cap_eur=wire.decimal_string(p.daily_notional_cap_eur),
+        price_guard_pct=wire.decimal_string(p.price_guard_pct),
         auto_execute=p.auto_execute,
         trading_enabled=p.trading_enabled,
     )
     if p.updated_at is not None:
-        message.updated_at.CopyFrom(_timestamp(p.updated_at))
+        message.updated_at.CopyFrom(wire.timestamp(p.updated_at))
     return message
 
 
 def account_pb(a: AccountSettings) -> pb.AccountSettings:
     return pb.AccountSettings(
-        trading_enabled=a.trading_enabled, daily_notional_cap_eur=_decimal(a.daily_notional_cap_eur), version=a.version
+        trading_enabled=a.trading_enabled,
+        daily_notional_cap_eur=wire.decimal_string(a.daily_notional_cap_eur),
+        version=a.version,
     )
 
 
@@ -290,18 +286,22 @@ def policy_from_pb(m: pb.Policy, errors: fields.FieldErrors) -> Policy:
         user_id=errors.check(lambda: fields.user_id(m.user_id, "policy.user_id"), ""),
         version=0,
         allowed_markets=markets,
-        min_order_eur=errors.check(lambda: fields.required_decimal(m.min_order_eur, "policy.min_order_eur"), zero),
-        max_order_eur=errors.check(lambda: fields.required_decimal(m.max_order_eur, "policy.max_order_eur"), zero),
+        min_order_eur=errors.check(
+            lambda: fields.requiredwire.decimal_string(m.min_order_eur, "policy.min_order_eur"), zero
+        ),
+        max_order_eur=errors.check(
+            lambda: fields.requiredwire.decimal_string(m.max_order_eur, "policy.max_order_eur"), zero
+        ),
         min_confidence=errors.check(lambda: fields.confidence(m.min_confidence, "policy.min_confidence"), 0),
         cooldown_seconds=errors.check(lambda: _seconds(m.cooldown, "policy.cooldown"), 0),
         anti_flip_seconds=errors.check(lambda: _seconds(m.anti_flip_window, "policy.anti_flip_window"), 0),
         daily_trade_cap=m.daily_trade_cap,
         hourly_trade_cap=m.hourly_trade_cap,
         daily_notional_cap_eur=errors.check(
-            lambda: fields.required_decimal(m.daily_notional_cap_eur, "policy.daily_notional_cap_eur"), zero
+            lambda: fields.requiredwire.decimal_string(m.daily_notional_cap_eur, "policy.daily_notional_cap_eur"), zero
         ),
         price_guard_pct=errors.check(
-            lambda: fields.required_decimal(
+            lambda: fields.requiredwire.decimal_string(
                 m.price_guard_pct, "policy.price_guard_pct", places=3, maximum=Decimal(100)
             ),
             zero,
@@ -315,16 +315,6 @@ def _seconds(d: Duration, field: str) -> int:
     if d.nanos:
         raise InvalidArgument.one(field, "must be whole seconds")
     return int(d.seconds)
-
-
-def _execution_position(token: str) -> tuple[datetime, str] | None:
-    position = fields.decode_page_token(token)
-    if position is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(position["c"])), fields.uuid_str(str(position["i"]), "page_token")
-    except (KeyError, ValueError, InvalidArgument):
-        raise InvalidArgument.one("page_token", "is not a token from a previous page") from None
 
 
 def _audit_position(token: str) -> int:
@@ -348,19 +338,7 @@ def _audit_pb(row: dict[str, Any]) -> pb.AuditEvent:
         subject_id=row["subject_id"],
         principal=row["principal"],
         payload=payload,
-        created_at=_timestamp(row["created_at"]),
+        created_at=wire.timestamp(row["created_at"]),
         prev_hash=row["prev_hash"],
         hash=row["hash"],
     )
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _decimal(value: Decimal) -> str:
-    """A decimal string without exponent or trailing zeros beyond the unit."""
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
