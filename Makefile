@@ -11,6 +11,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 PROTO_FILES := $(wildcard protos/oracle/*/v1/*.proto)
+# buf ships as the npm package @bufbuild/buf: npx runs the pinned version (Node.js is required).
+BUF := npx --yes @bufbuild/buf@1.75.0
+# What buf-breaking compares protos/ with: the main branch of this repository (the common git
+# directory, so it also works from a git worktree). Override for another base, e.g.
+# BUF_AGAINST='.git#branch=origin/main'.
+BUF_AGAINST ?= $(shell git rev-parse --git-common-dir 2>/dev/null || echo .git)\#branch=main
 
 .PHONY: help
 help: ## Show the targets
@@ -52,12 +58,22 @@ test-unit: $(STAMP) ## Only the tests that need no database and no network
 	$(PY) -m pytest -q tests/unit
 
 .PHONY: lint
-lint: $(STAMP) ## ruff and the import contracts
+lint: $(STAMP) buf-available ## ruff, the import contracts and buf lint (fails when buf cannot run)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	@if command -v npx >/dev/null 2>&1 && [ -z "$${SKIP_BUF:-}" ]; then \
-	  npx --yes @bufbuild/buf@1.75.0 lint; else echo "buf lint skipped (no npx)"; fi
+	$(BUF) lint
+
+.PHONY: buf-breaking
+buf-breaking: buf-available ## Fail when protos/ breaks wire compatibility with main (BUF_AGAINST=... for another base)
+	$(BUF) breaking --against '$(BUF_AGAINST)'
+
+# Never skip buf silently: a lint that did not run must not look like a lint that passed.
+.PHONY: buf-available
+buf-available:
+	@command -v npx >/dev/null 2>&1 || { \
+	  echo "error: buf cannot run: npx is not on PATH. Install Node.js (buf runs as the npm package" \
+	       "@bufbuild/buf through npx); make lint does not pass without buf." >&2; exit 1; }
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format the code
