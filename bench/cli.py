@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +26,7 @@ from bench.executor import run_executor, start_exchange
 from bench.infra import Infra
 from bench.machine import PROJECT_ROOT, describe
 from bench.results import Scenario, show, write_json
-from bench.sizes import FULL, QUICK
+from bench.sizes import FULL, QUICK, Sizes
 
 BENCHMARKS = ("budget", "execute-live", "execute-paper")
 DEFAULT_OUT = PROJECT_ROOT / "bench" / ".results"
@@ -77,21 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     error = ""
     interrupted = False
     try:
-        with Infra(logs) as infra:
-            say("embedded PostgreSQL in a temporary folder, migrations")
-            infra.database()
-            if "budget" in selected:
-                run_budget(infra, sizes, into=scenarios, stop=stop, say=say)
-            modes = [m for m in ("live", "paper") if f"execute-{m}" in selected]
-            if modes:
-                say("Bitvavo simulator")
-                exchange = start_exchange(infra)
-                try:
-                    for mode in modes:
-                        run_executor(infra, exchange, mode, sizes, into=scenarios, stop=stop, say=say)
-                finally:
-                    exchange.admin.close()
-            say("stopping everything")
+        _run(logs, selected, sizes, into=scenarios, stop=stop, say=say)
     except KeyboardInterrupt:
         interrupted = True
         stop.set()
@@ -126,6 +113,33 @@ def main(argv: list[str] | None = None) -> int:
         out.print("[red]FAILED: see the checks above and the JSON[/]")
         return 1
     return 0
+
+
+def _run(
+    logs: Path,
+    selected: list[str],
+    sizes: Sizes,
+    *,
+    into: list[Scenario],
+    stop: threading.Event,
+    say: Callable[[str], None],
+) -> None:
+    """Start the parts the selected benchmarks need and run them, appending to ``into``."""
+    with Infra(logs) as infra:
+        say("embedded PostgreSQL in a temporary folder, migrations")
+        infra.database()
+        if "budget" in selected:
+            run_budget(infra, sizes, into=into, stop=stop, say=say)
+        modes = [m for m in ("live", "paper") if f"execute-{m}" in selected]
+        if modes:
+            say("Bitvavo simulator")
+            exchange = start_exchange(infra)
+            try:
+                for mode in modes:
+                    run_executor(infra, exchange, mode, sizes, into=into, stop=stop, say=say)
+            finally:
+                exchange.admin.close()
+        say("stopping everything")
 
 
 def _expected(selected: list[str]) -> int:

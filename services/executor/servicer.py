@@ -149,7 +149,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
             errors.add("settings", "is required")
         else:
             cap = errors.check(
-                lambda: fields.requiredwire.decimal_string(
+                lambda: fields.required_decimal(
                     request.settings.daily_notional_cap_eur, "settings.daily_notional_cap_eur", maximum=MAX_EUR
                 ),
                 cap,
@@ -286,22 +286,18 @@ def policy_from_pb(m: pb.Policy, errors: fields.FieldErrors) -> Policy:
         user_id=errors.check(lambda: fields.user_id(m.user_id, "policy.user_id"), ""),
         version=0,
         allowed_markets=markets,
-        min_order_eur=errors.check(
-            lambda: fields.requiredwire.decimal_string(m.min_order_eur, "policy.min_order_eur"), zero
-        ),
-        max_order_eur=errors.check(
-            lambda: fields.requiredwire.decimal_string(m.max_order_eur, "policy.max_order_eur"), zero
-        ),
+        min_order_eur=errors.check(lambda: fields.required_decimal(m.min_order_eur, "policy.min_order_eur"), zero),
+        max_order_eur=errors.check(lambda: fields.required_decimal(m.max_order_eur, "policy.max_order_eur"), zero),
         min_confidence=errors.check(lambda: fields.confidence(m.min_confidence, "policy.min_confidence"), 0),
         cooldown_seconds=errors.check(lambda: _seconds(m.cooldown, "policy.cooldown"), 0),
         anti_flip_seconds=errors.check(lambda: _seconds(m.anti_flip_window, "policy.anti_flip_window"), 0),
         daily_trade_cap=m.daily_trade_cap,
         hourly_trade_cap=m.hourly_trade_cap,
         daily_notional_cap_eur=errors.check(
-            lambda: fields.requiredwire.decimal_string(m.daily_notional_cap_eur, "policy.daily_notional_cap_eur"), zero
+            lambda: fields.required_decimal(m.daily_notional_cap_eur, "policy.daily_notional_cap_eur"), zero
         ),
         price_guard_pct=errors.check(
-            lambda: fields.requiredwire.decimal_string(
+            lambda: fields.required_decimal(
                 m.price_guard_pct, "policy.price_guard_pct", places=3, maximum=Decimal(100)
             ),
             zero,

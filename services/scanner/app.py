@@ -20,6 +20,7 @@ from oracle.scanner.v1 import scanner_service_pb2_grpc as pb_grpc
 
 from services.scanner.account import ReadonlyAccount
 from services.scanner.analyst import Analyst, RuleAnalyst
+from services.scanner.budget_client import BudgetClient
 from services.scanner.config import ScannerSettings
 from services.scanner.executor_client import ExecutorClient, NoExecutor
 from services.scanner.jobs import ScanJobs
@@ -30,7 +31,6 @@ from services.scanner.proposals import ExpirySweeper, Proposals
 from services.scanner.scan import Backoff, ScanRunner
 from services.scanner.scheduler import Scheduler
 from services.scanner.servicer import ScannerServicer
-from services.scanner.budget_client import BudgetClient
 from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.exchange.public import PublicMarketData
