@@ -29,12 +29,12 @@ from typing import Any
 from services.scanner import SERVICE, repository
 from services.scanner.analyst import TradeIdea
 from services.scanner.market_data import MarketSnapshot
-from services.scanner.policy import Policy
 from services.scanner.repository import Row
 from shared import audit
 from shared.clock import Clock
 from shared.db import Conn, Database
 from shared.errors import NotFound, OracleError
+from shared.policy import Policy
 
 log = logging.getLogger(__name__)
 

@@ -147,7 +147,7 @@ def get_policy(conn: Conn, user_id: str) -> Row | None:
         "SELECT user_id::text AS user_id, version, allowed_markets::text[] AS allowed_markets, min_order_eur,"
         " max_order_eur, min_confidence::integer AS min_confidence, cooldown_seconds, anti_flip_seconds,"
         " daily_trade_cap, hourly_trade_cap, daily_notional_cap_eur, price_guard_pct, auto_execute,"
-        " trading_enabled, updated_at FROM oracle.trading_policies WHERE user_id = %s",
+        " trading_enabled, updated_at, updated_by FROM oracle.trading_policies WHERE user_id = %s",
         (user_id,),
     ).fetchone()
 

@@ -36,16 +36,16 @@ from typing import Protocol
 import psycopg
 
 from services.scanner import SERVICE, proposals, repository
-from services.scanner.analyst import AnalysisRequest, Analyst, Decision, NoTrade, OrderBounds, TradeIdea, storable
+from services.scanner.analyst import AnalysisRequest, Analyst, Decision, NoTrade, OrderBounds, storable
 from services.scanner.jobs import ScanJob, retry_delay
 from services.scanner.lease import Fence, Lease, LeaseLost
 from services.scanner.market_data import MarketData, MarketDataError, MarketSnapshot
 from services.scanner.outcomes import NOT_ASKED, AutoExecution, MarketOutcome
-from services.scanner.policy import Policy
 from services.scanner.proposals import Proposal
 from shared import audit
 from shared.clock import Clock
 from shared.db import Conn, Database
+from shared.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +319,18 @@ class ScanRunner:
         snapshots: Mapping[str, MarketSnapshot | MarketDataError],
     ) -> tuple[list[Proposal], list[MarketOutcome], bool]:
         """A run's results in the caller's transaction: its proposals, the job's rescheduling (for
-        a job) and the ``scan.completed`` event; whether to auto-execute."""
-        made, outcomes, auto = self._write(conn, run, decisions, snapshots)
+        a job) and the ``scan.completed`` event; whether to auto-execute (by the live policy)."""
+        policy = _policy(conn, run.user_id)  # live, inside the writing transaction
+        now = self._clock.now()
+        made: list[Proposal] = []
+        outcomes: list[MarketOutcome] = []
+        for market, decision in decisions.items():
+            proposal, outcome = self._store(
+                conn, run, market, decision=decision, data=snapshots[market], policy=policy, now=now
+            )
+            if proposal is not None:
+                made.append(proposal)
+            outcomes.append(outcome)
         finished = self._clock.now()
         if run.job is not None:
             repository.finish_job(
@@ -338,56 +348,46 @@ class ScanRunner:
             principal=run.principal,
             payload={**run.record(), "finished_at": finished.isoformat(), "outcomes": [o.to_json() for o in outcomes]},
         )
-        return made, outcomes, auto
+        return made, outcomes, bool(policy is not None and policy.auto_execute)
 
-    def _write(
+    def _store(
         self,
         conn: Conn,
         run: _Run,
-        decisions: Mapping[str, Decision],
-        snapshots: Mapping[str, MarketSnapshot | MarketDataError],
-    ) -> tuple[list[Proposal], list[MarketOutcome], bool]:
-        """Proposals for the trade ideas (in the caller's transaction); whether to auto-execute."""
-        policy = _policy(conn, run.user_id)  # live, inside the writing transaction
-        now = self._clock.now()
-        made: list[Proposal] = []
-        outcomes: list[MarketOutcome] = []
-        for market, decision in decisions.items():
-            data = snapshots[market]
-            if isinstance(decision, TradeIdea) and policy is not None and isinstance(data, MarketSnapshot):
-                try:
-                    with conn.transaction():  # a savepoint: a refused row undoes only itself
-                        proposal = proposals.write(
-                            conn,
-                            user_id=run.user_id,
-                            job_id=run.job_id,
-                            idea=decision,
-                            analyst=run.analyst,
-                            snapshot=data,
-                            policy=policy,
-                            now=now,
-                            ttl=self._ttl,
-                            fencing_token=run.fencing_token,
-                            principal=run.principal,
-                        )
-                except ROW_REFUSED as exc:
-                    # the row, not the database: this market only (connection trouble still fails the scan)
-                    log.exception("proposal for %s not stored", market)
-                    sqlstate = getattr(exc, "sqlstate", None) or "-"
-                    outcomes.append(
-                        MarketOutcome(
-                            market, skipped_reason="PROPOSAL_NOT_STORED", detail=f"{type(exc).__name__} ({sqlstate})"
-                        )
-                    )
-                    continue
-                made.append(proposal)
-                outcomes.append(MarketOutcome(market, proposal_id=proposal.proposal_id))
-            elif isinstance(decision, NoTrade):
-                outcomes.append(MarketOutcome(market, skipped_reason=decision.reason, detail=decision.detail))
-            else:
-                outcomes.append(MarketOutcome(market, skipped_reason="NO_POLICY", detail="the policy was removed"))
-        auto = bool(policy is not None and policy.auto_execute)
-        return made, outcomes, auto
+        market: str,
+        *,
+        decision: Decision,
+        data: MarketSnapshot | MarketDataError,
+        policy: Policy | None,
+        now: datetime,
+    ) -> tuple[Proposal | None, MarketOutcome]:
+        """One market's outcome, with its proposal (stored under a savepoint) for a trade idea."""
+        if isinstance(decision, NoTrade):
+            return None, MarketOutcome(market, skipped_reason=decision.reason, detail=decision.detail)
+        if policy is None or not isinstance(data, MarketSnapshot):
+            return None, MarketOutcome(market, skipped_reason="NO_POLICY", detail="the policy was removed")
+        try:
+            with conn.transaction():  # a savepoint: a refused row undoes only itself
+                proposal = proposals.write(
+                    conn,
+                    user_id=run.user_id,
+                    job_id=run.job_id,
+                    idea=decision,
+                    analyst=run.analyst,
+                    snapshot=data,
+                    policy=policy,
+                    now=now,
+                    ttl=self._ttl,
+                    fencing_token=run.fencing_token,
+                    principal=run.principal,
+                )
+        except ROW_REFUSED as exc:
+            # the row, not the database: this market only (connection trouble still fails the scan)
+            log.exception("proposal for %s not stored", market)
+            sqlstate = getattr(exc, "sqlstate", None) or "-"
+            detail = f"{type(exc).__name__} ({sqlstate})"
+            return None, MarketOutcome(market, skipped_reason="PROPOSAL_NOT_STORED", detail=detail)
+        return proposal, MarketOutcome(market, proposal_id=proposal.proposal_id)
 
     def _finish(self, run: _Run, made: list[Proposal], outcomes: list[MarketOutcome], auto: bool) -> ScanResult:
         """After the run's transaction: auto-execute its proposals, and the run's result."""

@@ -77,6 +77,20 @@ def _enum(kind: type[_E], obj: Mapping[str, Any], name: str) -> _E:
         raise UnexpectedResponseError(f"{name}: unknown value {raw!r}") from None
 
 
+def _fill_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What a fill of an order (``fills`` of /order) and a trade (/trades) both say about it."""
+    fee_currency = obj.get("feeCurrency")
+    return {
+        "timestamp": time_field(obj, "timestamp"),
+        "amount": decimal_field(obj, "amount"),
+        "price": decimal_field(obj, "price"),
+        "taker": bool_field(obj, "taker", False),
+        "fee": optional_decimal(obj, "fee"),
+        "fee_currency": None if fee_currency is None else str(fee_currency),
+        "settled": bool_field(obj, "settled", True),
+    }
+
+
 @dataclass(frozen=True)
 class Fill:
     """One execution of an order. ``fee`` is ``None`` while the fill is not settled."""
@@ -92,17 +106,7 @@ class Fill:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Fill:
-        fee_currency = obj.get("feeCurrency")
-        return cls(
-            fill_id=str_field(obj, "id"),
-            timestamp=time_field(obj, "timestamp"),
-            amount=decimal_field(obj, "amount"),
-            price=decimal_field(obj, "price"),
-            taker=bool_field(obj, "taker", False),
-            fee=optional_decimal(obj, "fee"),
-            fee_currency=None if fee_currency is None else str(fee_currency),
-            settled=bool_field(obj, "settled", True),
-        )
+        return cls(fill_id=str_field(obj, "id"), **_fill_fields(obj))
 
 
 @dataclass(frozen=True)
@@ -200,20 +204,13 @@ class Trade:
     def from_json(cls, payload: Any) -> Trade:
         obj = as_mapping(payload, "trade")
         client_order_id = obj.get("clientOrderId")
-        fee_currency = obj.get("feeCurrency")
         return cls(
             trade_id=str_field(obj, "id"),
             order_id=str_field(obj, "orderId"),
             client_order_id=None if client_order_id is None else str(client_order_id),
             market=str_field(obj, "market"),
             side=_enum(OrderSide, obj, "side"),
-            timestamp=time_field(obj, "timestamp"),
-            amount=decimal_field(obj, "amount"),
-            price=decimal_field(obj, "price"),
-            taker=bool_field(obj, "taker", False),
-            fee=optional_decimal(obj, "fee"),
-            fee_currency=None if fee_currency is None else str(fee_currency),
-            settled=bool_field(obj, "settled", True),
+            **_fill_fields(obj),
         )
 
 
