@@ -14,7 +14,7 @@ from oracle.budget.v1 import budget_service_pb2_grpc as pb_grpc
 from services.budget.ledger import CallRequest, CallUsage, Ledger
 from services.budget.reservations import Reservation, Status
 from services.budget.windows import Limits, Window, WindowReport
-from shared import fields, wire
+from shared import fields, messages
 from shared.principals import current_principal
 
 MAX_NAME = 200  # purpose and model (the usage log's column limits)
@@ -129,8 +129,8 @@ def _reservation(row: Reservation) -> pb.Reservation:
         prompt_tokens=row.prompt_tokens or 0,
         completion_tokens=row.completion_tokens or 0,
         cost_micros=row.cost_micros or 0,
-        reserved_at=wire.timestamp(row.reserved_at),
-        expires_at=wire.timestamp(row.expires_at),
+        reserved_at=messages.timestamp(row.reserved_at),
+        expires_at=messages.timestamp(row.expires_at),
     )
 
 
@@ -152,5 +152,5 @@ def _window(report: WindowReport) -> pb.WindowUsage:
         unlimited=report.unlimited,
     )
     if report.resets_at is not None:
-        out.resets_at.CopyFrom(wire.timestamp(report.resets_at))
+        out.resets_at.CopyFrom(messages.timestamp(report.resets_at))
     return out

@@ -21,7 +21,7 @@ from services.executor.execution import ExecuteRequest, ExecutionExists, Executo
 from services.executor.model import Execution, Policy, Side, Status
 from services.executor.policies import MAX_EUR, AccountSettings, PolicyBook
 from services.executor.reconciler import Reconciler
-from shared import fields, wire
+from shared import fields, messages
 from shared.db import SYSTEM_USER, Database
 from shared.errors import AlreadyExists, InvalidArgument, NotFound
 from shared.principals import current_principal
@@ -98,7 +98,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         errors = fields.FieldErrors()
         user_id = errors.check(lambda: fields.user_id(request.user_id), "")
         size = errors.check(lambda: fields.page_size(request.page_size), 50)
-        position = errors.check(lambda: wire.position(request.page_token), None)
+        position = errors.check(lambda: messages.position(request.page_token), None)
         status: Status | None = None
         if request.status:
             status = _STATUS_OF.get(request.status)
@@ -107,7 +107,9 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         errors.raise_if_any()
         with self._db.transaction(user_id) as conn:
             rows = repository.list_executions(conn, limit=size + 1, before=position, status=status)
-        page, token = wire.page([Execution.from_row(r) for r in rows], size, lambda e: (e.claimed_at, e.execution_id))
+        page, token = messages.page(
+            [Execution.from_row(r) for r in rows], size, lambda e: (e.claimed_at, e.execution_id)
+        )
         return pb.ListExecutionsResponse(executions=[execution_pb(e) for e in page], next_page_token=token)
 
     def ReconcileExecutions(
@@ -210,14 +212,14 @@ def execution_pb(e: Execution) -> pb.Execution:
         proposal_id=e.proposal_id,
         market=e.market,
         side=_SIDE[e.side],
-        amount_quote=wire.decimal_string(e.amount_quote),
+        amount_quote=messages.decimal_string(e.amount_quote),
         status=_STATUS[e.status],
         mode=_MODE.get(e.mode, pb.EXECUTION_MODE_UNSPECIFIED),
         client_order_id=e.client_order_id,
         exchange_order_id=e.exchange_order_id,
-        filled_amount=wire.decimal_string(e.filled_amount),
-        filled_amount_quote=wire.decimal_string(e.filled_amount_quote),
-        fee_paid=wire.decimal_string(e.fee_paid),
+        filled_amount=messages.decimal_string(e.filled_amount),
+        filled_amount_quote=messages.decimal_string(e.filled_amount_quote),
+        fee_paid=messages.decimal_string(e.fee_paid),
         fee_currency=e.fee_currency,
         error_code=str(e.error.get("code", "")),
         error_message=str(e.error.get("message", "")),
@@ -234,11 +236,11 @@ def execution_pb(e: Execution) -> pb.Execution:
         ],
         override_cooldown=e.override_cooldown,
         override_anti_flip=e.override_anti_flip,
-        claimed_at=wire.timestamp(e.claimed_at),
-        updated_at=wire.timestamp(e.updated_at),
+        claimed_at=messages.timestamp(e.claimed_at),
+        updated_at=messages.timestamp(e.updated_at),
     )
     if e.submitting_at is not None:
-        message.submitting_at.CopyFrom(wire.timestamp(e.submitting_at))
+        message.submitting_at.CopyFrom(messages.timestamp(e.submitting_at))
     return message
 
 
@@ -247,27 +249,27 @@ def policy_pb(p: Policy) -> pb.Policy:
         user_id=p.user_id,
         version=p.version,
         allowed_markets=list(p.allowed_markets),
-        min_order_eur=wire.decimal_string(p.min_order_eur),
-        max_order_eur=wire.decimal_string(p.max_order_eur),
+        min_order_eur=messages.decimal_string(p.min_order_eur),
+        max_order_eur=messages.decimal_string(p.max_order_eur),
         min_confidence=p.min_confidence,
         cooldown=Duration(seconds=p.cooldown_seconds),
         anti_flip_window=Duration(seconds=p.anti_flip_seconds),
         daily_trade_cap=p.daily_trade_cap,
         hourly_trade_cap=p.hourly_trade_cap,
-        daily_notional_cap_eur=wire.decimal_string(p.daily_notional_cap_eur),
-        price_guard_pct=wire.decimal_string(p.price_guard_pct),
+        daily_notional_cap_eur=messages.decimal_string(p.daily_notional_cap_eur),
+        price_guard_pct=messages.decimal_string(p.price_guard_pct),
         auto_execute=p.auto_execute,
         trading_enabled=p.trading_enabled,
     )
     if p.updated_at is not None:
-        message.updated_at.CopyFrom(wire.timestamp(p.updated_at))
+        message.updated_at.CopyFrom(messages.timestamp(p.updated_at))
     return message
 
 
 def account_pb(a: AccountSettings) -> pb.AccountSettings:
     return pb.AccountSettings(
         trading_enabled=a.trading_enabled,
-        daily_notional_cap_eur=wire.decimal_string(a.daily_notional_cap_eur),
+        daily_notional_cap_eur=messages.decimal_string(a.daily_notional_cap_eur),
         version=a.version,
     )
 
@@ -334,7 +336,7 @@ def _audit_pb(row: dict[str, Any]) -> pb.AuditEvent:
         subject_id=row["subject_id"],
         principal=row["principal"],
         payload=payload,
-        created_at=wire.timestamp(row["created_at"]),
+        created_at=messages.timestamp(row["created_at"]),
         prev_hash=row["prev_hash"],
         hash=row["hash"],
     )

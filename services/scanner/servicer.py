@@ -21,7 +21,7 @@ from services.scanner.outcomes import AutoExecuteStatus, MarketOutcome
 from services.scanner.proposals import Proposal, Proposals
 from services.scanner.scan import ScanFailed, ScanResult, ScanRunner
 from services.scanner.scheduler import Scheduler, unavailable
-from shared import fields, wire
+from shared import fields, messages
 from shared.errors import InvalidArgument
 from shared.principals import current_principal
 
@@ -106,14 +106,14 @@ def job_pb(job: ScanJob) -> pb.ScanJob:
         interval=interval,
         analyst=_ANALYST_PB[job.analyst],
         paused=job.paused,
-        next_run_at=wire.timestamp(job.next_run_at),
+        next_run_at=messages.timestamp(job.next_run_at),
         attempts=job.attempts,
         last_error=job.last_error,
-        last_run_at=wire.optional_timestamp(job.last_run_at),
+        last_run_at=messages.optional_timestamp(job.last_run_at),
         fencing_token=job.fencing_token,
-        created_at=wire.timestamp(job.created_at),
+        created_at=messages.timestamp(job.created_at),
         locked_by=job.locked_by or "",
-        lock_expires_at=wire.optional_timestamp(job.lock_expires_at),
+        lock_expires_at=messages.optional_timestamp(job.lock_expires_at),
         last_outcomes=[outcome_pb(o) for o in job.last_outcomes],
     )
 
@@ -131,8 +131,8 @@ def proposal_pb(proposal: Proposal) -> pb.Proposal:
         analyst=_ANALYST_PB[proposal.analyst],
         model=proposal.model,
         status=_STATUS_PB[proposal.status],
-        created_at=wire.timestamp(proposal.created_at),
-        expires_at=wire.timestamp(proposal.expires_at),
+        created_at=messages.timestamp(proposal.created_at),
+        expires_at=messages.timestamp(proposal.expires_at),
         market_snapshot=_struct(proposal.market_snapshot),
         policy_snapshot=_struct(proposal.policy_snapshot),
     )
@@ -172,9 +172,9 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         checks = fields.FieldErrors()
         user_id = checks.check(lambda: fields.user_id(request.user_id), "")
         size = checks.check(lambda: fields.page_size(request.page_size), 0)
-        after = checks.check(lambda: wire.position(request.page_token), None)
+        after = checks.check(lambda: messages.position(request.page_token), None)
         checks.raise_if_any()
-        jobs, token = wire.page(
+        jobs, token = messages.page(
             self._jobs.list(user_id, after=after, limit=size + 1), size, lambda j: (j.created_at, j.job_id)
         )
         return pb.ListScanJobsResponse(jobs=[job_pb(j) for j in jobs], next_page_token=token)
@@ -219,9 +219,9 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         if request.status:
             status = checks.check(lambda: _STATUS[fields.enum(request.status, "status", frozenset(_STATUS))], None)
         size = checks.check(lambda: fields.page_size(request.page_size), 0)
-        after = checks.check(lambda: wire.position(request.page_token), None)
+        after = checks.check(lambda: messages.position(request.page_token), None)
         checks.raise_if_any()
-        found, token = wire.page(
+        found, token = messages.page(
             self._proposals.list(user_id, status=status, after=after, limit=size + 1),
             size,
             lambda p: (p.created_at, p.proposal_id),

@@ -1,4 +1,4 @@
-"""Values on the wire: how a servicer writes times, decimals and page positions into messages.
+"""Values in gRPC messages: how a servicer writes times, decimals and page positions.
 
 Each servicer translates between its protos and its domain; the conversions every one of them
 needs live here once (reading request fields is shared/fields.py's job):
