@@ -60,10 +60,6 @@ class OrderStatus(StrEnum):
         """Still working at the exchange (can fill or be cancelled)."""
         return self in _ACTIVE
 
-    @property
-    def is_final(self) -> bool:
-        return not self.is_active
-
 
 _E = TypeVar("_E", bound=StrEnum)
 _ACTIVE = frozenset({OrderStatus.NEW, OrderStatus.AWAITING_TRIGGER, OrderStatus.PARTIALLY_FILLED})

@@ -23,7 +23,7 @@ from shared.exchange.market import (
     TickerPrice,
 )
 from shared.exchange.sdk import BitvavoGateway, ExchangeSettings, RateLimitStatus
-from shared.exchange.wire import as_list, as_mapping, check_market, from_ms, single, to_ms
+from shared.exchange.wire import as_list, as_mapping, check_market, single, to_ms
 
 _R = TypeVar("_R")
 
@@ -43,11 +43,6 @@ class PublicMarketData:
     @property
     def rate_limit(self) -> RateLimitStatus | None:
         return self._gateway.rate_limit
-
-    def server_time(self) -> datetime:
-        return self._gateway.read_as(
-            "time", lambda sdk: sdk.time(), lambda p: from_ms(as_mapping(p, "time").get("time"), "time")
-        )
 
     def markets(self) -> tuple[Market, ...]:
         return self._gateway.read_as(
@@ -70,9 +65,6 @@ class PublicMarketData:
             lambda p: TickerPrice.from_json(single(p, "ticker price")),
         )
 
-    def ticker_prices(self) -> tuple[TickerPrice, ...]:
-        return self._gateway.read_as("ticker/price", lambda sdk: sdk.tickerPrice({}), _rows(TickerPrice.from_json))
-
     def ticker_book(self, market: str) -> TickerBook:
         check_market(market)
         return self._gateway.read_as(
@@ -80,9 +72,6 @@ class PublicMarketData:
             lambda sdk: sdk.tickerBook({"market": market}),
             lambda p: TickerBook.from_json(single(p, "ticker book")),
         )
-
-    def ticker_books(self) -> tuple[TickerBook, ...]:
-        return self._gateway.read_as("ticker/book", lambda sdk: sdk.tickerBook({}), _rows(TickerBook.from_json))
 
     def ticker_24h(self, market: str) -> Ticker24h:
         """Weight 1 (all markets at once costs 25)."""
@@ -92,9 +81,6 @@ class PublicMarketData:
             lambda sdk: sdk.ticker24h({"market": market}),
             lambda p: Ticker24h.from_json(single(p, "ticker 24h")),
         )
-
-    def tickers_24h(self) -> tuple[Ticker24h, ...]:
-        return self._gateway.read_as("ticker/24h", lambda sdk: sdk.ticker24h({}), _rows(Ticker24h.from_json))
 
     def candles(
         self,

@@ -10,7 +10,6 @@ import pytest
 from python_bitvavo_api.bitvavo import Bitvavo
 
 from services.executor.trade_client import TradeClient
-from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ApiCredentials, ExchangeSettings
 from sim.bitvavo import (
     DEFAULT_TRADE_KEY,
@@ -20,6 +19,7 @@ from sim.bitvavo import (
     BitvavoSimulator,
     SimulatorAdmin,
 )
+from tests.integration.exchange.all_markets import AllMarketsData
 
 TRADE = ApiCredentials(DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET)
 VIEW = ApiCredentials(DEFAULT_VIEW_KEY, DEFAULT_VIEW_SECRET)
@@ -53,8 +53,8 @@ def trade_client(settings: ExchangeSettings) -> TradeClient:
 
 
 @pytest.fixture
-def public(settings: ExchangeSettings) -> PublicMarketData:
-    return PublicMarketData(settings)
+def public(settings: ExchangeSettings) -> AllMarketsData:
+    return AllMarketsData(settings)
 
 
 def sdk(sim: BitvavoSimulator, credentials: ApiCredentials | None = None, **options: Any) -> Bitvavo:

@@ -13,6 +13,7 @@ from shared.exchange.errors import RequestRejectedError
 from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ExchangeSettings
 from sim.bitvavo import BitvavoSimulator, SimClock, SimulatorAdmin
+from tests.integration.exchange.all_markets import AllMarketsData
 
 
 def test_markets_have_realistic_rules(public: PublicMarketData) -> None:
@@ -28,7 +29,7 @@ def test_markets_have_realistic_rules(public: PublicMarketData) -> None:
     assert public.market("BTC-EUR") == markets["BTC-EUR"]
 
 
-def test_prices_book_and_tickers_agree(public: PublicMarketData) -> None:
+def test_prices_book_and_tickers_agree(public: AllMarketsData) -> None:
     price = public.ticker_price("ETH-EUR").price
     best = public.ticker_book("ETH-EUR")
     book = public.book("ETH-EUR", depth=5)
@@ -77,7 +78,7 @@ def test_admin_sets_prices_and_counts_requests(admin: SimulatorAdmin, public: Pu
 
 
 def _snapshot(sim: BitvavoSimulator) -> tuple[object, ...]:
-    public = PublicMarketData(ExchangeSettings(rest_url=sim.base_url, read_attempts=1))
+    public = AllMarketsData(ExchangeSettings(rest_url=sim.base_url, read_attempts=1))
     return (
         [t.price for t in public.ticker_prices()],
         [(c.open, c.high, c.low, c.close, c.volume) for c in public.candles("ETH-EUR", "1m", limit=60)],
