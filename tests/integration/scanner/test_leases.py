@@ -123,3 +123,21 @@ def test_run_scan_on_a_leased_job_is_refused(private_postgres: Postgres, exchang
             b.scheduler.run_job_now(user, job_id, principal="operator")
         assert refused.value.reason == "SCAN_JOB_BUSY"
     assert scan_runs(pg) == []
+
+
+def test_the_lease_rule_is_written_once_in_the_database(postgres: Postgres) -> None:
+    """When a lease is free, and what taking one writes, live in one function each; both claims
+    (every user's due jobs, and RunScan's one job) go through them."""
+    with postgres.admin() as conn:
+        sources = dict(
+            conn.execute(
+                "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = 'oracle'"
+            ).fetchall()
+        )
+    free = [name for name, source in sources.items() if "lock_expires_at IS NULL" in source]
+    taken = [name for name, source in sources.items() if "fencing_token = s.fencing_token + 1" in source]
+    assert (free, taken) == (["scan_job_lease_free"], ["lease_scan_jobs"])
+    for claim in ("claim_due_scan_jobs", "claim_scan_job"):
+        assert "oracle.lease_scan_jobs(" in sources[claim]
+    assert "oracle.scan_job_lease_free(" in sources["claim_due_scan_jobs"]
