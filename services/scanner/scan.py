@@ -1,7 +1,8 @@
 """One scan: market snapshots → an analyst per market → proposals → auto-execute.
 
-A job's scan (scheduled, or RunScan on a job) writes everything in ONE fenced transaction
-(lease.py): its proposals and their audit events, the job's rescheduling (``next_run_at = now +
+:meth:`ScanRunner.run_leased` owns a job's run, whether the scheduler or RunScan claimed it. It
+starts from the row the claim returned (no second read) and writes everything in ONE fenced
+transaction (lease.py): its proposals and their audit events, the job's rescheduling (``next_run_at = now +
 interval``, failure count cleared, lease released) and the ``scan.completed`` audit event that
 records the run (instance, fencing token, due time, start and end). So a run's results exist
 exactly once per due time, or not at all: a zombie writes nothing, a crash leaves the job due.

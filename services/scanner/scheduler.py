@@ -3,8 +3,8 @@
 Any number of scanner instances run this loop against one database. Each loop turn claims up to
 ``batch_size`` due jobs (lease.py: SKIP LOCKED, lease, fencing token), keeps their leases alive
 with the heartbeat while the batch runs, reads the batch's market data once (market_data.py) and
-runs the jobs ``concurrency`` at a time (``ScanRunner.run_leased``, scan.py, owns each run). When nothing was due it waits
-``poll_interval``. RunScan on a job claims that one job the same way (:meth:`Scheduler.run_job_now`),
+runs the jobs ``concurrency`` at a time (each run is ``ScanRunner.run_leased``, scan.py). When
+nothing was due it waits ``poll_interval``. RunScan on a job claims that one job the same way (:meth:`Scheduler.run_job_now`),
 so an on-demand run and a scheduled run of one job never overlap either.
 """
 
