@@ -1,6 +1,6 @@
 """The budget ledger: reserve, commit and release LLM calls, read usage, set limits.
 
-Guarantee 7 lives in :meth:`Ledger.reserve`: the count of the user's usage and the insert of the
+Zero overshoot (docs/design.md#budget-zero-overshoot) lives in :meth:`Ledger.reserve`: the count of the user's usage and the insert of the
 reservation happen in ONE transaction holding the user's budget lock, so however many callers
 and replicas race, each decision sees every reservation granted before it — no overshoot.
 Every change is audited in the transaction that makes it. No gRPC here: callers pass plain values

@@ -1,4 +1,4 @@
-"""Budget windows and limits: the pure rules of guarantee 7 (no database, no gRPC).
+"""Budget windows and limits: the pure rules of docs/design.md#budget-zero-overshoot (no database, no gRPC).
 
 Four windows per user: calls per UTC day, calls per rolling 60 minutes, tokens per UTC day and
 cost (micros of USD) per UTC day. A window's usage is read from the usage log under the user's

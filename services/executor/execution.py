@@ -1,6 +1,6 @@
 """ExecuteProposal: check, claim, submit — the one place a proposal becomes an order.
 
-The order of events is the guarantee (DESIGN §2, §3):
+The order of events is the guarantee (docs/design.md#checking-a-proposal):
 
 1. A quick unlocked look (``_pre_read``, the same gate as under the lock): an existing execution
    → ALREADY_EXISTS before anything else; then authorize — overrides only from the operator, the

@@ -23,7 +23,7 @@ class Side(StrEnum):
 
 
 class Status(StrEnum):
-    """Execution status (DESIGN §3); the allowed moves are in state_machine.py."""
+    """Execution status (docs/design.md#states-and-transitions); the allowed moves are in state_machine.py."""
 
     CLAIMED = "CLAIMED"
     SUBMITTING = "SUBMITTING"

@@ -2,7 +2,7 @@
 
 It runs at startup, on a timer and on demand (ReconcileExecutions), in any number of executor
 instances at once; every move is a compare-and-set (state_machine), so two reconcilers — or a
-reconciler and the sender — never both win. Per execution (DESIGN §3):
+reconciler and the sender — never both win. Per execution (docs/design.md#reconciler):
 
 * CLAIMED older than the stale age: its process died before sending → FAILED (nothing was sent;
   if the sender is merely slow, its CLAIMED→SUBMITTING compare-and-set now fails and it sends

@@ -1,4 +1,4 @@
-"""The execution state machine of DESIGN §3 and the one way to move an execution.
+"""The execution state machine (docs/design.md#execution-state-machine) and the one way to move an execution.
 
     CLAIMED     → SUBMITTING | FAILED (kill switch off at submit, or a stale claim: nothing sent)
     SUBMITTING  → SUBMITTED | PARTIALLY_FILLED | FILLED | CANCELED   (the exchange's answer)

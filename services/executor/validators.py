@@ -2,7 +2,7 @@
 
 A check reads :class:`Facts` (gathered under the per-user lock by execution.py) and returns a
 :class:`Check` record ``{name, passed, observed, limit, reason}``, stored with the execution and
-in the audit trail. :func:`run_validators` runs the validators of DESIGN §2 in their fixed order
+in the audit trail. :func:`run_validators` runs the validators (docs/design.md#checking-a-proposal) in their fixed order
 and reports *every* failure, not only the first. Freshness and the kill switch are checks of
 their own, run before the validators (and the kill switch again before the order is sent).
 

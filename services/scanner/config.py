@@ -1,6 +1,6 @@
 """The scanner's configuration: ``SCANNER_*`` variables, and the refusal to hold a trade key.
 
-The scanner proposes; it never trades (DESIGN.md guarantee 3). It reads only its own prefixed
+The scanner proposes; it never trades (docs/design.md#key-separation). It reads only its own prefixed
 variables, and it refuses to start — naming the variable — when its environment holds any
 trade key at all (the executor's ``EXECUTOR_BITVAVO_API_KEY``/``_SECRET`` or any variable whose
 name says TRADE and KEY or SECRET), whatever the value, even empty. Its own exchange key is a

@@ -1,4 +1,4 @@
-"""Leases on scan jobs and the fencing check: the whole of guarantee 2 lives here.
+"""Leases on scan jobs and the fencing check: all of docs/design.md#scheduler-leases-and-fencing lives here.
 
 A claim (``oracle.claim_due_scan_jobs`` across users, ``oracle.claim_scan_job`` for one named
 job; both take the lease through ``oracle.lease_scan_jobs``, the lease rule's one home) sets

@@ -1,6 +1,6 @@
 """Bitvavo error codes as the simulator answers them: code, message text and HTTP status.
 
-The HTTP statuses follow the fact sheet (section 4): 403 for 300–320, 404 for 240, 429 for 105,
+The HTTP statuses follow Bitvavo's documented mapping: 403 for 300–320, 404 for 240, 429 for 105,
 500 for 101/400, 503 for 107/108/109/111, 409 for 431, 400 for everything else. Every error goes
 out as JSON ``{"errorCode": int, "error": str}``; the SDK ignores the status and reads the body.
 """

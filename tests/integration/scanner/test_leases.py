@@ -1,4 +1,4 @@
-"""Guarantee 2 at the scale of one job: leases, heartbeats and the fencing token.
+"""Scheduler leases and fencing (docs/design.md#scheduler-leases-and-fencing) at the scale of one job: leases, heartbeats and the fencing token.
 
 Two scanner instances with their own connection pools share one database and one ManualClock;
 lease edges are crossed by moving the clock, never by sleeping.

@@ -1,4 +1,4 @@
-"""The scanner as its own OS process: key separation (guarantee 3) and crash recovery.
+"""The scanner as its own OS process: key separation (docs/design.md#key-separation) and crash recovery.
 
 ``python -m services.scanner`` refuses to start with a trade key in its environment (naming the
 variable) or with an exchange key that can trade; a running scanner holds no trade key, and the

@@ -1,4 +1,4 @@
-"""Guarantee 7 under a storm: 200 concurrent ReserveCalls through three budget service processes
+"""Zero overshoot (docs/design.md#budget-zero-overshoot) under a storm: 200 concurrent ReserveCalls through three budget service processes
 (each with its own pool) against a daily limit of 10 → exactly 10 granted, 190
 RESOURCE_EXHAUSTED, and exactly 10 counted rows. The service's test-only delay holds each granted
 reservation between its count and its insert for 50 ms, so without the per-user lock nearly

@@ -1,4 +1,4 @@
-"""Guarantee 2 under a storm: four scanner instances, each with its own connection pool, claim
+"""Leases and fencing (docs/design.md#scheduler-leases-and-fencing) under a storm: four scanner instances, each with its own connection pool, claim
 200 due jobs at once, twice (two due times), while the shared clock races ahead twenty times faster
 than real time so leases (5 s, a quarter second of real time) run out whenever a heartbeat is late.
 

@@ -373,7 +373,7 @@ def _config_value(objects: list[Obj], container: Obj, key: str) -> str | None:
 
 
 def key_separation_problems(objects: list[Obj]) -> list[str]:
-    """Guarantee 3 in the manifests: only the executor's Deployment (and its own ServiceAccount,
+    """Key separation (docs/design.md#key-separation) in the manifests: only the executor's Deployment (and its own ServiceAccount,
     which allow-lists it) mention executor-secrets or a trade-key variable; the scanner gets no
     variable saying TRADE or EXECUTOR_BITVAVO; every pod uses only its own <sa>-secrets."""
     problems: list[str] = []
