@@ -6,12 +6,13 @@ Defaults point at the local stack (``make run``): fixed ports on 127.0.0.1 and t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from oraclectl import defaults, exitcodes
+from oraclectl import defaults, exitcodes, localstack
 from oraclectl.commands import account, budget, executions, jobs, policy, proposals
 from oraclectl.exitcodes import ExitCode
 from oraclectl.options import State
@@ -29,6 +30,7 @@ app = typer.Typer(
     + " Token: --token-file, ORACLE_TOKEN, ORACLE_TOKEN_FILE, else the nearest .stack/operator.token.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -47,8 +49,6 @@ app.command("trading")(policy.trading)
 
 def _read_token(token_file: Path | None) -> str | None:
     """The operator token: ORACLE_TOKEN wins over a file (given, or the stack's)."""
-    import os
-
     if os.environ.get("ORACLE_TOKEN"):
         return os.environ["ORACLE_TOKEN"].strip()
     path = token_file or defaults.find_token_file()
@@ -87,6 +87,7 @@ def root(
 ) -> None:
     state: State = ctx.obj
     state.json = json_flag
+    state.status_file = localstack.status_file(token_file)
     state.session = Session(
         scanner_addr=scanner_addr,
         executor_addr=executor_addr,

@@ -19,6 +19,7 @@ BUDGET_ADDR = f"127.0.0.1:{BUDGET_PORT}"
 
 STATE_DIR_NAME = ".stack"
 TOKEN_FILE_NAME = "operator.token"  # noqa: S105 -- a file name, not a token
+STATUS_FILE_NAME = "status.json"  # what the running stack says about itself (no secret in it)
 DEMO_USER = "demo"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,12 @@ proposals list --json``); ``--user`` belongs to each command that acts for a use
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from oraclectl import defaults
+from oraclectl import defaults, localstack
 from oraclectl.output import Output
 from oraclectl.session import Session
 
@@ -23,6 +24,7 @@ class State:
 
     session: Session | None = None
     json: bool = False
+    status_file: Path | None = None  # the local stack's status.json, when oraclectl uses its token
 
     def close(self) -> None:
         if self.session is not None:
@@ -35,7 +37,8 @@ def use(ctx: typer.Context, json_flag: bool = False) -> tuple[Session, Output]:
     state.json = state.json or json_flag
     if state.session is None:  # only when a command is invoked without the root callback (tests)
         raise RuntimeError("oraclectl session not initialised")
-    return state.session, Output(state.json)
+    exchange = localstack.executor_exchange(state.status_file, state.session.executor_addr)
+    return state.session, Output(state.json, exchange=exchange)
 
 
 UserOption = Annotated[

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC
-from decimal import Decimal
 from typing import Any, TextIO
 
-from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from oracle.budget.v1 import budget_service_pb2 as budget_pb2
@@ -24,7 +22,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from oraclectl.session import CliError, RpcFailure
+from oraclectl.formatting import base_of, coin, eur, failure_line, fee, label, span, usd_micros, when
+from oraclectl.session import CliError, RpcFailure, Unreachable
 
 
 def to_dict(message: Message) -> dict[str, Any]:
@@ -35,17 +34,26 @@ def to_dict(message: Message) -> dict[str, Any]:
 class Output:
     """Where results and errors go for one invocation."""
 
-    def __init__(self, json_mode: bool, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+    def __init__(
+        self, json_mode: bool, stdout: TextIO | None = None, stderr: TextIO | None = None, *, exchange: str = ""
+    ) -> None:
         self.json_mode = json_mode
+        self.exchange = exchange  # where a live execution's orders go, when known ("simulated exchange")
         self._stdout = stdout or sys.stdout
         # Piped output is for grep and logs: no folding at 80 columns.
         self.console = Console(file=self._stdout, highlight=False, width=None if self._stdout.isatty() else 220)
         self.errors = Console(file=stderr or sys.stderr, highlight=False, soft_wrap=True)
 
-    def result(self, data: Message | Mapping[str, Any], *renderables: RenderableType) -> None:
-        """Show ``data`` as JSON in --json mode, else the human ``renderables``."""
+    def result(
+        self, data: Message | Mapping[str, Any], *renderables: RenderableType, about_orders: bool = False
+    ) -> None:
+        """Show ``data`` as JSON in --json mode, else the human ``renderables``. ``about_orders``:
+        the data holds executions, so the JSON says where their orders went when that is known
+        (``"exchange": "simulated exchange"`` beside the executor's own fields)."""
         if self.json_mode:
             payload = to_dict(data) if isinstance(data, Message) else dict(data)
+            if about_orders and self.exchange:
+                payload["exchange"] = self.exchange
             self._stdout.write(json.dumps(payload, indent=2) + "\n")
             self._stdout.flush()
         else:
@@ -61,20 +69,17 @@ class Output:
             existing = error.details_of(executor_pb2.Execution)
             if existing and not self.json_mode:
                 self.errors.print(Text("  the existing execution:"))
-                self.errors.print(execution_detail(existing[0]))
+                self.errors.print(execution_detail(existing[0], self.exchange))
         if self.json_mode:
             self._stdout.write(json.dumps({"error": error_dict(error)}, indent=2) + "\n")
             self._stdout.flush()
 
 
 def one_line(error: CliError) -> str:
-    """The failure in one line: ``executor: FAILED_PRECONDITION MARKET_NOT_ALLOWLISTED: …``."""
-    if not isinstance(error, RpcFailure):
+    """The failure in one line (:func:`oraclectl.formatting.failure_line`)."""
+    if not isinstance(error, RpcFailure) or isinstance(error, Unreachable):
         return error.message
-    report = error.report
-    reason = f" {report.reason}" if report.reason and report.reason != report.code.name else ""
-    message = " ".join(report.message.split()) or report.code.name
-    return f"{error.service}: {report.code.name}{reason}: {message}"
+    return failure_line(error.service, error.report)
 
 
 def violation_lines(error: RpcFailure) -> list[str]:
@@ -98,7 +103,7 @@ def error_dict(error: CliError) -> dict[str, Any]:
         "service": error.service,
         "code": report.code.name,
         "reason": report.reason,
-        "message": report.message,
+        "message": error.message if isinstance(error, Unreachable) else report.message,
         "metadata": report.metadata,
         "precondition_violations": [
             {"type": v.type, "subject": v.subject, "description": v.description} for v in report.precondition_violations
@@ -114,43 +119,6 @@ def error_dict(error: CliError) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ values
-
-
-def when(message: Message, name: str) -> str:
-    """A Timestamp field as UTC text, empty when unset."""
-    if not message.HasField(name):
-        return ""
-    stamp: timestamp_pb2.Timestamp = getattr(message, name)
-    return stamp.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def span(message: Message, name: str) -> str:
-    """A Duration field as 1h30m / 5m / 45s, empty when unset."""
-    if not message.HasField(name):
-        return ""
-    duration: duration_pb2.Duration = getattr(message, name)
-    return format_seconds(duration.seconds)
-
-
-def format_seconds(seconds: int) -> str:
-    if seconds == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
-def label(message: Message, name: str) -> str:
-    """An enum field's value name without its type prefix, lower case: ``SIDE_BUY`` → ``buy``."""
-    enum = message.DESCRIPTOR.fields_by_name[name].enum_type
-    value = None if enum is None else enum.values_by_number.get(getattr(message, name))
-    if enum is None or value is None:
-        return str(getattr(message, name))
-    prefix = enum.values[0].name.removesuffix("UNSPECIFIED")
-    return value.name.removeprefix(prefix).lower()
 
 
 def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], whole: Sequence[str] = ()) -> Table:
@@ -179,22 +147,27 @@ def more_hint(token: str) -> list[RenderableType]:
 # ------------------------------------------------------------------------------------ scanner
 
 
-def proposals_table(reply: scanner_pb2.ListProposalsResponse) -> list[RenderableType]:
+def proposals_table(
+    reply: scanner_pb2.ListProposalsResponse, outcomes: Mapping[str, str] | None = None
+) -> list[RenderableType]:
+    """The proposals with what became of each (``outcomes``: proposal id -> what the executor did;
+    a proposal without one shows whether it is still open)."""
+    known = outcomes or {}
     rows = [
         (
             p.proposal_id,
             p.market,
             label(p, "side"),
-            p.amount_quote,
+            eur(p.amount_quote),
             str(p.confidence),
             label(p, "analyst"),
-            label(p, "status"),
+            known.get(p.proposal_id) or f"not executed ({label(p, 'status')})",
             when(p, "created_at"),
         )
         for p in reply.proposals
     ]
-    columns = ("proposal", "market", "side", "EUR", "conf", "analyst", "status", "created (UTC)")
-    table = _table(f"{len(rows)} proposal(s)", columns, rows, whole=("proposal", "created (UTC)"))
+    columns = ("proposal", "market", "side", "amount", "conf", "analyst", "outcome", "created")
+    table = _table(f"{len(rows)} proposal(s), newest first", columns, rows, whole=("proposal", "created"))
     return [table, *more_hint(reply.next_page_token)]
 
 
@@ -206,7 +179,7 @@ def proposal_detail(p: scanner_pb2.Proposal) -> RenderableType:
             ("job", p.job_id or "(on demand)"),
             ("market", p.market),
             ("side", label(p, "side")),
-            ("amount EUR", p.amount_quote),
+            ("amount", eur(p.amount_quote)),
             ("confidence", str(p.confidence)),
             ("analyst", f"{label(p, 'analyst')} ({p.model})"),
             ("status", label(p, "status")),
@@ -274,27 +247,41 @@ def scan_result(reply: scanner_pb2.RunScanResponse) -> Table:
 # ------------------------------------------------------------------------------------ executor
 
 
-def executions_table(reply: executor_pb2.ListExecutionsResponse) -> list[RenderableType]:
+def mode_text(e: executor_pb2.Execution, exchange: str = "") -> str:
+    """The execution's mode, and where its orders go when that is known (``exchange``, e.g.
+    "simulated exchange" for the local stack's simulator): ``live (simulated exchange)``."""
+    mode = label(e, "mode")
+    return f"{mode} ({exchange})" if exchange and mode == "live" else mode
+
+
+def filled_text(e: executor_pb2.Execution) -> str:
+    """What was filled: ``0.00021 BTC for 10.00 EUR``, or ``-``."""
+    if not e.filled_amount and not e.filled_amount_quote:
+        return "-"
+    return f"{coin(e.filled_amount or '0', base_of(e.market))} for {eur(e.filled_amount_quote or '0')}"
+
+
+def executions_table(reply: executor_pb2.ListExecutionsResponse, exchange: str = "") -> list[RenderableType]:
     rows = [
         (
             e.execution_id,
             e.market,
             label(e, "side"),
-            e.amount_quote,
+            eur(e.amount_quote),
             label(e, "status"),
-            label(e, "mode"),
-            e.filled_amount_quote or "0",
+            mode_text(e, exchange),
+            filled_text(e),
             e.error_code,
             when(e, "claimed_at"),
         )
         for e in reply.executions
     ]
-    columns = ("execution", "market", "side", "EUR", "status", "mode", "filled EUR", "error", "claimed (UTC)")
-    table = _table(f"{len(rows)} execution(s)", columns, rows, whole=("execution", "claimed (UTC)"))
+    columns = ("execution", "market", "side", "amount", "status", "mode", "filled", "error", "claimed")
+    table = _table(f"{len(rows)} execution(s), newest first", columns, rows, whole=("execution", "claimed"))
     return [table, *more_hint(reply.next_page_token)]
 
 
-def execution_detail(e: executor_pb2.Execution) -> RenderableType:
+def execution_detail(e: executor_pb2.Execution, exchange: str = "") -> RenderableType:
     overrides = [name for name, on in (("cooldown", e.override_cooldown), ("anti-flip", e.override_anti_flip)) if on]
     fields = _fields(
         f"execution {e.execution_id}",
@@ -303,13 +290,13 @@ def execution_detail(e: executor_pb2.Execution) -> RenderableType:
             ("proposal", e.proposal_id),
             ("market", e.market),
             ("side", label(e, "side")),
-            ("amount EUR", e.amount_quote),
+            ("amount", eur(e.amount_quote)),
             ("status", label(e, "status")),
-            ("mode", label(e, "mode")),
+            ("mode", mode_text(e, exchange)),
             ("client order id", e.client_order_id),
             ("exchange order id", e.exchange_order_id),
-            ("filled", f"{e.filled_amount or '0'} for {e.filled_amount_quote or '0'} EUR"),
-            ("fee", f"{e.fee_paid} {e.fee_currency}".strip()),
+            ("filled", filled_text(e)),
+            ("fee", fee(e.fee_paid, e.fee_currency)),
             ("error", f"{e.error_code} {e.error_message}".strip()),
             ("overrides", ", ".join(overrides) or "none"),
             ("claimed", when(e, "claimed_at")),
@@ -337,8 +324,8 @@ def audit_table(events: Sequence[executor_pb2.AuditEvent], title: str = "") -> T
         )
         for ev in events
     ]
-    columns = ("#", "time (UTC)", "service", "kind", "principal", "subject", "payload")
-    return _table(title or f"audit trail: {len(rows)} event(s)", columns, rows, whole=("time (UTC)", "kind"))
+    columns = ("#", "time", "service", "kind", "principal", "subject", "payload")
+    return _table(title or f"audit trail: {len(rows)} event(s)", columns, rows, whole=("time", "kind"))
 
 
 def payload_text(payload: struct_pb2.Struct) -> str:
@@ -357,11 +344,29 @@ def payload_text(payload: struct_pb2.Struct) -> str:
     data = tidy(MessageToDict(payload))
     validators = data.get("validators")
     if isinstance(validators, list):
-        failed = [
-            str(v.get("reason") or v.get("name")) for v in validators if isinstance(v, dict) and not v.get("passed")
-        ]
+        failed = failed_validators(data)
         data["validators"] = f"{len(validators)} ran" + (f", failed: {', '.join(failed)}" if failed else ", all passed")
     return json.dumps(data, sort_keys=True)
+
+
+def failed_validators(payload: Mapping[str, Any]) -> list[str]:
+    """The reason codes of the failed validators an audit payload lists."""
+    validators = payload.get("validators")
+    if not isinstance(validators, list):
+        return []
+    return [str(v.get("reason") or v.get("name")) for v in validators if isinstance(v, dict) and not v.get("passed")]
+
+
+def execution_outcome(e: executor_pb2.Execution) -> str:
+    """A proposal's outcome when it was executed: ``executed: filled``."""
+    return f"executed: {label(e, 'status').replace('_', ' ')}"
+
+
+def refusal_outcome(event: executor_pb2.AuditEvent) -> str:
+    """A proposal's outcome when its last attempt was refused: ``refused: MARKET_NOT_ALLOWLISTED``."""
+    data = MessageToDict(event.payload)
+    reasons = failed_validators(data) or [str(data.get("reason") or "unknown reason")]
+    return "refused: " + ", ".join(reasons)
 
 
 def policy_detail(reply: executor_pb2.GetPolicyResponse | executor_pb2.UpdatePolicyResponse) -> RenderableType:
@@ -370,12 +375,12 @@ def policy_detail(reply: executor_pb2.GetPolicyResponse | executor_pb2.UpdatePol
         ("user", p.user_id),
         ("version", str(p.version) + ("  (no stored policy: everything is denied)" if p.version == 0 else "")),
         ("allowed markets", ", ".join(p.allowed_markets) or "(none: deny all)"),
-        ("order EUR", f"{p.min_order_eur or '-'} .. {p.max_order_eur or '-'}"),
+        ("order size", f"{eur(p.min_order_eur)} .. {eur(p.max_order_eur)}"),
         ("min confidence", str(p.min_confidence)),
         ("cooldown", span(p, "cooldown")),
         ("anti-flip window", span(p, "anti_flip_window")),
         ("trades per day / hour", f"{p.daily_trade_cap} / {p.hourly_trade_cap}"),
-        ("daily notional cap EUR", p.daily_notional_cap_eur),
+        ("daily notional cap", eur(p.daily_notional_cap_eur)),
         ("price guard %", p.price_guard_pct),
         ("auto execute", "on" if p.auto_execute else "off"),
         ("trading (user)", "enabled" if p.trading_enabled else "DISABLED"),
@@ -384,7 +389,7 @@ def policy_detail(reply: executor_pb2.GetPolicyResponse | executor_pb2.UpdatePol
     if isinstance(reply, executor_pb2.GetPolicyResponse):
         pairs += [
             ("trading (account)", "enabled" if reply.account.trading_enabled else "DISABLED"),
-            ("account daily notional cap EUR", reply.account.daily_notional_cap_eur),
+            ("account daily notional cap", eur(reply.account.daily_notional_cap_eur)),
             ("account settings version", str(reply.account.version)),
         ]
     return _fields(f"policy of {p.user_id}", pairs)
@@ -393,18 +398,18 @@ def policy_detail(reply: executor_pb2.GetPolicyResponse | executor_pb2.UpdatePol
 def account_detail(a: executor_pb2.AccountSettings) -> RenderableType:
     pairs = [
         ("trading (account)", "enabled" if a.trading_enabled else "DISABLED"),
-        ("account daily notional cap EUR", a.daily_notional_cap_eur),
+        ("account daily notional cap", eur(a.daily_notional_cap_eur)),
         ("version", str(a.version)),
     ]
     return _fields("account settings (every user)", pairs)
 
 
-def reconcile_result(reply: executor_pb2.ReconcileExecutionsResponse) -> list[RenderableType]:
+def reconcile_result(reply: executor_pb2.ReconcileExecutionsResponse, exchange: str = "") -> list[RenderableType]:
     summary = Text(f"examined {reply.examined}, changed {reply.changed}, unresolved {reply.unresolved}")
     if not reply.executions:
         return [summary]
     listing = executor_pb2.ListExecutionsResponse(executions=reply.executions)
-    return [summary, *executions_table(listing)]
+    return [summary, *executions_table(listing, exchange)]
 
 
 def kill_switch_result(reply: executor_pb2.SetTradingEnabledResponse) -> Text:
@@ -417,17 +422,22 @@ def kill_switch_result(reply: executor_pb2.SetTradingEnabledResponse) -> Text:
 
 
 def usage_table(reply: budget_pb2.GetUsageResponse) -> Table:
+    """Every window in its own unit, said once: calls, tokens, or USD (counted in micro-dollars)."""
+
+    def amount(window: budget_pb2.WindowUsage, value: int) -> str:
+        return usd_micros(value) if window.window == budget_pb2.WINDOW_DAILY_COST else str(value)
+
     rows = [
         (
             label(w, "window"),
-            str(w.used),
-            "unlimited" if w.unlimited else str(w.limit),
-            "-" if w.unlimited else str(w.remaining),
+            amount(w, w.used),
+            "unlimited" if w.unlimited else amount(w, w.limit),
+            "-" if w.unlimited else amount(w, w.remaining),
             when(w, "resets_at"),
         )
         for w in reply.windows
     ]
-    return _table("LLM budget", ("window", "used", "limit", "remaining", "resets (UTC)"), rows)
+    return _table("LLM budget", ("window", "used", "limit", "remaining", "resets"), rows)
 
 
 def limits_detail(limits: budget_pb2.Limits) -> Table:
@@ -438,8 +448,8 @@ def limits_detail(limits: budget_pb2.Limits) -> Table:
             ("calls per hour", str(limits.hourly_calls)),
             ("tokens per day", str(limits.daily_tokens) if limits.daily_tokens else "unlimited"),
             (
-                "cost per day (USD)",
-                str(Decimal(limits.daily_cost_micros).scaleb(-6)) if limits.daily_cost_micros else "unlimited",
+                "cost per day",
+                usd_micros(limits.daily_cost_micros) if limits.daily_cost_micros else "unlimited",
             ),
         ],
     )

@@ -17,6 +17,7 @@ from oracle.executor.v1 import executor_service_pb2_grpc as executor_grpc
 from oracle.scanner.v1 import scanner_service_pb2_grpc as scanner_grpc
 
 from oraclectl.exitcodes import ExitCode, for_status
+from oraclectl.formatting import is_unreachable, unreachable
 from shared.channel import open_channel
 from shared.errors import ErrorReport, from_rpc_error
 
@@ -61,6 +62,15 @@ class RpcFailure(CliError):
         return found
 
 
+class Unreachable(RpcFailure):
+    """Nothing answered at the service's address: no stack running, or a wrong address."""
+
+    def __init__(self, service: str, address: str, report: ErrorReport) -> None:
+        super().__init__(service, report)
+        self.address = address
+        self.message = unreachable(service, address)
+
+
 @dataclass
 class Session:
     """Where the services are, who we are to them, and how long a call may take."""
@@ -97,7 +107,14 @@ class Session:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise RpcFailure(service, from_rpc_error(exc)) from None
+            report = from_rpc_error(exc)
+            if is_unreachable(report):
+                raise Unreachable(service, self.address(service), report) from None
+            raise RpcFailure(service, report) from None
+
+    def address(self, service: str) -> str:
+        """Where ``service`` ("scanner", "executor", "budget") is dialled."""
+        return {"scanner": self.scanner_addr, "executor": self.executor_addr, "budget": self.budget_addr}[service]
 
     def close(self) -> None:
         for channel in self._channels.values():

@@ -19,7 +19,9 @@ from stack.console import make_console
 from stack.processes import StartError
 from stack.supervisor import Options, Stack, StackError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help=__doc__)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, rich_markup_mode=None, help=__doc__
+)
 
 
 @app.callback()

@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from oraclectl import defaults
-from oraclectl.output import label, outcome_text
+from oraclectl.formatting import label
+from oraclectl.output import outcome_text
 from shared.exchange.sdk import PRODUCTION_REST_URL
 from stack.cycles import CycleReport, Totals
 from stack.demo import ALLOWED_MARKETS, SCANNED_MARKETS

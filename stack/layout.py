@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oraclectl.defaults import PROJECT_ROOT, STATE_DIR_NAME, TOKEN_FILE_NAME
+from oraclectl.defaults import PROJECT_ROOT, STATE_DIR_NAME, STATUS_FILE_NAME, TOKEN_FILE_NAME
 from shared.db.embedded import DEFAULT_DATA_DIR
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / STATE_DIR_NAME
@@ -53,7 +53,7 @@ class Layout:
 
     @property
     def status_file(self) -> Path:
-        return self.state_dir / "status.json"
+        return self.state_dir / STATUS_FILE_NAME
 
     @property
     def exchange_keys_file(self) -> Path:
@@ -84,7 +84,7 @@ class Layout:
 def read_status(state_dir: Path) -> dict[str, Any] | None:
     """A stack's ``status.json``, or None when there is none (yet)."""
     try:
-        data: dict[str, Any] = json.loads((state_dir / "status.json").read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads((state_dir / STATUS_FILE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data

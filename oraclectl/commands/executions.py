@@ -4,6 +4,7 @@ validator reports, the reconciler, and the append-only audit trail."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Annotated
 
 import typer
@@ -21,6 +22,7 @@ _STATUS = {
     if number != executor_pb2.EXECUTION_STATUS_UNSPECIFIED
 }
 _AUDIT_PAGES = 20  # a subject's trail is short; this only bounds a runaway listing
+_AUDIT_PAGE_SIZE = 1000  # the executor's largest page
 
 
 def execute(
@@ -52,7 +54,7 @@ def execute(
         override_reason=reason,
     )
     reply = session.call("executor", session.executor().ExecuteProposal, request)
-    out.result(reply, output.execution_detail(reply.execution))
+    out.result(reply, output.execution_detail(reply.execution, out.exchange), about_orders=True)
 
 
 @app.command("list")
@@ -76,7 +78,7 @@ def list_executions(
         status=_STATUS[status.lower()] if status else executor_pb2.EXECUTION_STATUS_UNSPECIFIED,
     )
     reply = session.call("executor", session.executor().ListExecutions, request)
-    out.result(reply, *output.executions_table(reply))
+    out.result(reply, *output.executions_table(reply, out.exchange), about_orders=True)
 
 
 @app.command("show")
@@ -93,7 +95,7 @@ def show_execution(
     execution = session.call("executor", session.executor().GetExecution, request).execution
     events = audit_trail(session, user, execution.execution_id, execution.proposal_id)
     data = {"execution": output.to_dict(execution), "audit_events": [output.to_dict(e) for e in events]}
-    out.result(data, output.execution_detail(execution), output.audit_table(events))
+    out.result(data, output.execution_detail(execution, out.exchange), output.audit_table(events), about_orders=True)
 
 
 def audit_trail(session: Session, user: str, *subjects: str) -> list[executor_pb2.AuditEvent]:
@@ -122,7 +124,25 @@ def reconcile(
     session, out = use(ctx, json_flag)
     request = executor_pb2.ReconcileExecutionsRequest(user_id="" if all_users else user)
     reply = session.call("executor", session.executor().ReconcileExecutions, request)
-    out.result(reply, *output.reconcile_result(reply))
+    out.result(reply, *output.reconcile_result(reply, out.exchange), about_orders=True)
+
+
+def latest_events(session: Session, user: str, subject: str, limit: int) -> list[executor_pb2.AuditEvent]:
+    """The ``limit`` latest audit events (about ``subject`` when given), newest first.
+
+    The executor lists a trail oldest first, page by page; the latest are on the last page, so
+    every page is read and only the last ``limit`` events are kept."""
+    latest: deque[executor_pb2.AuditEvent] = deque(maxlen=limit)
+    token = ""
+    while True:
+        request = executor_pb2.ListAuditEventsRequest(
+            user_id=user, subject_id=subject, page_size=_AUDIT_PAGE_SIZE, page_token=token
+        )
+        reply = session.call("executor", session.executor().ListAuditEvents, request)
+        latest.extend(reply.events)
+        token = reply.next_page_token
+        if not token:
+            return sorted(latest, key=lambda event: event.sequence, reverse=True)
 
 
 def audit(
@@ -130,14 +150,11 @@ def audit(
     *,
     user: UserOption = DEFAULT_USER,
     subject: Annotated[str, typer.Option(help="Only events about this execution, proposal or reservation.")] = "",
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Page size.")] = 100,
-    page_token: PageTokenOption = "",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many of the latest events.")] = 20,
     json_flag: JsonOption = False,
 ) -> None:
-    """List the user's append-only, hash-chained audit trail, oldest first."""
+    """List the latest events of the user's append-only, hash-chained audit trail, newest first."""
     session, out = use(ctx, json_flag)
-    request = executor_pb2.ListAuditEventsRequest(
-        user_id=user, subject_id=subject, page_size=limit, page_token=page_token
-    )
-    reply = session.call("executor", session.executor().ListAuditEvents, request)
-    out.result(reply, output.audit_table(reply.events), *output.more_hint(reply.next_page_token))
+    events = latest_events(session, user, subject, limit)
+    title = f"audit trail of {user}: the latest {len(events)} event(s), newest first"
+    out.result({"events": [output.to_dict(e) for e in events]}, output.audit_table(events, title=title))

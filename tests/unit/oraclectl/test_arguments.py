@@ -7,7 +7,7 @@ import typer
 from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 
 from oraclectl import arguments
-from oraclectl.output import format_seconds, label
+from oraclectl.formatting import format_seconds, label
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("2h", 7200)])
