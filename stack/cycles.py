@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from oracle.budget.v1 import budget_service_pb2 as budget_pb2
+from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 from oracle.scanner.v1 import scanner_service_pb2 as scanner_pb2
 
+from oraclectl.formatting import moment
 from oraclectl.session import CliError, Session
 from stack.demo import find_job
 
@@ -42,10 +44,11 @@ class CycleReport:
     """One finished run of the demo job."""
 
     number: int
-    ran_at: str
+    ran_at: str  # as oraclectl says times
     outcomes: tuple[scanner_pb2.MarketOutcome, ...]
     budget: BudgetLeft
     exchange_orders: int | None  # orders the simulated exchange holds in total (None: not counted)
+    executions_total: int | None = None  # the user's executions in the database, every run (None: not counted)
 
     @property
     def proposals(self) -> int:
@@ -145,11 +148,26 @@ class CycleWatcher:
         self._number += 1
         return CycleReport(
             number=self._number,
-            ran_at=stamp,
+            ran_at=moment(job.last_run_at),
             outcomes=tuple(job.last_outcomes),
             budget=BudgetLeft.of(self._usage()),
             exchange_orders=self._count_orders(),
+            executions_total=self._count_executions(),
         )
+
+    def _count_executions(self) -> int | None:
+        """Every execution of the user in the database: this run's and the earlier runs'."""
+        total, token = 0, ""
+        try:
+            while True:
+                request = executor_pb2.ListExecutionsRequest(user_id=self._user, page_size=500, page_token=token)
+                page = self._session.call("executor", self._session.executor().ListExecutions, request)
+                total += len(page.executions)
+                token = page.next_page_token
+                if not token:
+                    return total
+        except CliError:
+            return None
 
     def _usage(self) -> budget_pb2.GetUsageResponse | None:
         try:

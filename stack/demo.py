@@ -98,6 +98,14 @@ def seed(session: Session, *, user: str = DEMO_USER, interval_seconds: int = 30)
     return Seeded(user, policy.version, created, job.job_id, job_created, job.paused)
 
 
+def live_policy(session: Session, user: str) -> executor_pb2.GetPolicyResponse:
+    """The user's policy as the executor enforces it now, with the account settings."""
+    reply: executor_pb2.GetPolicyResponse = session.call(
+        "executor", session.executor().GetPolicy, executor_pb2.GetPolicyRequest(user_id=user)
+    )
+    return reply
+
+
 def find_job(session: Session, user: str, job_id: str = "") -> scanner_pb2.ScanJob | None:
     """The user's demo job (the one with exactly the demo's markets), or the job ``job_id``."""
     token = ""

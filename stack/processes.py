@@ -68,6 +68,7 @@ class Child:
     proc: subprocess.Popen[str]
     log_path: Path
     ready_value: str = ""  # what the readiness line said: a URL or a port
+    log_start: int = 0  # where this run's lines begin in the log (earlier runs' lines come before)
     _log: IO[str] | None = field(default=None, repr=False)
 
     @property
@@ -91,12 +92,38 @@ class Child:
             code = self.proc.wait(10)
         return code
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = 12) -> str:
+        """This run's part of the log, as a person wants it when the child failed: its error
+        lines first (a traceback's last lines, ERROR records), then the last ``lines`` lines."""
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            with self.log_path.open("rb") as handle:
+                handle.seek(self.log_start)
+                text = handle.read().decode("utf-8", errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        own = text.splitlines()
+        errors = [line for line in own if _is_error(line)][-lines:]
+        tail = [line for line in own[-lines:] if line not in errors]
+        parts = []
+        if errors:
+            parts.append("error lines of this run:\n" + "\n".join(errors))
+        if tail:
+            parts.append("last lines of this run:\n" + "\n".join(tail))
+        return "\n".join(parts) or "(nothing was logged in this run)"
+
+
+def _is_error(line: str) -> bool:
+    """A log line that says what went wrong: an ERROR/CRITICAL record or a Python exception line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        return str(record.get("level", record.get("levelname", ""))).upper() in ("ERROR", "CRITICAL")
+    stripped = line.strip()
+    return stripped.startswith("Traceback") or bool(
+        stripped and not line.startswith(" ") and ("Error" in stripped.split(":", 1)[0] or "Exception" in stripped)
+    )
 
 
 def spawn(
@@ -114,6 +141,7 @@ def spawn(
     :class:`StartError` carries the log's tail.
     """
     log = log_path.open("a", encoding="utf-8")
+    log_start = log.tell()
     log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} stack: starting {name}\n")
     log.flush()
     proc = subprocess.Popen(  # noqa: S603 -- argv is ours: sys.executable -m <our module>
@@ -127,7 +155,7 @@ def spawn(
         start_new_session=True,
         preexec_fn=_die_with_parent,  # noqa: PLW1509 -- only prctl, with libc loaded beforehand
     )
-    child = Child(name, proc, log_path, _log=log)
+    child = Child(name, proc, log_path, log_start=log_start, _log=log)
     found = threading.Event()
 
     def pump() -> None:

@@ -144,7 +144,7 @@ class Stack:
             timeout=30.0,
         )
         seeded = demo.seed(self.session, user=self.options.user, interval_seconds=self.options.interval_seconds)
-        self._announce(seeded)
+        self._announce(seeded, demo.live_policy(self.session, self.options.user))
         self._state = "running"
         self._job_id = seeded.job_id
         self._write_status()
@@ -155,6 +155,9 @@ class Stack:
             return
         for name, port in zip(("scanner", "executor", "budget"), self.options.ports, strict=True):
             with socket.socket() as probe:
+                # As the gRPC servers bind: a port whose last connections linger in TIME_WAIT
+                # after a stop is free to them, so it is free here too.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError:
@@ -223,7 +226,7 @@ class Stack:
         self._write_status()
         return child
 
-    def _announce(self, seeded: demo.Seeded) -> None:
+    def _announce(self, seeded: demo.Seeded, policy: executor_pb2.GetPolicyResponse) -> None:
         endpoints = [
             view.Endpoint(name, self.addresses.get(name, ""), child.pid, _shown(child.log_path))
             for name, child in self.children.items()
@@ -232,7 +235,7 @@ class Stack:
             endpoints.append(view.Endpoint("postgresql", "unix socket", _postmaster_pid(self.layout.pgdata), ""))
         self.console.print(view.endpoints_table(endpoints))
         self.console.print(view.going_live(), soft_wrap=True)
-        self.console.print(view.scenario())
+        self.console.print(view.scenario(policy))
         what = "created" if seeded.policy_created else f"kept (version {seeded.policy_version})"
         job = "created" if seeded.job_created else "kept"
         self.console.print(f"Demo user '{seeded.user}': policy {what}, scan job {seeded.job_id} {job}.")
@@ -245,6 +248,9 @@ class Stack:
             view.how_to_reach(self.addresses, _shown(self.layout.token_file), default_layout, seeded.user),
             soft_wrap=True,
         )
+        notice = view.trading_notice(policy)
+        if notice is not None:
+            self.console.print(notice, soft_wrap=True)
 
     # ------------------------------------------------------------------ running
     def _show_cycles(self) -> None:
@@ -299,7 +305,10 @@ class Stack:
             request = scanner_pb2.ListProposalsRequest(user_id=self.options.user, page_size=100)
             reply = self.session.call("scanner", self.session.scanner().ListProposals, request)
             proposals = {p.proposal_id: p for p in reply.proposals}
-        self.console.print(view.cycle_view(report, proposals))
+        notice = None
+        with contextlib.suppress(CliError):
+            notice = view.trading_notice(demo.live_policy(self.session, self.options.user))
+        self.console.print(view.cycle_view(report, proposals, notice), soft_wrap=True)
         self.totals.add(report)
         self._write_status()
 
@@ -368,6 +377,8 @@ class Stack:
                 "addresses": dict(self.addresses),
                 "pids": pids,
                 "token_file": str(self.layout.token_file),
+                # oraclectl says "live (simulated exchange)" from this (oraclectl/localstack.py)
+                "executor_exchange": "real" if self.plan.real_exchange_executor else "simulator",
                 "pgdata": None if self.cluster is None else str(self.layout.pgdata),
             }
         )
