@@ -157,11 +157,13 @@ def failure_message(report: ErrorReport) -> str:
     (``failed precondition: ``) and the reason (``MARKET_NOT_ALLOWLISTED: ``) are dropped from its
     start, and a message that only repeats the violations listed below it is dropped entirely."""
     message = " ".join(report.message.split())
+    listed = " ".join(_listed(report).split())
     for prefix in (report.code.name.replace("_", " ").lower() + ": ", report.reason + ": "):
+        if listed and message == listed:
+            return ""
         if prefix.strip(": ") and message.lower().startswith(prefix.lower()):
             message = message[len(prefix) :]
-    listed = _listed(report)
-    return "" if listed and message == " ".join(listed.split()) else message
+    return "" if listed and message == listed else message
 
 
 def failure_line(service: str, report: ErrorReport) -> str:
