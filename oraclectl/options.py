@@ -53,5 +53,8 @@ UserOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as protobuf JSON (for scripts).")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=500, help="Page size.")]
+ExpectedVersionOption = Annotated[
+    int | None, typer.Option(help="Fail (exit 9) unless the stored version is this; default: read it first.")
+]
 PageTokenOption = Annotated[str, typer.Option("--page-token", help="Continue from a previous page.")]
 DEFAULT_USER = defaults.DEMO_USER

@@ -223,21 +223,16 @@ def cycle_view(
 
 def summary_table(totals: Totals) -> Table:
     """The end-of-run table: each number with what it counts."""
-    table = Table(title="Summary of this run", title_justify="left")
+    table = Table(title="Summary of this run (the first six rows count the cycles shown above)", title_justify="left")
     table.add_column("", style="bold")
     table.add_column("number", overflow="fold")
     table.add_column("what it counts", overflow="fold", style="dim")
-    cycles = "in the scan cycles shown above"
-    table.add_row("cycles shown", str(totals.cycles), "runs of the demo scan job this make run showed")
-    table.add_row("markets scanned", str(totals.scanned), f"one per market per cycle, {cycles}")
-    table.add_row("proposals", str(totals.proposals), f"made by the analyst {cycles}")
-    table.add_row("executed", str(totals.executed), f"executed by the scanner's auto-execute {cycles}")
-    table.add_row(
-        "rejected",
-        f"{totals.rejected} ({_reasons(totals.rejections)})",
-        f"refused by the executor, by reason, {cycles}",
-    )
-    table.add_row("no proposal", _reasons(totals.skips), f"markets without a proposal, by why, {cycles}")
+    table.add_row("cycles shown", str(totals.cycles), "runs of the demo scan job")
+    table.add_row("markets scanned", str(totals.scanned), "one per market per cycle")
+    table.add_row("proposals", str(totals.proposals), "made by the analyst")
+    table.add_row("executed", str(totals.executed), "by auto-execute (not oraclectl or grpcurl)")
+    table.add_row("rejected", f"{totals.rejected} ({_reasons(totals.rejections)})", "refused by the executor")
+    table.add_row("no proposal", _reasons(totals.skips), "markets without a proposal, by why")
     if totals.last is not None:
         last = totals.last
         table.add_row(
@@ -247,14 +242,13 @@ def summary_table(totals: Totals) -> Table:
             table.add_row(
                 "orders at the simulated exchange",
                 str(last.exchange_orders),
-                "every order the simulator received since this run started it (it starts empty each run): "
-                "auto-execute's and any placed with oraclectl or grpcurl",
+                "every order this run's simulator received: auto-execute's, oraclectl's and grpcurl's",
             )
         if last.executions_total is not None:
             table.add_row(
                 "executions in the database",
                 str(last.executions_total),
-                "every execution of the demo user, this run's and earlier runs' (oraclectl executions list)",
+                "the demo user's, this run's and earlier runs' together",
             )
     return table
 

@@ -13,7 +13,7 @@ from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 from oraclectl import arguments, output
 from oraclectl.defaults import DEMO_USER
 from oraclectl.exitcodes import ExitCode
-from oraclectl.options import JsonOption, use
+from oraclectl.options import ExpectedVersionOption, JsonOption, use
 from oraclectl.session import RpcFailure, Session
 
 app = typer.Typer(
@@ -50,9 +50,7 @@ def set_account(
         str | None,
         typer.Option(help="EUR all users together may claim per UTC day (at most 2 decimals; 0 refuses every order)."),
     ] = None,
-    expected_version: Annotated[
-        int | None, typer.Option(help="Fail (exit 9) unless the stored version is this; default: read it first.")
-    ] = None,
+    expected_version: ExpectedVersionOption = None,
     json_flag: JsonOption = False,
 ) -> None:
     """Change account settings; every other setting keeps its value (audited; executions in

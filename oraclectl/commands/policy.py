@@ -12,7 +12,7 @@ from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 
 from oraclectl import arguments, output
 from oraclectl.exitcodes import ExitCode
-from oraclectl.options import DEFAULT_USER, JsonOption, UserOption, use
+from oraclectl.options import DEFAULT_USER, ExpectedVersionOption, JsonOption, UserOption, use
 from oraclectl.session import RpcFailure, Session
 
 policy_app = typer.Typer(help="A user's trading policy (the executor's validators read it live).", no_args_is_help=True)
@@ -57,9 +57,7 @@ def update_policy(
         bool | None,
         typer.Option("--auto-execute/--no-auto-execute", help="Let the scanner execute without an operator."),
     ] = None,
-    expected_version: Annotated[
-        int | None, typer.Option(help="Fail (exit 9) unless the stored version is this; default: read it first.")
-    ] = None,
+    expected_version: ExpectedVersionOption = None,
     json_flag: JsonOption = False,
 ) -> None:
     """Change some fields of a policy; every other field keeps its value.

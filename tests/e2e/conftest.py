@@ -96,13 +96,14 @@ class RunningStack:
         return self.proc.wait(timeout)
 
 
-def start_stack(state_dir: Path, *args: str) -> RunningStack:
-    """``python -m stack run --state-dir … --ports auto …`` in a process group of its own."""
+def start_stack(state_dir: Path, *args: str, ports: str = "auto") -> RunningStack:
+    """``python -m stack run --state-dir … --ports auto …`` in a process group of its own
+    (``ports``: ``scanner,executor,budget`` instead of free ones)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     output = state_dir / "stack-output.txt"
     with output.open("ab") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stack", "run", "--state-dir", str(state_dir), "--ports", "auto", *args],
+            [sys.executable, "-m", "stack", "run", "--state-dir", str(state_dir), "--ports", ports, *args],
             cwd=PROJECT_ROOT,
             env=stack_environment(),
             stdin=subprocess.DEVNULL,
