@@ -236,6 +236,9 @@ class Stack:
         self.console.print(view.endpoints_table(endpoints))
         self.console.print(view.going_live(), soft_wrap=True)
         self.console.print(view.scenario(policy))
+        notice = view.trading_notice(policy)
+        if notice is not None:
+            self.console.print(notice, soft_wrap=True)
         what = "created" if seeded.policy_created else f"kept (version {seeded.policy_version})"
         job = "created" if seeded.job_created else "kept"
         self.console.print(f"Demo user '{seeded.user}': policy {what}, scan job {seeded.job_id} {job}.")
@@ -248,9 +251,6 @@ class Stack:
             view.how_to_reach(self.addresses, _shown(self.layout.token_file), default_layout, seeded.user),
             soft_wrap=True,
         )
-        notice = view.trading_notice(policy)
-        if notice is not None:
-            self.console.print(notice, soft_wrap=True)
 
     # ------------------------------------------------------------------ running
     def _show_cycles(self) -> None:

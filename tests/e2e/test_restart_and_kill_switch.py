@@ -9,7 +9,9 @@ import re
 import socket
 import subprocess
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.conftest import ORACLECTL, RunningStack, start_stack, stop_quietly
 
@@ -54,7 +56,15 @@ def test_kill_switch_notice_restart_on_fixed_ports_and_a_stopped_stack(tmp_path)
         assert NOTICE not in sections[0]
         assert NOTICE in sections[1] and TURN_ON in sections[1], sections[1]
         env = first.client_env()
+        # Someone is connected when Ctrl-C comes (a client in another terminal): the services
+        # close those connections first, which leaves them in TIME_WAIT on the services' ports.
+        channels = [grpc.insecure_channel(f"127.0.0.1:{port}") for port in ports]
+        for channel in channels:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert first.interrupt() == 0, first.text()
+        for channel in channels:
+            channel.close()
         first_text = first.text()
     finally:
         stop_quietly(first)
