@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,7 +119,7 @@ def _ids(stack: RunningStack) -> dict[str, str]:
     return {"execution_id": executions[0]["execution_id"], "proposal_id": refused}
 
 
-def _orders(stack: RunningStack) -> list[dict[str, object]]:
+def _orders(stack: RunningStack) -> list[dict[str, Any]]:
     admin = SimulatorAdmin(stack.status()["addresses"]["exchange-sim"])
     try:
         return admin.orders()
@@ -126,8 +127,8 @@ def _orders(stack: RunningStack) -> list[dict[str, object]]:
         admin.close()
 
 
-def _json(ran: Ran) -> dict[str, object]:
-    data: dict[str, object] = json.loads(ran.out)
+def _json(ran: Ran) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(ran.out)
     return data
 
 
@@ -138,7 +139,7 @@ def _execute_does_what_the_text_says(stack: RunningStack, ran: Ran) -> None:
     if ran.code == 0:
         execution = _json(ran)["execution"]
         assert isinstance(execution, dict)
-        at_exchange = [o["order"]["clientOrderId"] for o in _orders(stack)]  # type: ignore[index]
+        at_exchange = [o["order"]["clientOrderId"] for o in _orders(stack)]
         assert at_exchange.count(execution["client_order_id"]) == 1, (execution, at_exchange)
     elif "Code: AlreadyExists" in printed:
         assert "oracle.executor.v1.Execution" in printed, printed
@@ -178,7 +179,7 @@ def _simulated_json(ran: Ran) -> None:
     assert ran.code == 0, ran.err
     data = _json(ran)
     assert data["exchange"] == "simulated exchange"
-    assert {e["mode"] for e in data["executions"]} == {"EXECUTION_MODE_LIVE"}  # type: ignore[union-attr]
+    assert {e["mode"] for e in data["executions"]} == {"EXECUTION_MODE_LIVE"}
 
 
 def _grpcurl(stack: RunningStack, ran: Ran) -> None:
@@ -195,10 +196,10 @@ def _grpcurl(stack: RunningStack, ran: Ran) -> None:
     elif "/ListProposals" in command:
         assert _json(ran)["proposals"]
     elif "/ListAuditEvents" in command:
-        kinds = {e["kind"] for e in _json(ran)["events"]}  # type: ignore[union-attr]
+        kinds = {e["kind"] for e in _json(ran)["events"]}
         assert any(kind.startswith("execution.") for kind in kinds), kinds
     elif "/GetPolicy" in command:
-        assert "allowed_markets" in _json(ran)["policy"]  # type: ignore[operator]
+        assert "allowed_markets" in _json(ran)["policy"]
     elif "/GetUsage" in command:
         assert _json(ran)["windows"]
     elif "Health/Check" in command:
