@@ -172,15 +172,11 @@ def trading_notice(live: executor_pb2.GetPolicyResponse) -> Text | None:
     if not off:
         return None
     text = Text()
-    for scope, command in off:
+    for number, (scope, command) in enumerate(off):
+        text.append("\n" if number else "")
         text.append("TRADING IS OFF", style="bold red")
         text.append(f" {scope}: every proposal is refused with TRADING_DISABLED. Turn it on with: ")
         text.append(command, style="bold")
-        text.append("\n")
-    text.append(
-        "The scanner keeps scanning and asking the analyst meanwhile (its LLM calls count against the budget).",
-        style="dim",
-    )
     return text
 
 
