@@ -2,7 +2,8 @@
 settings → logging → tracing → database pool → servicers → server → wait for SIGTERM.
 
 Each ``services/<name>/__main__.py`` only says how to load its settings and which servicers to
-build; everything else happens here, once.
+build; everything else happens here, once — including the one way to refuse to start:
+``build`` raises :class:`StartupRefused` and the process exits with its code.
 """
 
 from __future__ import annotations
@@ -23,6 +24,21 @@ from shared.telemetry import setup_tracing
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
+
+# A configuration error (a variable missing or invalid) exits with this code.
+EXIT_CONFIG = 2
+
+
+class StartupRefused(Exception):
+    """This process must not serve (a key that can do too much, a venue that fails its check …).
+
+    ``run_main`` logs the message, writes it to stderr and exits with ``exit_code``; the message
+    must name what to fix and never carry a secret.
+    """
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def open_database(settings: ServiceSettings, *, service: str, role: str) -> Database:
@@ -87,7 +103,13 @@ def run_main(
         db = open_database(settings, service=service, role=role)
     except ConfigError as exc:  # no DATABASE_URL: open_database is where that rule lives
         return _configuration_refused(service, exc)
-    bindings, hooks = build(settings, db)
+    try:
+        bindings, hooks = build(settings, db)
+    except StartupRefused as exc:
+        log.critical("refusing to start: %s", exc, extra={"event": "startup_refused", "exit_code": exc.exit_code})
+        sys.stderr.write(f"{service}: refusing to start: {exc}\n")
+        db.close()
+        return exc.exit_code
     running = start_service(service=service, settings=settings, db=db, bindings=bindings)
     running.on_shutdown.extend(hooks)
     running.run_until_signalled()
@@ -98,4 +120,4 @@ def _configuration_refused(service: str, exc: ConfigError) -> int:
     """Name every configuration problem on stderr; the exit code of a refused configuration."""
     for problem in exc.problems:
         sys.stderr.write(f"{service}: configuration error: {problem}\n")
-    return 2
+    return EXIT_CONFIG

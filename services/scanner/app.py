@@ -31,8 +31,10 @@ from services.scanner.proposals import ExpirySweeper, Proposals
 from services.scanner.scan import Backoff, ScanRunner
 from services.scanner.scheduler import Scheduler
 from services.scanner.servicer import ScannerServicer
+from shared.bootstrap import StartupRefused
 from shared.clock import Clock, SystemClock
 from shared.db import Database
+from shared.exchange.errors import ExchangeError, TradeCapableKeyError
 from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ApiCredentials, ExchangeSettings
 from shared.server import ServiceBinding
@@ -60,19 +62,34 @@ class Scanner:
     closers: list[Callable[[], None]]
 
 
+# Exit code of a scanner whose exchange key can trade, or cannot be proven not to.
+EXIT_KEY_NOT_READONLY = 3
+
+
 def exchange_settings(settings: ScannerSettings) -> ExchangeSettings:
     return ExchangeSettings(rest_url=settings.exchange_url, read_timeout_s=settings.exchange_timeout_seconds)
 
 
 def verify_readonly_key(settings: ScannerSettings) -> None:
-    """Raise (TradeCapableKeyError, or whatever stopped the probe) unless the key is view-only."""
+    """StartupRefused (exit :data:`EXIT_KEY_NOT_READONLY`) unless the key is view-only: a key
+    that can trade, or one whose permissions the probe could not establish."""
     if settings.bitvavo_api_key is None or settings.bitvavo_api_secret is None:
         log.info("no Bitvavo key configured: public market data only")
         return
     credentials = ApiCredentials(
         settings.bitvavo_api_key.get_secret_value(), settings.bitvavo_api_secret.get_secret_value()
     )
-    ReadonlyAccount(credentials, exchange_settings(settings))
+    try:
+        ReadonlyAccount(credentials, exchange_settings(settings))
+    except TradeCapableKeyError as exc:
+        raise StartupRefused(
+            "SCANNER_BITVAVO_API_KEY can trade; give it a view-only key", exit_code=EXIT_KEY_NOT_READONLY
+        ) from exc
+    except ExchangeError as exc:
+        raise StartupRefused(
+            f"cannot prove SCANNER_BITVAVO_API_KEY is view-only ({type(exc).__name__})",
+            exit_code=EXIT_KEY_NOT_READONLY,
+        ) from exc
 
 
 def assemble(
