@@ -3,8 +3,9 @@
 Functions take a connection inside ``Database.transaction(user_id)``: row-level security limits
 every table to that user, and cross-user figures go through the SECURITY DEFINER functions of
 migrations 0001 and 0020. Times are parameters from the injected clock, never SQL ``now()``, so
-windows move with the clock tests control. "Counting" executions (caps, cooldown, anti-flip,
-notional) are every status except FAILED and zero-fill CANCELED.
+windows move with the clock tests control. Which executions count toward the limits
+(``oracle.execution_counts``) and which are final (``oracle.execution_is_final``) are SQL
+functions of migration 0022, the one home of each rule; this module only calls them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _POLICY_COLUMNS = (
     " price_guard_pct, auto_execute, trading_enabled, updated_at, updated_by"
 )
 
-_COUNTING = "status <> 'FAILED' AND NOT (status = 'CANCELED' AND filled_amount = 0)"
+_COUNTING = "oracle.execution_counts(status, filled_amount)"
 
 # Columns compare_and_set_status may change besides status (a fixed list: never caller text in SQL).
 _SETTABLE = frozenset(
@@ -189,8 +190,7 @@ def unresolved_of_user(conn: Conn, mode: str, limit: int) -> list[str]:
     """Ids of the user's non-terminal executions of ``mode``, oldest update first."""
     rows = conn.execute(
         "SELECT execution_id FROM oracle.trade_executions WHERE mode = %s"
-        " AND status IN ('CLAIMED', 'SUBMITTING', 'SUBMITTED', 'PARTIALLY_FILLED', 'UNKNOWN')"
-        " ORDER BY updated_at LIMIT %s",
+        " AND NOT oracle.execution_is_final(status) ORDER BY updated_at LIMIT %s",
         (mode, limit),
     ).fetchall()
     return [str(r["execution_id"]) for r in rows]
@@ -241,8 +241,6 @@ def user_figures(
 class AccountFigures:
     """Account-wide figures across users, read under the account row lock."""
 
-    global_trading_enabled: bool
-    daily_notional_cap_eur: Decimal  # the live cap from account_settings, read with the row lock
     notional_today_eur: Decimal
     in_flight_eur: Decimal
 
@@ -266,10 +264,9 @@ def lock_account_row(conn: Conn) -> Row:
 def account_figures(
     conn: Conn, *, mode: str, side: Side, market: str, day_start: datetime, day_end: datetime, balance_at: datetime
 ) -> AccountFigures:
-    """Global kill switch and the account daily notional cap (one read, under the row lock), the
-    account's claimed EUR this UTC day, and the same side's EUR in flight since the balance was
-    fetched (for a sell, of this market only). Locks the account row until commit."""
-    account = lock_account_row(conn)
+    """The account's claimed EUR this UTC day, and the same side's EUR in flight since the
+    balance was fetched (for a sell, of this market only). The caller holds the account row lock
+    (:func:`lock_account_row`), so no other user's claim changes them before this one commits."""
     notional = conn.execute(
         "SELECT claimed_eur FROM oracle.account_notional(%s, %s, %s)", (mode, day_start, day_end)
     ).fetchone()
@@ -279,8 +276,6 @@ def account_figures(
     ).fetchone()
     assert notional is not None and in_flight is not None
     return AccountFigures(
-        global_trading_enabled=bool(account["trading_enabled"]),
-        daily_notional_cap_eur=Decimal(account["daily_notional_cap_eur"]),
         notional_today_eur=Decimal(notional["claimed_eur"]),
         in_flight_eur=Decimal(in_flight["eur"]),
     )

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.executor import repository
+from services.executor import SERVICE, repository
 from services.executor.model import Execution, OrderView, Status
 from shared import audit
 from shared.db import Conn
@@ -33,8 +33,6 @@ from shared.exchange.errors import (
     RateLimitedError,
     RequestRejectedError,
 )
-
-SERVICE = "executor"
 
 _LIVE = {Status.SUBMITTED, Status.PARTIALLY_FILLED, Status.FILLED, Status.CANCELED}
 
@@ -50,9 +48,9 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.FAILED: frozenset(),
 }
 
+# Final statuses move nowhere. The database's oracle.execution_is_final (migration 0022), which
+# every SQL statement about unresolved executions reads, must say the same: a test compares.
 TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
-# Sent (or possibly sent) and not final: what the reconciler looks up at the exchange.
-AWAITING_EXCHANGE = frozenset({Status.SUBMITTING, Status.UNKNOWN, Status.SUBMITTED, Status.PARTIALLY_FILLED})
 
 
 class IllegalTransition(OracleError):
