@@ -20,7 +20,11 @@ T = TypeVar("T")
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 _MARKET = re.compile(r"^[A-Z0-9]{1,16}-EUR$")
 MAX_TEXT = 4000
+# The confidence levels a proposal may carry and a policy may require: the one list in Python
+# (the scanner's analysts, the executor's validators and policy checks read it). The database's
+# domain oracle.confidence (migration 0001) allows the same values; a test compares the two.
 CONFIDENCE_VALUES = (0, 25, 50, 75, 100)
+CONFIDENCE_TEXT = ", ".join(map(str, CONFIDENCE_VALUES))
 
 
 def user_id(value: str, field: str = "user_id") -> str:
@@ -102,9 +106,9 @@ def enum(value: int, field: str, allowed: set[int] | frozenset[int] | range) -> 
 
 
 def confidence(value: int, field: str = "confidence") -> int:
-    """One of 0, 25, 50, 75, 100."""
+    """One of :data:`CONFIDENCE_VALUES`."""
     if value not in CONFIDENCE_VALUES:
-        raise InvalidArgument.one(field, "must be one of 0, 25, 50, 75, 100")
+        raise InvalidArgument.one(field, f"must be one of {CONFIDENCE_TEXT}")
     return value
 
 

@@ -14,14 +14,14 @@ gathers those figures, this module only compares.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from services.executor.model import MarketInfo, Policy, Proposal, Side
-
-CONFIDENCE_VALUES = frozenset({0, 25, 50, 75, 100})
+from shared import order_size as size_rule
+from shared.fields import CONFIDENCE_VALUES
 
 # Reason codes: the PreconditionViolation types a caller may see.
 PROPOSAL_EXPIRED = "PROPOSAL_EXPIRED"
@@ -29,8 +29,8 @@ TRADING_DISABLED = "TRADING_DISABLED"
 ALLOWLIST_EMPTY_DENY_BY_DEFAULT = "ALLOWLIST_EMPTY_DENY_BY_DEFAULT"
 MARKET_NOT_ALLOWLISTED = "MARKET_NOT_ALLOWLISTED"
 MARKET_NOT_TRADING = "MARKET_NOT_TRADING"
-ORDER_TOO_SMALL = "ORDER_TOO_SMALL"
-ORDER_TOO_LARGE = "ORDER_TOO_LARGE"
+ORDER_TOO_SMALL = size_rule.ORDER_TOO_SMALL
+ORDER_TOO_LARGE = size_rule.ORDER_TOO_LARGE
 CONFIDENCE_NOT_ALLOWED = "CONFIDENCE_NOT_ALLOWED"
 CONFIDENCE_BELOW_MINIMUM = "CONFIDENCE_BELOW_MINIMUM"
 COOLDOWN_ACTIVE = "COOLDOWN_ACTIVE"
@@ -149,23 +149,24 @@ def market_status(f: Facts) -> Check:
 
 
 def order_size(f: Facts) -> Check:
-    """Within the policy's min/max and the market's minimums (quote and base) and maximum."""
+    """Within the policy's min/max and the market's minimums (quote and base) and maximum
+    (the rule itself: shared/order_size.py, which the scanner sizes its ideas by)."""
     amount = f.amount
     bounds = [f"policy {f.policy.min_order_eur}..{f.policy.max_order_eur} EUR"]
-    reason = ""
-    if amount <= 0 or amount < f.policy.min_order_eur:
-        reason = ORDER_TOO_SMALL
-    elif amount > f.policy.max_order_eur:
-        reason = ORDER_TOO_LARGE
+    limits = size_rule.OrderSizeLimits(policy_min_eur=f.policy.min_order_eur, policy_max_eur=f.policy.max_order_eur)
+    base_amount: Decimal | None = None
     if f.market is not None:
         base_amount = amount / f.price_now if f.price_now else Decimal(0)
         bounds.append(
             f"market {f.market.min_order_quote}..{f.market.max_order_quote} EUR, min {f.market.min_order_base} {f.market.base}"
         )
-        if not reason and (amount < f.market.min_order_quote or base_amount < f.market.min_order_base):
-            reason = ORDER_TOO_SMALL
-        elif not reason and amount > f.market.max_order_quote:
-            reason = ORDER_TOO_LARGE
+        limits = replace(
+            limits,
+            market_min_eur=f.market.min_order_quote,
+            market_max_eur=f.market.max_order_quote,
+            market_min_base=f.market.min_order_base,
+        )
+    reason = limits.verdict(amount, base_amount=base_amount)
     observed = eur(amount)
     if amount != f.proposal.amount_quote:
         observed += f" (proposed {f.proposal.amount_quote}, rounded down to the market's precision)"
@@ -173,14 +174,15 @@ def order_size(f: Facts) -> Check:
 
 
 def confidence(f: Facts) -> Check:
-    """One of 0/25/50/75/100 and at least the policy's minimum."""
+    """One of :data:`shared.fields.CONFIDENCE_VALUES` and at least the policy's minimum."""
     value = f.proposal.confidence
     reason = ""
     if value not in CONFIDENCE_VALUES:
         reason = CONFIDENCE_NOT_ALLOWED
     elif value < f.policy.min_confidence:
         reason = CONFIDENCE_BELOW_MINIMUM
-    return Check("confidence", not reason, str(value), f">= {f.policy.min_confidence}, one of 0/25/50/75/100", reason)
+    levels = "/".join(map(str, CONFIDENCE_VALUES))
+    return Check("confidence", not reason, str(value), f">= {f.policy.min_confidence}, one of {levels}", reason)
 
 
 def cooldown(f: Facts) -> Check:

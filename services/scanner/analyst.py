@@ -28,11 +28,11 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
 from services.scanner.market_data import MarketSnapshot
+from shared.fields import CONFIDENCE_TEXT, CONFIDENCE_VALUES
 
 BUY = "buy"
 SELL = "sell"
 CENT = Decimal("0.01")
-CONFIDENCE_LEVELS = (0, 25, 50, 75, 100)
 # No proposal is ever larger, whatever a policy or an analyst says (trade_proposals.amount_quote
 # is numeric(20, 2); this keeps far below its limit).
 MAX_AMOUNT_EUR = Decimal(10) ** 9
@@ -198,8 +198,8 @@ def storable(decision: object) -> Decision:
         return NoTrade(INVALID_IDEA, f"side {clean_text(repr(idea.side))[:40]} is not buy or sell")
     if isinstance(idea.confidence, bool) or not isinstance(idea.confidence, int):
         return NoTrade(INVALID_IDEA, f"confidence {clean_text(repr(idea.confidence))[:40]} is not an integer")
-    if idea.confidence not in CONFIDENCE_LEVELS:
-        return NoTrade(INVALID_IDEA, f"confidence {idea.confidence} is not one of 0, 25, 50, 75, 100")
+    if idea.confidence not in CONFIDENCE_VALUES:
+        return NoTrade(INVALID_IDEA, f"confidence {idea.confidence} is not one of {CONFIDENCE_TEXT}")
     amount = idea.amount_eur
     if not isinstance(amount, Decimal) or not amount.is_finite() or not 0 < amount <= MAX_AMOUNT_EUR:
         return NoTrade(INVALID_IDEA, f"amount {clean_text(repr(amount))[:60]} EUR is not in (0, {MAX_AMOUNT_EUR:f}]")

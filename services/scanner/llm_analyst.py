@@ -53,7 +53,6 @@ from openai.types.shared_params import ResponseFormatJSONObject
 
 from services.scanner.analyst import (
     CENT,
-    CONFIDENCE_LEVELS,
     MAX_AMOUNT_EUR,
     MAX_RATIONALE,
     AnalysisRequest,
@@ -64,6 +63,7 @@ from services.scanner.analyst import (
     is_model_name,
 )
 from services.scanner.budget_client import BudgetClient, BudgetError, BudgetExhausted, BudgetUnavailable
+from shared.fields import CONFIDENCE_TEXT, CONFIDENCE_VALUES
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ SYSTEM_PROMPT = (
     "prices (oldest first) and the allowed order size. Propose at most one trade. Answer with "
     'exactly one JSON object and nothing else: {"side": "buy" | "sell" | "hold", '
     '"amount_eur": "<decimal string between min_order_eur and max_order_eur, at most 2 decimals>", '
-    '"confidence": one of 0, 25, 50, 75, 100, "rationale": "<one or two sentences>"}. '
+    f'"confidence": one of {CONFIDENCE_TEXT}, "rationale": "<one or two sentences>"}}. '
     'Use "hold" when there is no clear trend.'
 )
 
@@ -125,8 +125,8 @@ def parse_answer(content: str | None, finish_reason: str | None, model: str, bou
     if side not in SIDES:
         return NoTrade("LLM_INVALID_SIDE", f"side {_shown(side)} is not one of {', '.join(SIDES)}")
     confidence = answer.get("confidence")
-    if isinstance(confidence, bool) or not isinstance(confidence, int) or confidence not in CONFIDENCE_LEVELS:
-        return NoTrade("LLM_INVALID_CONFIDENCE", f"confidence {_shown(confidence)} is not one of 0, 25, 50, 75, 100")
+    if isinstance(confidence, bool) or not isinstance(confidence, int) or confidence not in CONFIDENCE_VALUES:
+        return NoTrade("LLM_INVALID_CONFIDENCE", f"confidence {_shown(confidence)} is not one of {CONFIDENCE_TEXT}")
     rationale = answer.get("rationale", "")
     if not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE or not _storable_text(rationale):
         return NoTrade(

@@ -46,6 +46,7 @@ from services.scanner.proposals import Proposal
 from shared import audit
 from shared.clock import Clock
 from shared.db import Conn, Database
+from shared.order_size import OrderSizeLimits
 from shared.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,17 @@ class Backoff:
 
 
 def order_bounds(policy: Policy, snapshot: MarketSnapshot) -> OrderBounds | None:
-    """The policy's size bounds, the minimum raised to the market's; None when nothing fits."""
-    minimum = max(policy.min_order_eur, snapshot.min_order_quote)
-    maximum = policy.max_order_eur
-    if minimum > maximum or maximum <= 0:
+    """The policy's size bounds narrowed to the market's (shared/order_size.py, the rule the
+    executor validates by); None when nothing fits."""
+    limits = OrderSizeLimits(
+        policy_min_eur=policy.min_order_eur,
+        policy_max_eur=policy.max_order_eur,
+        market_min_eur=snapshot.min_order_quote,
+    )
+    span = limits.bounds()
+    if span is None:
         return None
-    return OrderBounds(min_eur=minimum, max_eur=maximum, min_confidence=policy.min_confidence)
+    return OrderBounds(min_eur=span[0], max_eur=span[1], min_confidence=policy.min_confidence)
 
 
 @dataclass(frozen=True)
