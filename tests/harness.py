@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,12 +119,14 @@ class ServiceProcess:
             self.proc.wait(10)
 
 
-def start_process(module: str, env: Mapping[str, str], log_path: Path, timeout: float = 30.0) -> ServiceProcess:
-    """Run ``python -m module`` with ``env`` (plus PATH); wait for its "listening" log line."""
+def start_process(
+    module: str, env: Mapping[str, str], log_path: Path, timeout: float = 30.0, args: Sequence[str] = ()
+) -> ServiceProcess:
+    """Run ``python -m module *args`` with ``env`` (plus PATH); wait for its "listening" log line."""
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1", **env}
     log_file = log_path.open("w", encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", module],
+        [sys.executable, "-m", module, *args],
         cwd=PROJECT_ROOT,
         env=full_env,
         stdout=subprocess.PIPE,
@@ -175,9 +177,11 @@ def _drain(proc: subprocess.Popen[str], log_file: Any) -> None:
 
 
 @contextmanager
-def running_process(module: str, env: Mapping[str, str], log_path: Path) -> Iterator[ServiceProcess]:
+def running_process(
+    module: str, env: Mapping[str, str], log_path: Path, args: Sequence[str] = ()
+) -> Iterator[ServiceProcess]:
     """A service process for the duration of a with-block (terminated, then killed)."""
-    service = start_process(module, env, log_path)
+    service = start_process(module, env, log_path, args=args)
     try:
         yield service
     finally:

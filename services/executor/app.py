@@ -4,7 +4,7 @@ flow, the policy book, the reconciler thread and the servicer.
 ``build`` is what ``shared.bootstrap.run_main`` calls; tests call it too, with a ManualClock, a
 venue or test hooks of their own, and serve the bindings with ``shared.bootstrap.start_service``.
 A live executor whose key cannot trade (or whose exchange cannot be reached to prove it) refuses
-to start with :class:`StartupRefused`.
+to start with :class:`shared.bootstrap.StartupRefused` (exit code :data:`EXIT_VENUE_REFUSED`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import timedelta
 from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
-from services.executor.config import CrashPoint, ExecutorSettings, Mode
+from services.executor.config import ExecutorSettings, Mode
 from services.executor.execution import Executor, Hooks
 from services.executor.paper import PaperVenue
 from services.executor.policies import PolicyBook
@@ -24,6 +24,7 @@ from services.executor.reconciler import Reconciler, ReconcilerThread, Timing
 from services.executor.servicer import ExecutorServicer
 from services.executor.trade_client import TradeClient
 from services.executor.venue import LiveVenue, Markets, Venue
+from shared.bootstrap import StartupRefused
 from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.exchange.errors import ExchangeError
@@ -36,10 +37,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutorService"].full_name
 _SYSTEM_CLOCK = SystemClock()
 CONNECT_TIMEOUT_SECONDS = 3.0
-
-
-class StartupRefused(Exception):
-    """The executor must not run with this configuration (e.g. a live key that cannot trade)."""
+# Exit code of an executor whose venue fails its startup check (the code it always had).
+EXIT_VENUE_REFUSED = 2
 
 
 def exchange_settings(settings: ExecutorSettings) -> ExchangeSettings:
@@ -78,12 +77,6 @@ def announce_mode(settings: ExecutorSettings) -> None:
         text = "EXECUTOR MODE: PAPER - no order is ever sent; fills are simulated at the public price"
     for _ in range(3):
         log.warning(text, extra={"event": "mode", "mode": settings.mode.value})
-    if settings.test_crash_at is not CrashPoint.NONE:
-        log.critical(
-            "EXECUTOR_TEST_CRASH_AT=%s is set: this process kills itself mid-execution. TEST-ONLY; "
-            "never set it in production.",
-            settings.test_crash_at.value,
-        )
 
 
 def build(
@@ -94,20 +87,24 @@ def build(
     venue: Venue | None = None,
     hooks: Hooks | None = None,
 ) -> tuple[Sequence[ServiceBinding], Sequence[Callable[[], None]]]:
-    """The bindings to serve, and the shutdown hooks of the started reconciler thread."""
+    """The bindings to serve, and the shutdown hooks of the started reconciler thread.
+
+    ``hooks`` are the Executor's test seams (tests/support/executor_with_hooks.py); production
+    passes none."""
     announce_mode(settings)
     venue = venue or create_venue(settings, db, clock)
     try:
         venue.verify()
     except ExchangeError as exc:
-        log.critical("refusing to start: the %s venue failed its startup check: %s", venue.mode, exc)
-        raise StartupRefused(f"{venue.mode} venue check failed: {type(exc).__name__}: {exc}") from exc
+        raise StartupRefused(
+            f"{venue.mode} venue check failed: {type(exc).__name__}: {exc}", exit_code=EXIT_VENUE_REFUSED
+        ) from exc
     executor = Executor(
         db,
         venue,
         clock,
         send_within=timedelta(seconds=settings.request_timeout_seconds),
-        hooks=hooks or Hooks.crash_at(settings.test_crash_at),
+        hooks=hooks,
     )
     timing = Timing(
         request_timeout=timedelta(seconds=CONNECT_TIMEOUT_SECONDS + settings.request_timeout_seconds),

@@ -13,18 +13,16 @@ Account-wide limits are not configuration: the account daily notional cap lives 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
 from shared.config import ConfigError, ServiceSettings, load
+from shared.exchange.sdk import PRODUCTION_REST_URL
 
 PREFIX = "EXECUTOR_"
-BITVAVO_URL = "https://api.bitvavo.com/v2"
 INT64_MAX = 2**63 - 1
 
 
@@ -35,21 +33,13 @@ class Mode(StrEnum):
     PAPER = "paper"  # every validator, claim and transition as live; filled at the public price, nothing sent
 
 
-class CrashPoint(StrEnum):
-    """TEST-ONLY: where the process kills itself (crash-recovery tests). Never set in production."""
-
-    NONE = ""
-    AFTER_CLAIM = "after_claim"  # right after the claim commits, before SUBMITTING
-    AFTER_SEND = "after_send"  # right after the exchange answered, before the answer is stored
-
-
 class ExecutorSettings(ServiceSettings):
     """Everything the executor reads from its environment (prefix EXECUTOR_)."""
 
     mode: Mode
     """live or paper. Required: the executor never guesses whether money moves."""
 
-    exchange_url: str = Field(default=BITVAVO_URL, pattern=r"^https?://[^\s]+$")
+    exchange_url: str = Field(default=PRODUCTION_REST_URL, pattern=r"^https?://[^\s]+$")
     """Bitvavo REST base URL (the simulator's in tests and the demo)."""
 
     bitvavo_api_key: SecretStr | None = None
@@ -88,9 +78,6 @@ class ExecutorSettings(ServiceSettings):
     paper_fee_rate: Decimal = Field(default=Decimal("0.0025"), ge=0, le=Decimal("0.1"))
     """Paper mode: taker fee charged on a simulated fill."""
 
-    test_crash_at: CrashPoint = CrashPoint.NONE
-    """TEST-ONLY crash hook for recovery tests: after_claim or after_send. Never set in production."""
-
 
 def load_settings(environ: Mapping[str, str]) -> ExecutorSettings:
     """The settings of ``environ``; ConfigError names every bad variable, including a mode that
@@ -102,7 +89,6 @@ def load_settings(environ: Mapping[str, str]) -> ExecutorSettings:
     except ConfigError as exc:
         problems.extend(exc.problems)
     problems.extend(_mode_problems(environ))
-    problems.extend(_crash_knob_problems(environ))
     problems.extend(_retired_problems(environ))
     if problems or settings is None:
         raise ConfigError(problems)
@@ -137,37 +123,3 @@ def _mode_problems(environ: Mapping[str, str]) -> list[str]:
             f"{name}: must be unset when {PREFIX}MODE=paper (no trade key)" for name in key_vars if environ.get(name)
         ]
     return []
-
-
-def is_loopback_url(url: str) -> bool:
-    """True when ``url``'s host is this machine: ``localhost`` or an address in 127.0.0.0/8."""
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.version == 4 and address in ipaddress.ip_network("127.0.0.0/8")
-
-
-def _crash_knob_problems(environ: Mapping[str, str]) -> list[str]:
-    """The TEST-ONLY crash knob SIGKILLs the process mid-execution: never against a real exchange.
-
-    Refused in live mode unless the exchange URL is a loopback address (the simulator in tests).
-    """
-    name = PREFIX + "TEST_CRASH_AT"
-    if not environ.get(name) or environ.get(PREFIX + "MODE", "") != Mode.LIVE:
-        return []
-    url = environ.get(PREFIX + "EXCHANGE_URL") or BITVAVO_URL
-    if is_loopback_url(url):
-        return []
-    return [
-        f"{name}: test-only (the process kills itself mid-execution); refused with {PREFIX}MODE=live"
-        f" and a {PREFIX}EXCHANGE_URL that is not a loopback address (localhost or 127.0.0.0/8)"
-    ]

@@ -30,7 +30,6 @@ from services.executor.app import build
 from services.executor.config import load_settings
 from services.executor.execution import Hooks
 from services.executor.model import MarketInfo, OrderView, Side
-from services.executor.trade_client import TradeClient
 from services.executor.venue import Venue
 from shared.bootstrap import open_database, start_service
 from shared.clock import Clock, SystemClock
@@ -47,9 +46,11 @@ from tests.harness import (
     new_user_id,
     running_process,
 )
+from tests.support.trade_client import FullTradeClient
 
 OPERATOR_ID = 424242
 MODULE = "services.executor"
+CRASHING_MODULE = "tests.support.executor_with_hooks"
 
 
 @dataclass
@@ -250,11 +251,19 @@ def account_cap(executor: Executor, cap: str) -> Iterator[pb.AccountSettings]:
 
 @contextmanager
 def process_executor(
-    postgres: Postgres, exchange_url: str, log_path: Path, *, mode: str = "live", **overrides: str
+    postgres: Postgres,
+    exchange_url: str,
+    log_path: Path,
+    *,
+    mode: str = "live",
+    crash_at: str = "",
+    **overrides: str,
 ) -> Iterator[tuple[Executor, ServiceProcess]]:
-    """``python -m services.executor`` as its own process."""
+    """``python -m services.executor`` as its own process; with ``crash_at``, the test-only
+    entry point that builds it with a hook killing the process there."""
     env = service_env(postgres, exchange_url, mode=mode, **overrides)
-    with running_process(MODULE, env, log_path) as proc:
+    module, args = (CRASHING_MODULE, ["--crash-at", crash_at]) if crash_at else (MODULE, [])
+    with running_process(module, env, log_path, args=args) as proc:
         executor = _stubs(proc.port, postgres)
         try:
             yield executor, proc
@@ -291,10 +300,10 @@ class VenueProxy:
         return self.inner.find(market=market, client_order_id=client_order_id, since=since)
 
 
-def trade_client(exchange_url: str) -> TradeClient:
-    """A TradeClient under the executor's own trade key (the simulator's default account), for
+def trade_client(exchange_url: str) -> FullTradeClient:
+    """A FullTradeClient under the executor's own trade key (the simulator's default account), for
     tests that act on the account behind the executor's back."""
-    return TradeClient(
+    return FullTradeClient(
         ApiCredentials(DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET),
         operator_id=OPERATOR_ID,
         settings=ExchangeSettings(rest_url=exchange_url),

@@ -2,7 +2,8 @@
 the exchange accepted the order, is settled by a new instance's startup reconciliation, with at
 most one order each at the exchange.
 
-The crash point is the TEST-ONLY knob EXECUTOR_TEST_CRASH_AT (the process SIGKILLs itself there).
+The crashing process is the test-only entry point tests/support/executor_with_hooks.py: the
+executor built with a hook that SIGKILLs it at the chosen point.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def test_killed_after_the_claim_nothing_is_sent_and_the_claim_fails(
 ) -> None:
     uid = user()
     pid = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
-    with process_executor(postgres, exchange.url, tmp_path / "a.log", test_crash_at="after_claim") as (ex, proc):
+    with process_executor(postgres, exchange.url, tmp_path / "a.log", crash_at="after_claim") as (ex, proc):
         ex.set_policy(uid)
         report = failure(lambda: ex.execute(uid, pid))
         assert report.code is grpc.StatusCode.UNAVAILABLE
@@ -55,7 +56,7 @@ def test_killed_after_the_exchange_accepted_the_order_it_is_found_and_filled(
 ) -> None:
     uid = user()
     pid = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
-    with process_executor(postgres, exchange.url, tmp_path / "a.log", test_crash_at="after_send") as (ex, proc):
+    with process_executor(postgres, exchange.url, tmp_path / "a.log", crash_at="after_send") as (ex, proc):
         ex.set_policy(uid)
         report = failure(lambda: ex.execute(uid, pid))
         assert report.code is grpc.StatusCode.UNAVAILABLE

@@ -1,0 +1,66 @@
+"""TEST-ONLY entry point: ``python -m tests.support.executor_with_hooks --crash-at POINT``.
+
+Runs the executor exactly as ``python -m services.executor`` does (same settings, same
+``shared.bootstrap.run_main``, same ``services.executor.app.build``), except that the Executor is
+built with a hook that SIGKILLs the process at POINT — the crash-recovery tests' way to die
+between two steps. It lives under tests/, which the service image does not contain, so no
+production process can be made to kill itself by its environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+
+from services.executor import SERVICE
+from services.executor.app import build
+from services.executor.config import ExecutorSettings, load_settings
+from services.executor.execution import Hooks
+from services.executor.model import Execution
+from shared.bootstrap import run_main
+from shared.db import Database
+from shared.server import ServiceBinding
+
+log = logging.getLogger(__name__)
+
+
+class CrashPoint(StrEnum):
+    """Where the process kills itself."""
+
+    AFTER_CLAIM = "after_claim"  # right after the claim commits, before SUBMITTING
+    AFTER_SEND = "after_send"  # right after the exchange answered, before the answer is stored
+
+
+def crash_hooks(point: CrashPoint) -> Hooks:
+    """Executor hooks that SIGKILL this process at ``point``."""
+
+    def die(execution: Execution) -> None:
+        log.critical("TEST-ONLY crash at %s", point.value, extra={"execution_id": execution.execution_id})
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if point is CrashPoint.AFTER_CLAIM:
+        return Hooks(after_claim=die)
+    return Hooks(after_send=die)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.support.executor_with_hooks", description=__doc__)
+    parser.add_argument("--crash-at", required=True, choices=[p.value for p in CrashPoint])
+    args = parser.parse_args(argv)
+    hooks = crash_hooks(CrashPoint(args.crash_at))
+
+    def build_with_hooks(
+        settings: ExecutorSettings, db: Database
+    ) -> tuple[Sequence[ServiceBinding], Sequence[Callable[[], None]]]:
+        return build(settings, db, hooks=hooks)
+
+    return run_main(SERVICE, load_settings, build_with_hooks, role="oracle_executor")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
