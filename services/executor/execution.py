@@ -3,20 +3,22 @@
 The order of events is the guarantee (docs/design.md#checking-a-proposal):
 
 1. A quick unlocked look (``_pre_read``, the same gate as under the lock): an existing execution
-   → ALREADY_EXISTS before anything else; then authorize — overrides only from the operator, the
-   scanner only while the user's live policy has auto-execute on. Refusals are PERMISSION_DENIED,
-   audited.
+   → ALREADY_EXISTS before anything else; then overrides only from the operator
+   (PERMISSION_DENIED, audited); then the proposal must exist. It reads no policy: the policy is
+   read once, under the lock.
 2. Before any lock: fetch over the network what the validators need — the market's rules, its
    current price, the account's free balance.
 3. One transaction for the user, holding the account lock (shared) and the user's trading lock:
-   (1) an existing execution → ALREADY_EXISTS carrying it, before anything else; (2) the
-   proposal: absent → NOT_FOUND, expired → PROPOSAL_EXPIRED; (3) the kill switches →
-   TRADING_DISABLED; (4) every validator against the *live* policy (and the account's live
-   notional cap, read under the account row lock) → FAILED_PRECONDITION listing
-   every failure (audited; the proposal stays executable); (5) the claim: INSERT … ON CONFLICT
-   (user_id, proposal_id) DO NOTHING, status CLAIMED.
-4. A new short transaction under the same locks re-reads the kill switches: off → FAILED, nothing
-   sent; on → CLAIMED→SUBMITTING, committed before anything leaves.
+   (1) the same gate again; (2) the user's live policy — the one read of it (a user without one
+   has the default policy) — and the scanner only while it has auto-execute on
+   (PERMISSION_DENIED, audited); (3) the proposal: expired → PROPOSAL_EXPIRED; (4) the account
+   row, locked until commit — the one read of the global kill switch and the account's notional
+   cap — and the kill switches → TRADING_DISABLED; (5) every validator against that policy and
+   cap → FAILED_PRECONDITION listing every failure (audited; the proposal stays executable);
+   (6) the claim: INSERT … ON CONFLICT (user_id, proposal_id) DO NOTHING, status CLAIMED.
+4. A new short transaction under the same locks re-reads the kill switches (the design's one
+   required re-read: a switch turned off after the claim must stop the order): off → FAILED,
+   nothing sent; on → CLAIMED→SUBMITTING, committed before anything leaves.
 5. The single POST /order with a clientOrderId derived from (user_id, proposal_id) — unless this
    process stalled since SUBMITTING for longer than the request timeout (then FAILED, nothing
    sent: the reconciler's "proven absent" rule must stay true). It is never sent again for this
@@ -29,8 +31,6 @@ No network call happens while a lock is held.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,10 +38,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from services.executor import repository, state_machine, validators
-from services.executor.config import CrashPoint
+from services.executor import SERVICE, policies, repository, state_machine, validators
 from services.executor.model import Execution, MarketInfo, OrderView, Policy, Proposal, Side, Status
-from services.executor.policies import default_policy
 from services.executor.validators import Check, Facts
 from services.executor.venue import Venue
 from shared import audit, principals
@@ -62,8 +60,6 @@ from shared.errors import (
 from shared.exchange.errors import ExchangeError, OutcomeUnknownError
 
 log = logging.getLogger(__name__)
-
-SERVICE = "executor"
 
 # Fixed namespace of every clientOrderId this project sends: uuid5(NAMESPACE, "user:proposal").
 CLIENT_ORDER_NAMESPACE = uuid.UUID("6f1c2a4e-9b7d-5e83-a0c4-2d5f8e1b3a97")
@@ -109,25 +105,12 @@ class ExecuteRequest:
 
 @dataclass(frozen=True)
 class Hooks:
-    """Points between the steps where tests step in. Production uses the no-op default."""
+    """Seams between the steps where a test steps in (tests/support/executor_with_hooks.py kills
+    the process at one). Production builds the Executor with the no-op default."""
 
     after_claim: Callable[[Execution], None] = field(default=lambda _e: None)
     before_send: Callable[[Execution], None] = field(default=lambda _e: None)
     after_send: Callable[[Execution], None] = field(default=lambda _e: None)
-
-    @classmethod
-    def crash_at(cls, point: CrashPoint) -> Hooks:
-        """TEST-ONLY: SIGKILL this process at ``point`` (crash-recovery tests)."""
-
-        def die(execution: Execution) -> None:
-            log.critical("TEST-ONLY crash at %s", point.value, extra={"execution_id": execution.execution_id})
-            os.kill(os.getpid(), signal.SIGKILL)
-
-        if point is CrashPoint.AFTER_CLAIM:
-            return cls(after_claim=die)
-        if point is CrashPoint.AFTER_SEND:
-            return cls(after_send=die)
-        return cls()
 
 
 @dataclass(frozen=True)
@@ -172,7 +155,7 @@ class Executor:
         return self._submit(claimed)
 
     def _pre_read(self, req: ExecuteRequest) -> Proposal:
-        """A quick unlocked look: settles duplicates, unknown proposals and a refused scanner
+        """A quick unlocked look: settles duplicates, a refused override and unknown proposals
         without touching the network. Everything is checked again under the lock."""
         with self._db.transaction(req.user_id) as conn:
             outcome = self._gate(conn, req)
@@ -180,7 +163,7 @@ class Executor:
                 self._audit_refusal(conn, req, outcome)
         if isinstance(outcome, OracleError):
             raise outcome
-        return outcome[0]
+        return outcome
 
     def _fetch(self, proposal: Proposal) -> MarketContext:
         """Network, before any lock: market rules, current price, free balance."""
@@ -214,26 +197,41 @@ class Executor:
         gated = self._gate(conn, req)
         if isinstance(gated, OracleError):
             return gated
-        proposal, policy = gated
+        proposal = gated
+        policy = policies.live_policy(conn, req.user_id)  # the execution's one read of the policy
+        if req.principal == principals.SCANNER and not policy.auto_execute:
+            return PermissionDenied(
+                "auto-execute is off in this user's policy: the scanner may not execute", reason="AUTO_EXECUTE_OFF"
+            )
         now = self._clock.now()
         freshness = validators.freshness(proposal, now)
         if not freshness.passed:
             return rejection(proposal, [freshness])
-        global_enabled = bool(repository.account_settings(conn)["trading_enabled"])
-        switch = validators.kill_switch(global_enabled, policy.trading_enabled)
+        # The account row, locked until commit (lock order: account advisory lock shared, user
+        # lock, account row): the claim's one read of the global kill switch and of the account
+        # cap, so no other user's claim or UpdateAccountSettings lands between it and the claim.
+        account = repository.lock_account_row(conn)
+        switch = validators.kill_switch(bool(account["trading_enabled"]), policy.trading_enabled)
         if not switch.passed:
             return rejection(proposal, [switch])
-        facts = self._facts(conn, req, proposal=proposal, policy=policy, ctx=ctx, now=now)
+        facts = self._facts(
+            conn,
+            req,
+            proposal=proposal,
+            policy=policy,
+            ctx=ctx,
+            now=now,
+            account_cap_eur=Decimal(account["daily_notional_cap_eur"]),
+        )
         checks = validators.run_validators(facts)
         failed = validators.failures(checks)
         if failed:
             return rejection(proposal, failed, checks)
         return self._claim(conn, req, facts, checks, now)
 
-    def _gate(self, conn: Conn, req: ExecuteRequest) -> tuple[Proposal, Policy] | OracleError:
+    def _gate(self, conn: Conn, req: ExecuteRequest) -> Proposal | OracleError:
         """(1) an existing execution — before any other check, whoever calls and with whatever
-        flags —, then the caller's right to override, the proposal's existence and the scanner's
-        right."""
+        flags —, then the caller's right to override and the proposal's existence."""
         existing = repository.execution_by_proposal(conn, req.proposal_id)
         if existing is not None:
             return ExecutionExists(Execution.from_row(existing))
@@ -244,13 +242,7 @@ class Executor:
         row = repository.proposal(conn, req.proposal_id)
         if row is None:
             return NotFound("proposal", req.proposal_id, reason="PROPOSAL_NOT_FOUND")
-        stored = repository.policy(conn)
-        policy = Policy.from_row(stored) if stored else default_policy(req.user_id)
-        if req.principal == principals.SCANNER and not policy.auto_execute:
-            return PermissionDenied(
-                "auto-execute is off in this user's policy: the scanner may not execute", reason="AUTO_EXECUTE_OFF"
-            )
-        return Proposal.from_row(row), policy
+        return Proposal.from_row(row)
 
     def _facts(
         self,
@@ -261,6 +253,7 @@ class Executor:
         policy: Policy,
         ctx: MarketContext,
         now: datetime,
+        account_cap_eur: Decimal,
     ) -> Facts:
         day_start = start_of_utc_day(now)
         mine = repository.user_figures(
@@ -271,9 +264,7 @@ class Executor:
             day_start=day_start,
             hour_start=now - timedelta(hours=1),
         )
-        # Account-wide figures last: this takes the account row lock until commit (lock order:
-        # account advisory lock shared, user lock, account row) and reads the live account cap
-        # in the same statement, so no UpdateAccountSettings lands between the read and the claim.
+        # Account-wide figures: read under the account row lock the caller holds.
         account = repository.account_figures(
             conn,
             mode=self._venue.mode,
@@ -297,7 +288,7 @@ class Executor:
             trades_last_hour=mine.trades_last_hour,
             notional_today_eur=mine.notional_today_eur,
             account_notional_today_eur=account.notional_today_eur,
-            account_daily_notional_cap_eur=account.daily_notional_cap_eur,
+            account_daily_notional_cap_eur=account_cap_eur,
             override_cooldown=req.override_cooldown,
             override_anti_flip=req.override_anti_flip,
         )
@@ -414,9 +405,11 @@ class Executor:
             current = Execution.from_row(row)
             if current.status is not Status.CLAIMED:  # e.g. a reconciler judged it stale
                 return current
-            stored = repository.policy(conn)
-            user_enabled = bool(stored["trading_enabled"]) if stored else False
-            switch = validators.kill_switch(bool(repository.account_settings(conn)["trading_enabled"]), user_enabled)
+            # The design's one required re-read of the kill switches (global, then the user's
+            # on the live policy, with the same default as the claim): one turned off since the
+            # claim must stop the order, so the claim's reading cannot be reused here.
+            global_enabled = bool(repository.account_settings(conn)["trading_enabled"])
+            switch = validators.kill_switch(global_enabled, policies.live_policy(conn, current.user_id).trading_enabled)
             if not switch.passed:
                 moved = state_machine.fail(
                     conn,

@@ -18,18 +18,15 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from services.executor import repository
+from services.executor import SERVICE, repository
 from services.executor.model import Policy
-from services.executor.validators import CONFIDENCE_VALUES
-from shared import audit
+from shared import audit, fields
 from shared.clock import Clock
-from shared.db import SYSTEM_USER, Database
+from shared.db import SYSTEM_USER, Conn, Database
 from shared.db.locks import LockSpace, lock_account, lock_user
 from shared.errors import Aborted, FieldViolation, InvalidArgument
 
 log = logging.getLogger(__name__)
-
-SERVICE = "executor"
 MAX_WINDOW_SECONDS = 30 * 24 * 3600
 MAX_TRADE_CAP = 100_000
 MAX_EUR = Decimal("1000000000")
@@ -56,12 +53,23 @@ def default_policy(user_id: str) -> Policy:
     )
 
 
+def live_policy(conn: Conn, user_id: str) -> Policy:
+    """The transaction user's stored policy; a user without one has the default policy (the one
+    default everywhere: trading on, nothing allowlisted)."""
+    row = repository.policy(conn)
+    return Policy.from_row(row) if row else default_policy(user_id)
+
+
 def problems(policy: Policy, known_markets: frozenset[str] | None) -> list[FieldViolation]:
     """Every reason ``policy`` cannot be stored, each naming its field (``policy.<field>``).
 
     ``known_markets`` is the exchange's market list when it could be fetched; without it only
     the format of a market is checked.
     """
+    return [*_market_problems(policy, known_markets), *_limit_problems(policy)]
+
+
+def _market_problems(policy: Policy, known_markets: frozenset[str] | None) -> list[FieldViolation]:
     out: list[FieldViolation] = []
 
     def bad(field: str, text: str) -> None:
@@ -75,6 +83,15 @@ def problems(policy: Policy, known_markets: frozenset[str] | None) -> list[Field
         unknown = sorted(m for m in policy.allowed_markets if m not in known_markets)
         if unknown:
             bad("allowed_markets", f"not traded at the exchange: {', '.join(unknown[:5])}")
+    return out
+
+
+def _limit_problems(policy: Policy) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+
+    def bad(field: str, text: str) -> None:
+        out.append(FieldViolation(f"policy.{field}", text))
+
     for field, amount in (
         ("min_order_eur", policy.min_order_eur),
         ("max_order_eur", policy.max_order_eur),
@@ -84,8 +101,8 @@ def problems(policy: Policy, known_markets: frozenset[str] | None) -> list[Field
             bad(field, f"must be between 0 and {MAX_EUR}")
     if policy.max_order_eur < policy.min_order_eur:
         bad("max_order_eur", "must be at least min_order_eur")
-    if policy.min_confidence not in CONFIDENCE_VALUES:
-        bad("min_confidence", "must be one of 0, 25, 50, 75, 100")
+    if policy.min_confidence not in fields.CONFIDENCE_VALUES:
+        bad("min_confidence", f"must be one of {fields.CONFIDENCE_TEXT}")
     for field, seconds in (("cooldown", policy.cooldown_seconds), ("anti_flip_window", policy.anti_flip_seconds)):
         if seconds < 0 or seconds > MAX_WINDOW_SECONDS:
             bad(field, f"must be between 0 and {MAX_WINDOW_SECONDS} seconds")
@@ -135,9 +152,8 @@ class PolicyBook:
         """The user's live policy (the deny-everything default when none is stored) and the live
         account settings."""
         with self._db.transaction(user_id) as conn:
-            row = repository.policy(conn)
+            policy = live_policy(conn, user_id)
             account = repository.account_settings(conn)
-        policy = Policy.from_row(row) if row else default_policy(user_id)
         return policy, AccountSettings.from_row(account)
 
     def update_account(
