@@ -13,8 +13,7 @@ status code with exactly one ``google.rpc.ErrorInfo`` (UPPER_SNAKE ``reason``, `
      ├── Aborted                      -> ABORTED             (retry the read-modify-write)
      ├── Unauthenticated              -> UNAUTHENTICATED
      ├── PermissionDenied             -> PERMISSION_DENIED
-     ├── Unavailable                  -> UNAVAILABLE         + RetryInfo (retry this call)
-     └── DeadlineExceeded             -> DEADLINE_EXCEEDED
+     └── Unavailable                  -> UNAVAILABLE         + RetryInfo (retry this call)
 """
 
 from __future__ import annotations
@@ -278,13 +277,6 @@ class Unavailable(OracleError):
 
     def details(self) -> list[Message]:
         return [_retry_info(self.retry_after)]
-
-
-class DeadlineExceeded(OracleError):
-    """The work did not finish in time; its outcome may be unknown."""
-
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
-    default_reason = "DEADLINE_EXCEEDED"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""``TradeClient``: the only code that holds the trade key and can place or cancel an order.
+"""``TradeClient``: the only code that holds the trade key and can place an order.
 
-Every order carries the configured ``operatorId`` and the caller's ``clientOrderId``. A placement
-or cancellation is sent exactly once, never retried here (the executor never retries either):
+It holds what the executor calls and nothing more: prove the key can trade, place an order,
+find it again, read a balance (the calls only tests make — cancel, open orders, trades, all
+balances — are in tests/support/trade_client.py). Every order carries the configured
+``operatorId`` and the caller's ``clientOrderId``. A placement is sent exactly once, never
+retried here (the executor never retries either):
 its outcome is a typed ``Order``, a definitive refusal (``RequestRejectedError``,
 ``AuthenticationError``, ``PermissionDeniedError``, ``RateLimitedError``, ``NotSentError``) or
 ``OutcomeUnknownError`` — then the order is found afterwards by its clientOrderId
@@ -27,7 +30,6 @@ from shared.exchange.errors import (
 )
 from shared.exchange.orders import (
     Balance,
-    CancelReceipt,
     Order,
     OrderHistoryMatch,
     OrderSide,
@@ -35,7 +37,7 @@ from shared.exchange.orders import (
     Trade,
 )
 from shared.exchange.permissions import NO_TRADE_PERMISSION, PROBE_MARKET, TradePermission, probe_trade_permission
-from shared.exchange.sdk import ApiCredentials, BitvavoGateway, ExchangeSettings, RateLimitStatus
+from shared.exchange.sdk import ApiCredentials, BitvavoGateway, ExchangeSettings
 from shared.exchange.wire import (
     as_list,
     check_market,
@@ -58,7 +60,7 @@ def _call_with(fetch: Callable[[Any, dict[str, int]], Any], options: dict[str, i
 class TradeClient:
     """Orders and balances of the account behind a trade key.
 
-    Construction does no I/O; ``connect`` constructs and proves the key can trade.
+    Construction does no I/O; ``verify_can_trade`` proves the key can trade.
     """
 
     def __init__(
@@ -77,24 +79,6 @@ class TradeClient:
         self._gateway = BitvavoGateway(settings or ExchangeSettings(), credentials, sleep=sleep)
         self._account = AccountReads(self._gateway)
         self._probe_market = check_market(probe_market)
-
-    @classmethod
-    def connect(
-        cls,
-        credentials: ApiCredentials,
-        *,
-        operator_id: int,
-        settings: ExchangeSettings | None = None,
-        probe_market: str = PROBE_MARKET,
-    ) -> TradeClient:
-        """A client whose key has been proven to trade (``PermissionDeniedError`` otherwise)."""
-        client = cls(credentials, operator_id=operator_id, settings=settings, probe_market=probe_market)
-        client.verify_can_trade()
-        return client
-
-    @property
-    def rate_limit(self) -> RateLimitStatus | None:
-        return self._gateway.rate_limit
 
     def verify_can_trade(self) -> None:
         """Cancel a random order id: 240 proves the trade permission, 310 refuses the key."""
@@ -123,29 +107,12 @@ class TradeClient:
         side = OrderSide(side)
         order_type = OrderType(order_type)
         cid = check_uuid(client_order_id, "client_order_id")
-        body: dict[str, Any] = {"operatorId": self.operator_id, "clientOrderId": cid}
-        if order_type is OrderType.MARKET:
-            if (amount is None) == (amount_quote is None):
-                raise ValueError("a market order needs exactly one of amount and amount_quote")
-            if price is not None or time_in_force is not None or post_only is not None:
-                raise ValueError("a market order takes no price, time_in_force or post_only")
-        elif order_type is OrderType.LIMIT:
-            if amount is None or price is None or amount_quote is not None:
-                raise ValueError("a limit order needs amount and price, and no amount_quote")
-        else:
-            raise ValueError(f"order type {order_type.value} is not supported by this client")
-        if amount is not None:
-            body["amount"] = wire_decimal(amount, "amount")
-        if amount_quote is not None:
-            body["amountQuote"] = wire_decimal(amount_quote, "amount_quote")
-        if price is not None:
-            body["price"] = wire_decimal(price, "price")
-        if time_in_force is not None:
-            if time_in_force not in ("GTC", "IOC", "FOK"):
-                raise ValueError("time_in_force must be GTC, IOC or FOK")
-            body["timeInForce"] = time_in_force
-        if post_only is not None:
-            body["postOnly"] = bool(post_only)
+        body: dict[str, Any] = {
+            "operatorId": self.operator_id,
+            "clientOrderId": cid,
+            **_sizing(order_type, amount=amount, amount_quote=amount_quote, price=price),
+            **_limit_options(order_type, time_in_force=time_in_force, post_only=post_only),
+        }
         logger.info("placing %s %s order on %s, clientOrderId %s", side.value, order_type.value, market, cid)
         payload = self._gateway.write(
             "place order", lambda sdk: sdk.placeOrder(market, side.value, order_type.value, dict(body))
@@ -157,26 +124,6 @@ class TradeClient:
         if order.client_order_id is not None and order.client_order_id != cid:
             raise OutcomeUnknownError(f"place order: answer is for clientOrderId {order.client_order_id}, not {cid}")
         return order
-
-    def cancel_order(
-        self, market: str, *, order_id: UUID | str | None = None, client_order_id: UUID | str | None = None
-    ) -> CancelReceipt:
-        """Cancel one order, once (clientOrderId wins when both are given)."""
-        check_market(market)
-        operator_id = self.operator_id
-        if client_order_id is not None:
-            cid = check_uuid(client_order_id, "client_order_id")
-            query = f"?market={market}&clientOrderId={cid}&operatorId={operator_id}"
-            payload = self._gateway.write("cancel order", lambda sdk: sdk.privateRequest("/order", query, {}, "DELETE"))
-        elif order_id is not None:
-            oid = check_uuid(order_id, "order_id")
-            payload = self._gateway.write("cancel order", lambda sdk: sdk.cancelOrder(market, oid, operator_id))
-        else:
-            raise ValueError("give order_id or client_order_id")
-        try:
-            return CancelReceipt.from_json(payload)
-        except UnexpectedResponseError as exc:
-            raise OutcomeUnknownError(f"cancel order: unexpected answer: {exc}") from exc
 
     # -- reads: retried ------------------------------------------------------------------------
     def get_order(
@@ -259,18 +206,41 @@ class TradeClient:
         raise UnexpectedResponseError(f"{operation}: history since {start_ms} too long to scan")
 
     # -- account reads: AccountReads (shared with the scanner's view-only account), retried ------
-    def open_orders(self, market: str | None = None) -> tuple[Order, ...]:
-        return self._account.open_orders(market)
-
-    def trades(
-        self, market: str, *, limit: int | None = None, start: datetime | None = None, end: datetime | None = None
-    ) -> tuple[Trade, ...]:
-        check_market(market)  # the market before limit/start/end, as this client always checked them
-        return self._account.trades(market, limit=limit, start=start, end=end)
-
     def balance(self, symbol: str) -> Balance:
         """One asset's balance; zero when the account holds none."""
         return self._account.balance(symbol)
 
-    def balances(self) -> tuple[Balance, ...]:
-        return self._account.balances()
+
+def _sizing(
+    order_type: OrderType, *, amount: Decimal | None, amount_quote: Decimal | None, price: Decimal | None
+) -> dict[str, str]:
+    """The size fields of an order body: a market order takes exactly one of amount and
+    amount_quote, a limit order amount and price; anything else is a ValueError before sending."""
+    if order_type is OrderType.MARKET:
+        if (amount is None) == (amount_quote is None):
+            raise ValueError("a market order needs exactly one of amount and amount_quote")
+        if price is not None:
+            raise ValueError("a market order takes no price, time_in_force or post_only")
+    elif order_type is OrderType.LIMIT:
+        if amount is None or price is None or amount_quote is not None:
+            raise ValueError("a limit order needs amount and price, and no amount_quote")
+    else:
+        raise ValueError(f"order type {order_type.value} is not supported by this client")
+    sizes = (("amount", "amount", amount), ("amountQuote", "amount_quote", amount_quote), ("price", "price", price))
+    return {key: wire_decimal(value, name) for key, name, value in sizes if value is not None}
+
+
+def _limit_options(order_type: OrderType, *, time_in_force: str | None, post_only: bool | None) -> dict[str, Any]:
+    """timeInForce and postOnly, which only a limit order takes."""
+    options: dict[str, Any] = {}
+    if time_in_force is None and post_only is None:
+        return options
+    if order_type is OrderType.MARKET:
+        raise ValueError("a market order takes no price, time_in_force or post_only")
+    if time_in_force is not None:
+        if time_in_force not in ("GTC", "IOC", "FOK"):
+            raise ValueError("time_in_force must be GTC, IOC or FOK")
+        options["timeInForce"] = time_in_force
+    if post_only is not None:
+        options["postOnly"] = bool(post_only)
+    return options

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from python_bitvavo_api.bitvavo import Bitvavo
 
-from services.executor.trade_client import TradeClient
 from shared.exchange.sdk import ApiCredentials, ExchangeSettings
 from sim.bitvavo import (
     DEFAULT_TRADE_KEY,
@@ -20,6 +19,7 @@ from sim.bitvavo import (
     SimulatorAdmin,
 )
 from tests.integration.exchange.all_markets import AllMarketsData
+from tests.support.trade_client import FullTradeClient
 
 TRADE = ApiCredentials(DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET)
 VIEW = ApiCredentials(DEFAULT_VIEW_KEY, DEFAULT_VIEW_SECRET)
@@ -48,8 +48,8 @@ def settings(sim: BitvavoSimulator) -> ExchangeSettings:
 
 
 @pytest.fixture
-def trade_client(settings: ExchangeSettings) -> TradeClient:
-    return TradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings)
+def trade_client(settings: ExchangeSettings) -> FullTradeClient:
+    return FullTradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings)
 
 
 @pytest.fixture

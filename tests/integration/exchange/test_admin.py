@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import requests
 
-from services.executor.trade_client import TradeClient
 from sim.bitvavo import BitvavoSimulator, SimulatorAdmin
 from tests.integration.exchange.conftest import TRADE
+from tests.support.trade_client import FullTradeClient
 
 
 def test_reset_restores_the_configured_state(
-    sim: BitvavoSimulator, admin: SimulatorAdmin, trade_client: TradeClient
+    sim: BitvavoSimulator, admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     admin.set_balance("EUR", "100")
     trade_client.place_order("BTC-EUR", "buy", "market", uuid.uuid4(), amount_quote=Decimal("10"))

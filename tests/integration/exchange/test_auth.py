@@ -10,11 +10,11 @@ import pytest
 import requests
 from python_bitvavo_api.bitvavo import createSignature
 
-from services.executor.trade_client import TradeClient
 from shared.exchange.errors import AuthenticationError
 from shared.exchange.sdk import ApiCredentials, ExchangeSettings
 from sim.bitvavo import BitvavoSimulator, SimulatorAdmin
 from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, VIEW, sdk
+from tests.support.trade_client import FullTradeClient
 
 
 def _signed_headers(
@@ -106,7 +106,7 @@ def test_bad_credentials_through_the_sdk_and_our_client(
 ) -> None:
     answer = sdk(sim, credentials).balance({})
     assert answer["errorCode"] == code
-    client = TradeClient(credentials, operator_id=OPERATOR_ID, settings=settings)
+    client = FullTradeClient(credentials, operator_id=OPERATOR_ID, settings=settings)
     with pytest.raises(AuthenticationError) as caught:
         client.balance("EUR")
     assert caught.value.code == code

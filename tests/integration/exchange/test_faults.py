@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 
-from services.executor.trade_client import TradeClient
 from shared.exchange.errors import (
     ExchangeUnavailableError,
     NotSentError,
@@ -22,13 +21,14 @@ from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ExchangeSettings
 from sim.bitvavo import BitvavoSimulator, SimulatorAdmin
 from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, closed_port
+from tests.support.trade_client import FullTradeClient
 
 
 def _since() -> datetime:
     return datetime.now(UTC) - timedelta(minutes=1)
 
 
-def test_dropped_answer_to_a_filled_market_order(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_dropped_answer_to_a_filled_market_order(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
     admin.drop_next_order(market="BTC-EUR")
     cid = uuid.uuid4()
     with pytest.raises(OutcomeUnknownError):
@@ -43,7 +43,7 @@ def test_dropped_answer_to_a_filled_market_order(admin: SimulatorAdmin, trade_cl
     assert [t.order_id for t in history.trades] == [found.order_id]
 
 
-def test_dropped_answer_to_a_resting_limit_order(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_dropped_answer_to_a_resting_limit_order(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
     admin.drop_next_order()
     cid = uuid.uuid4()
     with pytest.raises(OutcomeUnknownError):
@@ -55,7 +55,7 @@ def test_dropped_answer_to_a_resting_limit_order(admin: SimulatorAdmin, trade_cl
     assert history.order is not None and history.trades == ()
 
 
-def test_hung_answer_times_out_as_outcome_unknown(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_hung_answer_times_out_as_outcome_unknown(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
     admin.hang_next_order(seconds=10)
     cid = uuid.uuid4()
     started = time.monotonic()
@@ -68,7 +68,7 @@ def test_hung_answer_times_out_as_outcome_unknown(admin: SimulatorAdmin, trade_c
 
 @pytest.mark.parametrize(("code", "place"), [(101, True), (109, True), (109, False), (107, False)])
 def test_may_or_may_not_have_succeeded_codes(
-    admin: SimulatorAdmin, trade_client: TradeClient, code: int, place: bool
+    admin: SimulatorAdmin, trade_client: FullTradeClient, code: int, place: bool
 ) -> None:
     admin.fail_next_order(code, place=place)
     cid = uuid.uuid4()
@@ -85,7 +85,7 @@ def test_may_or_may_not_have_succeeded_codes(
         assert admin.order_count() == 0
 
 
-def test_html_error_page_is_outcome_unknown(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_html_error_page_is_outcome_unknown(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
     admin.garble_next_order(http_status=502, place=True)
     cid = uuid.uuid4()
     with pytest.raises(OutcomeUnknownError):
@@ -93,7 +93,7 @@ def test_html_error_page_is_outcome_unknown(admin: SimulatorAdmin, trade_client:
     assert trade_client.get_order("BTC-EUR", client_order_id=cid).status is OrderStatus.FILLED
 
 
-def test_late_order_after_the_client_gave_up(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_late_order_after_the_client_gave_up(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
     admin.add_latency(1.5, path="/order", method="POST", count=1)
     cid = uuid.uuid4()
     with pytest.raises(OutcomeUnknownError):
@@ -104,7 +104,7 @@ def test_late_order_after_the_client_gave_up(admin: SimulatorAdmin, trade_client
 
 
 def test_connection_closed_before_reading_is_outcome_unknown_and_creates_nothing(
-    admin: SimulatorAdmin, trade_client: TradeClient
+    admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     admin.drop_next_connections(1)
     cid = uuid.uuid4()
@@ -119,7 +119,7 @@ def test_refused_connection_is_not_sent() -> None:
     settings = ExchangeSettings(
         rest_url=f"http://127.0.0.1:{closed_port()}/v2", connect_timeout_s=1, read_timeout_s=1, read_backoff_s=0.01
     )
-    client = TradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings)
+    client = FullTradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings)
     with pytest.raises(NotSentError):
         client.place_order("BTC-EUR", "buy", "market", uuid.uuid4(), amount_quote=Decimal("10"))
     with pytest.raises(NotSentError):
@@ -127,7 +127,7 @@ def test_refused_connection_is_not_sent() -> None:
 
 
 def test_refused_while_the_exchange_stops_listening(
-    sim: BitvavoSimulator, admin: SimulatorAdmin, trade_client: TradeClient
+    sim: BitvavoSimulator, admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     admin.refuse_connections(1.0)
     time.sleep(0.3)
@@ -153,7 +153,7 @@ def test_reads_are_retried_on_transient_errors(admin: SimulatorAdmin, public: Pu
 
 
 def test_writes_are_never_retried_even_when_retrying_would_be_safe(
-    admin: SimulatorAdmin, trade_client: TradeClient
+    admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     admin.fail_next_order(107, place=False, count=3)
     for _ in range(2):

@@ -1,4 +1,4 @@
-"""Order rules and matching, through the SDK (raw answers) and TradeClient (typed errors)."""
+"""Order rules and matching, through the SDK (raw answers) and FullTradeClient (typed errors)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from services.executor.trade_client import TradeClient
 from shared.exchange.errors import OrderNotFoundError, OrderRejectedError, OutcomeUnknownError
 from shared.exchange.orders import OrderStatus
 from sim.bitvavo import BitvavoSimulator, SimulatorAdmin
 from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, sdk
+from tests.support.trade_client import FullTradeClient
 
 
 def _cid() -> str:
@@ -42,7 +42,7 @@ def _place(sim: BitvavoSimulator, market: str, side: str, order_type: str, **bod
 def test_refusals_with_their_codes(
     sim: BitvavoSimulator,
     admin: SimulatorAdmin,
-    trade_client: TradeClient,
+    trade_client: FullTradeClient,
     market: str,
     side: str,
     order_type: str,
@@ -78,7 +78,7 @@ def test_operator_id_is_required(sim: BitvavoSimulator, admin: SimulatorAdmin) -
 
 
 def test_client_order_id_must_be_a_uuid(
-    sim: BitvavoSimulator, admin: SimulatorAdmin, trade_client: TradeClient
+    sim: BitvavoSimulator, admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     answer = _place(sim, "BTC-EUR", "buy", "market", clientOrderId="order-1", amountQuote="10")
     assert answer == {"errorCode": 205, "error": "clientOrderId parameter is invalid."}
@@ -88,7 +88,9 @@ def test_client_order_id_must_be_a_uuid(
     assert admin.order_count() == 0
 
 
-def test_every_order_carries_operator_id_and_client_order_id(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_every_order_carries_operator_id_and_client_order_id(
+    admin: SimulatorAdmin, trade_client: FullTradeClient
+) -> None:
     cid = uuid.uuid4()
     order = trade_client.place_order("BTC-EUR", "buy", "market", cid, amount_quote=Decimal("10"))
     stored = admin.orders()[0]["order"]
@@ -97,7 +99,7 @@ def test_every_order_carries_operator_id_and_client_order_id(admin: SimulatorAdm
 
 
 def test_quote_sized_market_buy_takes_the_fee_out_of_amount_quote(
-    admin: SimulatorAdmin, trade_client: TradeClient
+    admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     order = trade_client.place_order("BTC-EUR", "buy", "market", uuid.uuid4(), amount_quote=Decimal("10"))
     assert order.status is OrderStatus.FILLED
@@ -112,7 +114,7 @@ def test_quote_sized_market_buy_takes_the_fee_out_of_amount_quote(
     assert balances["BTC"]["available"] == order.filled_amount
 
 
-def test_base_sized_market_sell_pays_fee_from_proceeds(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_base_sized_market_sell_pays_fee_from_proceeds(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
     admin.set_balance("ETH", "1")
     order = trade_client.place_order("ETH-EUR", "sell", "market", uuid.uuid4(), amount=Decimal("0.5"))
     assert order.status is OrderStatus.FILLED and order.filled_amount == Decimal("0.5")
@@ -123,7 +125,7 @@ def test_base_sized_market_sell_pays_fee_from_proceeds(admin: SimulatorAdmin, tr
 
 
 def test_limit_order_rests_holds_funds_and_fills_as_maker_when_price_crosses(
-    admin: SimulatorAdmin, trade_client: TradeClient
+    admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     cid = uuid.uuid4()
     order = trade_client.place_order("BTC-EUR", "buy", "limit", cid, amount=Decimal("0.01"), price=Decimal("80000"))
@@ -143,7 +145,7 @@ def test_limit_order_rests_holds_funds_and_fills_as_maker_when_price_crosses(
 
 
 def test_duplicate_client_order_id_only_while_the_first_is_open(
-    admin: SimulatorAdmin, trade_client: TradeClient
+    admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     cid = uuid.uuid4()
     first = trade_client.place_order("BTC-EUR", "buy", "limit", cid, amount=Decimal("0.001"), price=Decimal("70000"))
@@ -163,7 +165,7 @@ def test_duplicate_client_order_id_only_while_the_first_is_open(
 
 
 def test_get_order_by_client_order_id_finds_open_and_closed_and_wins_over_order_id(
-    sim: BitvavoSimulator, trade_client: TradeClient
+    sim: BitvavoSimulator, trade_client: FullTradeClient
 ) -> None:
     open_cid, closed_cid = _cid(), _cid()
     open_order = trade_client.place_order(
@@ -183,7 +185,7 @@ def test_get_order_by_client_order_id_finds_open_and_closed_and_wins_over_order_
         trade_client.get_order("ETH-EUR", order_id=open_order.order_id)  # ids are per market
 
 
-def test_halted_market_refuses_orders_with_423(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_halted_market_refuses_orders_with_423(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
     admin.halt_market("ETH-EUR")
     with pytest.raises(OrderRejectedError) as caught:
         trade_client.place_order("ETH-EUR", "buy", "market", uuid.uuid4(), amount_quote=Decimal("10"))
@@ -196,14 +198,14 @@ def test_halted_market_refuses_orders_with_423(admin: SimulatorAdmin, trade_clie
     )
 
 
-def test_cancelling_a_closed_order_is_233(trade_client: TradeClient) -> None:
+def test_cancelling_a_closed_order_is_233(trade_client: FullTradeClient) -> None:
     order = trade_client.place_order("BTC-EUR", "buy", "market", uuid.uuid4(), amount_quote=Decimal("10"))
     with pytest.raises(OrderRejectedError) as caught:
         trade_client.cancel_order("BTC-EUR", order_id=order.order_id)
     assert caught.value.code == 233
 
 
-def test_cancel_by_client_order_id_releases_the_hold(admin: SimulatorAdmin, trade_client: TradeClient) -> None:
+def test_cancel_by_client_order_id_releases_the_hold(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
     cid = uuid.uuid4()
     trade_client.place_order("BTC-EUR", "buy", "limit", cid, amount=Decimal("0.01"), price=Decimal("70000"))
     assert admin.balances()["EUR"]["inOrder"] > 0

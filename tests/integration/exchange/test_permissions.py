@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from services.executor.trade_client import TradeClient
 from services.scanner.account import ReadonlyAccount
 from shared.exchange.errors import PermissionDeniedError, TradeCapableKeyError
 from shared.exchange.sdk import ExchangeSettings
 from sim.bitvavo import BitvavoSimulator, SimulatorAdmin, make_key
 from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, VIEW, sdk
+from tests.support.trade_client import FullTradeClient
 
 
 def test_view_only_key_placing_an_order_gets_310_and_no_order_exists(
@@ -22,7 +22,7 @@ def test_view_only_key_placing_an_order_gets_310_and_no_order_exists(
         "BTC-EUR", "buy", "market", {"operatorId": OPERATOR_ID, "clientOrderId": str(uuid.uuid4()), "amountQuote": "10"}
     )
     assert answer == {"errorCode": 310, "error": "This key does not allow trading actions."}
-    view_client = TradeClient(VIEW, operator_id=OPERATOR_ID, settings=settings)
+    view_client = FullTradeClient(VIEW, operator_id=OPERATOR_ID, settings=settings)
     with pytest.raises(PermissionDeniedError) as caught:
         view_client.place_order("BTC-EUR", "buy", "market", uuid.uuid4(), amount_quote=Decimal("10"))
     assert caught.value.code == 310
@@ -47,7 +47,7 @@ def test_readonly_account_refuses_a_trade_capable_key(settings: ExchangeSettings
 
 
 def test_readonly_account_accepts_a_view_key_and_reads(
-    settings: ExchangeSettings, admin: SimulatorAdmin, trade_client: TradeClient
+    settings: ExchangeSettings, admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
     account = ReadonlyAccount(VIEW, settings)
     cid = uuid.uuid4()
@@ -65,9 +65,9 @@ def test_readonly_account_accepts_a_view_key_and_reads(
 
 def test_trade_client_refuses_a_view_only_key(settings: ExchangeSettings, admin: SimulatorAdmin) -> None:
     with pytest.raises(PermissionDeniedError) as caught:
-        TradeClient.connect(VIEW, operator_id=OPERATOR_ID, settings=settings)
+        FullTradeClient.connect(VIEW, operator_id=OPERATOR_ID, settings=settings)
     assert caught.value.code == 310
-    client = TradeClient.connect(TRADE, operator_id=OPERATOR_ID, settings=settings)
+    client = FullTradeClient.connect(TRADE, operator_id=OPERATOR_ID, settings=settings)
     assert client.operator_id == OPERATOR_ID
     assert admin.order_count() == 0
 

@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 import requests
 
-from services.executor.trade_client import TradeClient
 from shared.exchange.errors import RateLimitedError
 from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ExchangeSettings
 from shared.exchange.wire import epoch_ms_to_datetime
 from sim.bitvavo import BitvavoSimulator, SimulatorAdmin
 from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, sdk
+from tests.support.trade_client import FullTradeClient
 
 MINUTE = 60_000
 
@@ -49,7 +49,7 @@ def test_weights_add_up_to_1000_then_105_then_the_budget_returns(
     assert client.rateLimitRemaining == 0
     assert client.rateLimitReset == ban_end
 
-    trade_client = TradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings)
+    trade_client = FullTradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings)
     with pytest.raises(RateLimitedError) as caught:
         trade_client.balance("EUR")
     assert caught.value.code == 105
@@ -100,12 +100,12 @@ def test_a_read_waits_out_a_short_ban_and_retries(sim: BitvavoSimulator, admin: 
         admin.advance_clock(int(seconds * 1000) + 1)
 
     settings = ExchangeSettings(rest_url=sim.base_url, read_attempts=2, max_rate_limit_wait_s=300)
-    client = TradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings, sleep=sleep)
+    client = FullTradeClient(TRADE, operator_id=OPERATOR_ID, settings=settings, sleep=sleep)
     admin.exhaust_rate_limit(key=TRADE.key)
     assert client.balance("EUR").available > 0
     assert len(waited) == 1
     assert 0 < waited[0] <= 121  # until the ban's end, not a blind backoff
-    no_wait = TradeClient(TRADE, operator_id=OPERATOR_ID, settings=ExchangeSettings(rest_url=sim.base_url))
+    no_wait = FullTradeClient(TRADE, operator_id=OPERATOR_ID, settings=ExchangeSettings(rest_url=sim.base_url))
     admin.exhaust_rate_limit(key=TRADE.key)
     with pytest.raises(RateLimitedError):
         no_wait.balance("EUR")
