@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 from services.executor import SERVICE, policies, repository, state_machine, validators
-from services.executor.model import Execution, MarketInfo, OrderView, Policy, Proposal, Side, Status
+from services.executor.model import Execution, MarketInfo, OrderView, Proposal, Side, Status
 from services.executor.validators import Check, Facts
 from services.executor.venue import Venue
 from shared import audit, principals
@@ -58,6 +58,7 @@ from shared.errors import (
     FailedPrecondition as FailedPreconditionError,
 )
 from shared.exchange.errors import ExchangeError, OutcomeUnknownError
+from shared.policy import Policy
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""The executor's nouns as plain values: policies, proposals, executions, fills, the exchange's view of an
-order and of a market. No behaviour beyond reading a database row; the rules live in
+"""The executor's nouns as plain values: proposals, executions, fills, the exchange's view of an
+order and of a market (the policy is shared.policy.Policy, one shape for both services). No
+behaviour beyond reading a database row; the rules live in
 validators.py, execution.py, state_machine.py and reconciler.py."""
 
 from __future__ import annotations
@@ -33,49 +34,6 @@ class Status(StrEnum):
     CANCELED = "CANCELED"
     UNKNOWN = "UNKNOWN"
     FAILED = "FAILED"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A user's live trading policy (trading_policies); version 0 means none is stored."""
-
-    user_id: str
-    version: int
-    allowed_markets: tuple[str, ...]
-    min_order_eur: Decimal
-    max_order_eur: Decimal
-    min_confidence: int
-    cooldown_seconds: int
-    anti_flip_seconds: int
-    daily_trade_cap: int
-    hourly_trade_cap: int
-    daily_notional_cap_eur: Decimal
-    price_guard_pct: Decimal
-    auto_execute: bool
-    trading_enabled: bool
-    updated_at: datetime | None = None
-    updated_by: str = ""
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Policy:
-        return cls(
-            user_id=row["user_id"],
-            version=int(row["version"]),
-            allowed_markets=tuple(row["allowed_markets"] or ()),
-            min_order_eur=Decimal(row["min_order_eur"]),
-            max_order_eur=Decimal(row["max_order_eur"]),
-            min_confidence=int(row["min_confidence"]),
-            cooldown_seconds=int(row["cooldown_seconds"]),
-            anti_flip_seconds=int(row["anti_flip_seconds"]),
-            daily_trade_cap=int(row["daily_trade_cap"]),
-            hourly_trade_cap=int(row["hourly_trade_cap"]),
-            daily_notional_cap_eur=Decimal(row["daily_notional_cap_eur"]),
-            price_guard_pct=Decimal(row["price_guard_pct"]),
-            auto_execute=bool(row["auto_execute"]),
-            trading_enabled=bool(row["trading_enabled"]),
-            updated_at=row["updated_at"],
-            updated_by=row["updated_by"],
-        )
 
 
 @dataclass(frozen=True)

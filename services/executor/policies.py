@@ -19,12 +19,12 @@ from decimal import Decimal
 from typing import Any
 
 from services.executor import SERVICE, repository
-from services.executor.model import Policy
 from shared import audit, fields
 from shared.clock import Clock
 from shared.db import SYSTEM_USER, Conn, Database
 from shared.db.locks import LockSpace, lock_account, lock_user
 from shared.errors import Aborted, FieldViolation, InvalidArgument
+from shared.policy import Policy
 
 log = logging.getLogger(__name__)
 MAX_WINDOW_SECONDS = 30 * 24 * 3600

@@ -19,8 +19,9 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from services.executor.model import Fill, Policy, Side, Status
+from services.executor.model import Fill, Side, Status
 from shared.db import Conn
+from shared.policy import Policy
 
 Row = dict[str, Any]
 

@@ -18,12 +18,13 @@ from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
 from services.executor import repository
 from services.executor.execution import ExecuteRequest, ExecutionExists, Executor
-from services.executor.model import Execution, Policy, Side, Status
+from services.executor.model import Execution, Side, Status
 from services.executor.policies import MAX_EUR, AccountSettings, PolicyBook
 from services.executor.reconciler import Reconciler
 from shared import fields, messages
 from shared.db import SYSTEM_USER, Database
 from shared.errors import AlreadyExists, InvalidArgument, NotFound
+from shared.policy import Policy
 from shared.principals import current_principal
 
 T = TypeVar("T")

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from services.executor.model import MarketInfo, Policy, Proposal, Side
+from services.executor.model import MarketInfo, Proposal, Side
 from shared import order_size as size_rule
 from shared.fields import CONFIDENCE_VALUES
+from shared.policy import Policy
 
 # Reason codes: the PreconditionViolation types a caller may see.
 PROPOSAL_EXPIRED = "PROPOSAL_EXPIRED"

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from services.executor import validators as v
-from services.executor.model import MarketInfo, Policy, Proposal, Side
+from services.executor.model import MarketInfo, Proposal, Side
 from services.executor.policies import default_policy
+from shared.policy import Policy
 
 NOW = datetime(2032, 1, 15, 12, 0, tzinfo=UTC)
 BTC = MarketInfo("BTC-EUR", "trading", Decimal(5), Decimal("0.00006"), Decimal(1000000000), 2, 8)
