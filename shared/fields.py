@@ -1,6 +1,11 @@
 """Request field validation: the one place that says what a well-formed id, market, amount,
-enum or page looks like. Each function returns the clean value or raises InvalidArgument naming
-the field. Servicers call these before anything touches the database."""
+duration, enum or page looks like. Each function returns the clean value or raises
+InvalidArgument naming the field. Servicers call these before anything touches the database.
+
+Every decimal string and every google.protobuf.Duration of every request goes through
+:func:`decimal` and :func:`duration`: one strict grammar (ASCII digits only, no underscores, no
+padding, a bounded exponent) and bounds checked on the integers before any conversion, so a
+malformed or overflowing value is INVALID_ARGUMENT naming its field, never INTERNAL."""
 
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
+
+from google.protobuf.duration_pb2 import Duration
 
 from shared.errors import FieldViolation, InvalidArgument
 
@@ -20,6 +28,13 @@ T = TypeVar("T")
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 _MARKET = re.compile(r"^[A-Z0-9]{1,16}-EUR$")
 MAX_TEXT = 4000
+# A decimal string: optional minus, ASCII digits (``[0-9]``, not ``\d``, which admits "١٢٣"),
+# optional fraction, optional exponent. Nothing else: no "_", no spaces, no "+", no NaN/Infinity.
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE](?P<exponent>[+-]?[0-9]+))?")
+MAX_DECIMAL_TEXT = 40
+MAX_EXPONENT = 20  # |exponent| of "1.5e3"-style input; "1e999999" never reaches Decimal arithmetic
+# Longest duration any request may carry (before each field's own rule): ten years.
+MAX_DURATION_SECONDS = 10 * 366 * 86400
 # The confidence levels a proposal may carry and a policy may require: the one list in Python
 # (the scanner's analysts, the executor's validators and policy checks read it). The database's
 # domain oracle.confidence (migration 0001) allows the same values; a test compares the two.
@@ -66,19 +81,28 @@ def decimal(
     maximum: Decimal | None = Decimal("1000000000"),
     allow_empty: bool = False,
 ) -> Decimal | None:
-    """A decimal string with at most ``places`` decimals within [minimum, maximum]."""
+    """A decimal string with at most ``places`` decimals within [minimum, maximum].
+
+    Strict: ASCII digits, an optional leading "-", an optional fraction and an optional exponent
+    of at most :data:`MAX_EXPONENT`; at most :data:`MAX_DECIMAL_TEXT` characters."""
     if value == "":
         if allow_empty:
             return None
         raise InvalidArgument.one(field, "is required")
-    if len(value) > 40:
+    if len(value) > MAX_DECIMAL_TEXT:
         raise InvalidArgument.one(field, "is too long for an amount")
+    match = _DECIMAL.fullmatch(value)
+    if match is None:
+        raise InvalidArgument.one(
+            field, "must be a decimal number like 12.50 (ASCII digits; no spaces, underscores or signs but -)"
+        )
+    exponent_text = match.group("exponent")
+    if exponent_text is not None and abs(int(exponent_text)) > MAX_EXPONENT:
+        raise InvalidArgument.one(field, f"must have an exponent between -{MAX_EXPONENT} and {MAX_EXPONENT}")
     try:
         number = Decimal(value)
-    except InvalidOperation:
+    except InvalidOperation:  # pragma: no cover - the grammar admits only finite decimals
         raise InvalidArgument.one(field, "must be a decimal number like 12.50") from None
-    if not number.is_finite():
-        raise InvalidArgument.one(field, "must be a finite number")
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -places:
         raise InvalidArgument.one(field, f"must have at most {places} decimals")
@@ -94,6 +118,25 @@ def required_decimal(value: str, field: str, **kwargs: Any) -> Decimal:
     result = decimal(value, field, allow_empty=False, **kwargs)
     assert result is not None
     return result
+
+
+def duration(
+    value: Duration,
+    field: str,
+    *,
+    minimum: timedelta = timedelta(0),
+    maximum: timedelta = timedelta(seconds=MAX_DURATION_SECONDS),
+) -> timedelta:
+    """A whole-second google.protobuf.Duration within [minimum, maximum].
+
+    The bounds are compared on the message's integers before any conversion: seconds = 2^63-1
+    (or its negative) is a refusal naming the field, not an OverflowError."""
+    if value.nanos != 0:
+        raise InvalidArgument.one(field, "must be whole seconds")
+    low, high = int(minimum.total_seconds()), int(maximum.total_seconds())
+    if not low <= value.seconds <= high:
+        raise InvalidArgument.one(field, f"must be between {low} and {high} seconds")
+    return timedelta(seconds=value.seconds)
 
 
 def enum(value: int, field: str, allowed: set[int] | frozenset[int] | range) -> int:

@@ -311,9 +311,7 @@ def policy_from_pb(m: pb.Policy, errors: fields.FieldErrors) -> Policy:
 
 
 def _seconds(d: Duration, field: str) -> int:
-    if d.nanos:
-        raise InvalidArgument.one(field, "must be whole seconds")
-    return int(d.seconds)
+    return int(fields.duration(d, field).total_seconds())
 
 
 def _audit_position(token: str) -> int:

@@ -57,12 +57,7 @@ def _markets(values: Any, field: str = "markets") -> list[str]:
 def _interval(value: Duration, has: bool) -> timedelta:
     if not has:
         raise InvalidArgument.one("interval", "is required")
-    if value.nanos != 0:
-        raise InvalidArgument.one("interval", "must be whole seconds")
-    interval = value.ToTimedelta()
-    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
-        raise InvalidArgument.one("interval", f"must be between {MIN_INTERVAL} and {MAX_INTERVAL}")
-    return interval
+    return fields.duration(value, "interval", minimum=MIN_INTERVAL, maximum=MAX_INTERVAL)
 
 
 def _user_and_id(user_id: str, ident: str, field: str) -> tuple[str, str]:

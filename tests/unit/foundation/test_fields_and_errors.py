@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
 from shared import fields
@@ -38,13 +40,68 @@ def test_good_values() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("1e400", "at most"), ("NaN", "finite"), ("abc", "decimal"), ("1.234", "decimals"), ("-1", "at least")],
+    [
+        ("1e400", "exponent"),
+        ("1e999999", "exponent"),
+        ("1e-21", "exponent"),
+        ("1e10", "at most"),
+        ("NaN", "decimal"),
+        ("Infinity", "decimal"),
+        ("abc", "decimal"),
+        ("1.234", "decimals"),
+        ("0.0000000000000000001", "decimals"),
+        ("-1", "at least"),
+        # Python's Decimal() accepts every one of these; the request grammar does not.
+        ("\u0661\u0662\u0663", "ASCII digits"),  # Arabic-Indic "123"
+        ("\uff11\uff12", "ASCII digits"),  # full-width "12"
+        ("1_000", "underscores"),
+        (" 12.50", "spaces"),
+        ("12.50 ", "spaces"),
+        ("12.50\n", "spaces"),
+        ("+12", "signs"),
+        (".5", "decimal number"),
+        ("5.", "decimal number"),
+        ("1" * 41, "too long"),
+    ],
 )
 def test_bad_decimals(value: str, message: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         fields.decimal(value, "policy.min_order_eur")
     assert caught.value.violations[0].field == "policy.min_order_eur"
     assert message in caught.value.violations[0].description
+
+
+def test_good_decimals_in_every_accepted_form() -> None:
+    assert fields.decimal("0", "amount") == Decimal(0)
+    assert fields.decimal("12.5", "amount") == Decimal("12.5")
+    assert fields.decimal("1.5E+2", "amount") == Decimal(150)
+    assert fields.decimal("-0.001", "pct", places=3, minimum=None) == Decimal("-0.001")
+    assert fields.decimal("", "amount", allow_empty=True) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "message"),
+    [
+        (2**63 - 1, 0, "between"),
+        (-(2**63), 0, "between"),
+        (-1, 0, "between"),
+        (fields.MAX_DURATION_SECONDS + 1, 0, "between"),
+        (10, 5, "whole seconds"),
+    ],
+)
+def test_bad_durations_name_their_field(seconds: int, nanos: int, message: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        fields.duration(Duration(seconds=seconds, nanos=nanos), "policy.cooldown")
+    (violation,) = caught.value.violations
+    assert violation.field == "policy.cooldown"
+    assert message in violation.description
+
+
+def test_durations_within_bounds() -> None:
+    assert fields.duration(Duration(seconds=900), "cooldown") == timedelta(minutes=15)
+    assert fields.duration(Duration(), "cooldown") == timedelta(0)
+    with pytest.raises(InvalidArgument):
+        fields.duration(Duration(seconds=5), "interval", minimum=timedelta(seconds=10))
 
 
 def test_enum_rejects_unspecified() -> None:
