@@ -8,12 +8,13 @@ once. Secrets are ``SecretStr``: they never show in a repr, a log line or an err
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -97,11 +98,38 @@ class ServiceSettings(Settings):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     """Logging level."""
 
+    @field_validator("auth_mode")
+    @classmethod
+    def _insecure_only_on_loopback(cls, value: AuthMode, info: ValidationInfo) -> AuthMode:
+        # Without authentication every caller may do anything (override included): only a
+        # process reachable from this machine alone may run so.
+        listen_addr = info.data.get("listen_addr")
+        if value is AuthMode.INSECURE_DEV and listen_addr is not None:
+            host = listen_addr.rpartition(":")[0]
+            if not is_loopback_host(host):
+                raise ValueError(
+                    f"insecure-dev is refused on listen address {listen_addr!r}: it is allowed only on a"
+                    " loopback address (localhost or 127.0.0.0/8)"
+                )
+        return value
+
     @field_validator("principal_tokens")
     @classmethod
     def _tokens_parse(cls, value: SecretStr) -> SecretStr:
         parse_principal_tokens(value.get_secret_value())
         return value
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` is this machine only: ``localhost`` or an address in 127.0.0.0/8.
+    An empty host (every interface) is not."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address in ipaddress.ip_network("127.0.0.0/8")
 
 
 def parse_principal_tokens(text: str) -> dict[str, str]:

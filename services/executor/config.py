@@ -2,7 +2,7 @@
 trade keys must agree.
 
 ``EXECUTOR_MODE`` is required: ``live`` sends real orders and needs a trade key, its secret and
-the operator id; ``paper`` sends nothing and must hold no trade key at all. Every timing knob of
+the operator id, and refuses ``EXECUTOR_AUTH_MODE=insecure-dev``; ``paper`` sends nothing and must hold no trade key at all. Every timing knob of
 the reconciler is here so tests can run it short. :func:`load_settings` names every bad variable
 at once.
 
@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from pydantic import Field, SecretStr
 
-from shared.config import ConfigError, ServiceSettings, load
+from shared.config import AuthMode, ConfigError, ServiceSettings, load
 from shared.exchange.sdk import PRODUCTION_REST_URL
 
 PREFIX = "EXECUTOR_"
@@ -117,7 +117,11 @@ def _mode_problems(environ: Mapping[str, str]) -> list[str]:
     key_vars = (PREFIX + "BITVAVO_API_KEY", PREFIX + "BITVAVO_API_SECRET")
     if mode == Mode.LIVE:
         needed = (*key_vars, PREFIX + "OPERATOR_ID")
-        return [f"{name}: required when {PREFIX}MODE=live" for name in needed if not environ.get(name)]
+        problems = [f"{name}: required when {PREFIX}MODE=live" for name in needed if not environ.get(name)]
+        if environ.get(PREFIX + "AUTH_MODE") == AuthMode.INSECURE_DEV:
+            # insecure-dev makes every caller, the scanner included, a principal allowed to override.
+            problems.append(f"{PREFIX}AUTH_MODE: insecure-dev is refused when {PREFIX}MODE=live (real money)")
+        return problems
     if mode == Mode.PAPER:
         return [
             f"{name}: must be unset when {PREFIX}MODE=paper (no trade key)" for name in key_vars if environ.get(name)

@@ -116,3 +116,24 @@ def test_no_production_code_can_kill_its_own_process() -> None:
         if re.search(r"SIGKILL|_TEST_[A-Z]", path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+def test_live_refuses_insecure_dev_auth_even_on_loopback() -> None:
+    """insecure-dev makes every caller, the scanner included, a principal allowed to override."""
+    env = {
+        "EXECUTOR_MODE": "live",
+        "EXECUTOR_BITVAVO_API_KEY": KEY,
+        "EXECUTOR_BITVAVO_API_SECRET": SECRET,
+        "EXECUTOR_OPERATOR_ID": "1",
+        "EXECUTOR_AUTH_MODE": "insecure-dev",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    (problem,) = caught.value.problems
+    assert problem.startswith("EXECUTOR_AUTH_MODE: ")
+    assert "live" in problem
+    assert load_settings(env | {"EXECUTOR_AUTH_MODE": "token"}).auth_mode == "token"
+    assert load_settings({"EXECUTOR_MODE": "paper", "EXECUTOR_AUTH_MODE": "insecure-dev"}).auth_mode == "insecure-dev"
+
+
+def test_paper_refuses_insecure_dev_off_loopback() -> None:
+    env = {"EXECUTOR_MODE": "paper", "EXECUTOR_AUTH_MODE": "insecure-dev", "EXECUTOR_LISTEN_ADDR": "0.0.0.0:50051"}
+    assert problems(env) == ["EXECUTOR_AUTH_MODE"]

@@ -42,3 +42,19 @@ def test_principal_tokens_parse() -> None:
     for bad in ["operator", "Operator:0123456789abcdef0", "a:short", "a:0123456789abcdef0,b:0123456789abcdef0"]:
         with pytest.raises(ValueError):
             parse_principal_tokens(bad)
+
+
+@pytest.mark.parametrize("listen_addr", ["0.0.0.0:50051", ":50051", "10.1.2.3:50051", "oracle.example:443"])
+def test_insecure_dev_is_refused_off_loopback(listen_addr: str) -> None:
+    env = {"SVC_AUTH_MODE": "insecure-dev", "SVC_LISTEN_ADDR": listen_addr}
+    with pytest.raises(ConfigError) as caught:
+        load(ServiceSettings, env, "SVC_")
+    (problem,) = caught.value.problems
+    assert problem.startswith("SVC_AUTH_MODE: ")
+    assert "loopback" in problem
+
+
+@pytest.mark.parametrize("listen_addr", ["127.0.0.1:0", "localhost:50051", "127.0.0.2:7000"])
+def test_insecure_dev_is_allowed_on_loopback(listen_addr: str) -> None:
+    env = {"SVC_AUTH_MODE": "insecure-dev", "SVC_LISTEN_ADDR": listen_addr}
+    assert load(ServiceSettings, env, "SVC_").auth_mode is AuthMode.INSECURE_DEV
