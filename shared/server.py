@@ -4,7 +4,9 @@
 (NOT_SERVING while the database is unreachable, SERVING again when it is back), server
 reflection with names taken from the generated descriptors, and :class:`CallInterceptor`, which
 authenticates the principal, checks :data:`shared.principals.RIGHTS`, maps domain errors to
-status codes with google.rpc details, and writes one JSON log line per call.
+status codes with google.rpc details, and writes one JSON log line per call. Request bytes that
+do not decode (or carry invalid UTF-8 in a string field) are refused by the same interceptor as
+INVALID_ARGUMENT, audited through the same token bucket as the other refusals, never INTERNAL.
 :meth:`RunningServer.run_until_signalled` handles SIGTERM/SIGINT with a graceful shutdown.
 """
 
@@ -27,7 +29,7 @@ from grpc_status import rpc_status
 from shared import principals
 from shared.config import AuthMode, ServiceSettings, parse_principal_tokens
 from shared.db import Database
-from shared.errors import OracleError, PermissionDenied, Unauthenticated
+from shared.errors import InvalidArgument, OracleError, PermissionDenied, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
         return grpc.unary_unary_rpc_method_handler(
             behaviour,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -115,6 +117,11 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 raise Unauthenticated("a valid principal token is required", reason="UNKNOWN_PRINCIPAL")
             if not principals.may_call(principal, method):
                 raise PermissionDenied(f"principal {principal} may not call {method}", reason="METHOD_NOT_ALLOWED")
+            if isinstance(request, Undecodable):
+                self._record("request.undecodable", principal, {"method": method, "error": request.error})
+                raise InvalidArgument.one(
+                    "request", "is not a valid protobuf message of this method (or a string field is not UTF-8)"
+                )
             token = principals.set_current_principal(principal)
             try:
                 return inner(request, context)
@@ -144,6 +151,33 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 },
             )
         return None  # unreachable: abort raises
+
+
+class Undecodable:
+    """Stands in for a request whose bytes the method's deserializer refused.
+
+    gRPC answers a deserializer's exception with INTERNAL before any interceptor code runs, so
+    the deserializer is wrapped (:func:`_tolerant`) to hand this marker to ``_serve`` instead,
+    which refuses it after authentication like any other bad request."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error  # the exception's type name only: the bytes are the caller's, not logged
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer``, answering :class:`Undecodable` instead of raising."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError, invalid UTF-8...: whatever the bytes provoke is the caller's fault
+            return Undecodable(type(exc).__name__)
+
+    return deserialize
 
 
 # Health checks (probes) and reflection (grpcurl list/describe) answer without a principal.

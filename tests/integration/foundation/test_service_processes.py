@@ -1,6 +1,7 @@
 """Each service, as its own process: starts, answers health as SERVING, lists its service by
 reflection, refuses calls without a valid principal (UNAUTHENTICATED) and outside its rights
-(PERMISSION_DENIED), stops cleanly on SIGTERM, and never logs a secret from its environment."""
+(PERMISSION_DENIED), refuses undecodable request bytes on every RPC (INVALID_ARGUMENT, audited),
+stops cleanly on SIGTERM, and never logs a secret from its environment."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from oracle.executor.v1 import executor_service_pb2 as executor_pb
 from oracle.executor.v1 import executor_service_pb2_grpc as executor_grpc
 from oracle.scanner.v1 import scanner_service_pb2 as scanner_pb
 from oracle.scanner.v1 import scanner_service_pb2_grpc as scanner_grpc
+from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 
 from shared.errors import from_rpc_error
 from tests.harness import (
@@ -70,6 +72,48 @@ WRITE: dict[str, Call] = {
 }
 
 
+DESCRIPTORS: dict[str, ServiceDescriptor] = {
+    "budget": budget_pb.DESCRIPTOR.services_by_name["BudgetService"],
+    "executor": executor_pb.DESCRIPTOR.services_by_name["ExecutorService"],
+    "scanner": scanner_pb.DESCRIPTOR.services_by_name["ScannerService"],
+}
+# Not a protobuf message: field 15 (the largest one-byte tag) with wire type 7, which does not exist.
+GARBAGE = b"\x7f\xff\xff\xff"
+
+
+def invalid_utf8(method_input: Any) -> bytes | None:
+    """A message whose first string field holds bytes that are not UTF-8 (None: no string field)."""
+    for field in method_input.fields:
+        if field.type == FieldDescriptor.TYPE_STRING:
+            return bytes([field.number << 3 | 2, 2, 0xFF, 0xFE]) if field.number < 16 else None
+    return None
+
+
+def undecodable_codes(port: int, service: ServiceDescriptor) -> dict[str, set[grpc.StatusCode]]:
+    """Per RPC of ``service`` (every one its descriptor lists): the codes answered to raw bytes
+    that do not decode, sent as the operator (who may call everything)."""
+    codes: dict[str, set[grpc.StatusCode]] = {}
+    with channel(port, OPERATOR_TOKEN) as ch:
+        for method in service.methods:
+            call = ch.unary_unary(
+                f"/{service.full_name}/{method.name}",
+                request_serializer=lambda raw: raw,
+                response_deserializer=lambda raw: raw,
+            )
+            payloads = [GARBAGE]
+            utf8 = invalid_utf8(method.input_type)
+            if utf8 is not None:
+                payloads.append(utf8)
+            for payload in payloads:
+                try:
+                    call(payload, timeout=10)
+                    code = grpc.StatusCode.OK
+                except grpc.RpcError as exc:
+                    code = exc.code()
+                codes.setdefault(method.name, set()).add(code)
+    return codes
+
+
 def reflected_services(port: int) -> set[str]:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
@@ -109,10 +153,14 @@ def test_service_process_lifecycle(service: str, postgres: Postgres, exchange_ur
         if service != "budget":  # the scanner principal may call budget reads
             assert code_of(READ[service], proc.port, SCANNER_TOKEN)[0] is grpc.StatusCode.PERMISSION_DENIED
 
+        codes = undecodable_codes(proc.port, DESCRIPTORS[service])
+        assert codes.keys() == {m.name for m in DESCRIPTORS[service].methods}
+        assert codes == dict.fromkeys(codes, {grpc.StatusCode.INVALID_ARGUMENT})
+
         assert proc.terminate(timeout=20) == 0
         assert '"stopped"' in proc.logs()
 
-    # Both refusals are in the service-wide audit chain.
+    # Every kind of refusal is in the service-wide audit chain.
     with postgres.admin() as conn:
         kinds = {
             r[0]
@@ -120,7 +168,7 @@ def test_service_process_lifecycle(service: str, postgres: Postgres, exchange_ur
                 "SELECT kind FROM oracle.audit_events WHERE user_id = '_system' AND service = %s", (service,)
             )
         }
-    assert {"auth.unauthenticated", "auth.permission_denied"} <= kinds
+    assert {"auth.unauthenticated", "auth.permission_denied", "request.undecodable"} <= kinds
 
 
 CANARY = "canary-pw-4f1d9a7c"
