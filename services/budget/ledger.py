@@ -3,7 +3,9 @@
 Zero overshoot (docs/design.md#budget-zero-overshoot) lives in :meth:`Ledger.reserve`: the count of the user's usage and the insert of the
 reservation happen in ONE transaction holding the user's budget lock, so however many callers
 and replicas race, each decision sees every reservation granted before it — no overshoot.
-Every change is audited in the transaction that makes it. No gRPC here: callers pass plain values
+A commit counts at most what its reservation held (:func:`within_reservation`), so no usage
+report pushes a window past its limit after the grant. Every change is audited in the
+transaction that makes it. No gRPC here: callers pass plain values
 and get domain errors (shared.errors) back.
 """
 
@@ -202,13 +204,14 @@ class Ledger:
                 cost = self._policy.prices.price(current.model).cost_micros(
                     usage.prompt_tokens, usage.completion_tokens
                 )
+            counted = within_reservation(current, usage.prompt_tokens, usage.completion_tokens, cost)
             row = repository.mark_committed(
                 conn,
                 reservation_id,
                 expected=current.status,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost_micros=cost,
+                prompt_tokens=counted.prompt_tokens,
+                completion_tokens=counted.completion_tokens,
+                cost_micros=counted.cost_micros,
                 now=self._clock.now(),
             )
             if row is None:  # pragma: no cover - the row lock makes this impossible
@@ -221,16 +224,29 @@ class Ledger:
                 principal=principal,
                 payload={
                     "from_status": str(current.status),
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "cost_micros": cost,
+                    "prompt_tokens": counted.prompt_tokens,
+                    "completion_tokens": counted.completion_tokens,
+                    "cost_micros": counted.cost_micros,
                     "cost_computed": usage.cost_micros is None,
                     "exceeded_max_tokens": usage.completion_tokens > current.max_tokens,
+                    "clamped": counted.clamped,
+                    # What the caller reported, when it was more than the reservation held.
+                    **(
+                        {
+                            "reported": {
+                                "prompt_tokens": usage.prompt_tokens,
+                                "completion_tokens": usage.completion_tokens,
+                                "cost_micros": cost,
+                            }
+                        }
+                        if counted.clamped
+                        else {}
+                    ),
                 },
             )
-        if usage.completion_tokens > current.max_tokens:
+        if usage.completion_tokens > current.max_tokens or counted.clamped:
             log.warning(
-                "a call used more completion tokens than it was granted",
+                "a call reported more usage than it was granted; counted at its reservation",
                 extra={"user_id": user_id, "reservation_id": reservation_id},
             )
         return row
@@ -299,6 +315,33 @@ class Ledger:
         if row is None:  # unknown, or another user's: row-level security hides it
             raise NotFound("reservation", reservation_id, reason=reservations.NOT_FOUND)
         return row
+
+
+@dataclass(frozen=True)
+class CountedUsage:
+    """What a commit stores and counts; ``clamped`` when the report exceeded the reservation."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int
+    clamped: bool
+
+
+def within_reservation(current: Reservation, prompt_tokens: int, completion_tokens: int, cost: int) -> CountedUsage:
+    """The reported usage, clamped to what the reservation held.
+
+    A reservation is an upper bound the windows were checked against (the prompt at no less than
+    its UTF-8 byte length, plus max_tokens), so an honest call never exceeds it. A report above
+    it is counted at the reservation, so no report can push a window past its limit after the
+    grant; the commit still succeeds (the call happened) and is flagged: ``clamped`` and the
+    reported figures in the audit event, and a warning. Refusing the commit instead would leave
+    the row counting the same estimate while the caller lost its record of the call."""
+    tokens_cap = current.estimated_tokens
+    counted_prompt = min(prompt_tokens, tokens_cap)
+    counted_completion = min(completion_tokens, tokens_cap - counted_prompt)
+    counted_cost = min(cost, current.estimated_cost_micros)
+    clamped = (counted_prompt, counted_completion, counted_cost) != (prompt_tokens, completion_tokens, cost)
+    return CountedUsage(counted_prompt, counted_completion, counted_cost, clamped)
 
 
 def _refused(reason: str, reservation_id: str, current: Reservation) -> FailedPrecondition:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -70,7 +69,10 @@ log = logging.getLogger(__name__)
 PROMPT_FORMAT = "oracle.scan.v1"
 SIDES = ("buy", "sell", "hold")
 MAX_AMOUNT_TEXT = 40
-CHARS_PER_TOKEN = 4
+# Tokens the chat format adds around each message and before the reply (OpenAI's documented
+# counting uses 3 and 3; one more per message leaves room for a name field).
+MESSAGE_FRAMING_TOKENS = 4
+REPLY_PRIMING_TOKENS = 3
 
 SYSTEM_PROMPT = (
     "You are a cautious crypto market analyst. You get one Bitvavo EUR market's recent closing "
@@ -106,8 +108,16 @@ def prompt_messages(request: AnalysisRequest) -> list[ChatCompletionMessageParam
 
 
 def estimate_prompt_tokens(messages: list[ChatCompletionMessageParam]) -> int:
-    """A generous prompt-token estimate for the budget reservation (4 characters per token)."""
-    return sum(math.ceil(len(str(m.get("content") or "")) / CHARS_PER_TOKEN) + 4 for m in messages)
+    """The prompt's tokens as reserved at the budget service: an upper bound, never a guess.
+
+    No tokenizer makes more tokens than the text has UTF-8 bytes, so every message counts its
+    content's and its role's bytes, plus the chat format's per-message framing; the reply's
+    priming is added once. A characters-per-token ratio would not do: prompts full of digits
+    tokenize near one token per character, and the day's last grant would overshoot."""
+    return REPLY_PRIMING_TOKENS + sum(
+        len(str(m.get("content") or "").encode()) + len(str(m.get("role") or "").encode()) + MESSAGE_FRAMING_TOKENS
+        for m in messages
+    )
 
 
 def parse_answer(content: str | None, finish_reason: str | None, model: str, bounds: OrderBounds) -> Decision:

@@ -2,8 +2,8 @@
 tests and the demo, never a model).
 
 ``POST /v1/chat/completions`` answers deterministically from the market data in the prompt
-(sim.llm.answers), in the OpenAI response shape with ``usage`` token counts (about four
-characters per token), honouring ``max_tokens`` / ``max_completion_tokens`` (a longer answer is
+(sim.llm.answers), in the OpenAI response shape with ``usage`` token counts (:func:`tokens`: one per
+digit, about four characters per token otherwise), honouring ``max_tokens`` / ``max_completion_tokens`` (a longer answer is
 cut and ends with ``finish_reason: "length"``). ``GET /v1/models`` lists the one model. With an
 API key configured, requests without ``Authorization: Bearer <key>`` get 401.
 
@@ -37,8 +37,23 @@ KEPT_REQUESTS = 500
 
 
 def tokens(text: str) -> int:
-    """The simulator's token count of ``text``: one per four characters, at least one."""
-    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+    """The simulator's token count of ``text``, at least one: like a real tokenizer, every digit
+    is a token of its own (numbers are split into short digit groups, so digit-heavy text runs
+    near one token per character), and other text counts one token per four characters."""
+    digits = sum(1 for c in text if "0" <= c <= "9")
+    return max(1, digits + math.ceil((len(text) - digits) / CHARS_PER_TOKEN))
+
+
+def cut(text: str, limit: int) -> str:
+    """The longest start of ``text`` that counts at most ``limit`` tokens."""
+    low, high = 0, len(text)
+    while low < high:  # tokens() grows with the prefix: binary search for the longest that fits
+        middle = (low + high + 1) // 2
+        if tokens(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
 
 
 HUGE_AMOUNT = "1E+30"
@@ -190,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
         finish = "stop"
         completion_tokens = tokens(content)
         if limit is not None and completion_tokens > limit:
-            content = content[: limit * CHARS_PER_TOKEN]
+            content = cut(content, limit)
             completion_tokens = limit
             finish = "length"
         prompt_tokens = sum(tokens(str(m.get("content", ""))) + 4 for m in messages)

@@ -41,9 +41,9 @@ def test_commit_records_tokens_and_cost_and_get_usage_reports_them(budget: Budge
     first = budget.reserve(user, prompt=1000, max_tokens=500)
     second = budget.reserve(user, prompt=1000, max_tokens=500)
 
-    committed = _commit(budget, user, first.reservation_id, 700, 250, cost=1234)
+    committed = _commit(budget, user, first.reservation_id, 700, 250, cost=432)
     assert committed.status == pb.RESERVATION_STATUS_COMMITTED
-    assert (committed.prompt_tokens, committed.completion_tokens, committed.cost_micros) == (700, 250, 1234)
+    assert (committed.prompt_tokens, committed.completion_tokens, committed.cost_micros) == (700, 250, 432)
     # cost 0: computed from the model's price (gpt-4o-mini: 0.15 / 0.60 USD per million tokens).
     priced = _commit(budget, user, second.reservation_id, 1000, 500)
     assert priced.cost_micros == 1000 * 15 // 100 + 500 * 60 // 100
@@ -55,7 +55,7 @@ def test_commit_records_tokens_and_cost_and_get_usage_reports_them(budget: Budge
     tokens = usage[pb.WINDOW_DAILY_TOKENS]
     assert (tokens.used, tokens.limit, tokens.remaining) == (950 + 1500, 100_000, 100_000 - 2450)
     cost = usage[pb.WINDOW_DAILY_COST]
-    assert (cost.used, cost.remaining, cost.unlimited) == (1234 + 450, 1_000_000 - 1684, False)
+    assert (cost.used, cost.remaining, cost.unlimited) == (432 + 450, 1_000_000 - 882, False)
 
     rows = {r["reservation_id"]: r for r in budget.rows(user)}
     assert rows[first.reservation_id]["status"] == "committed"
@@ -159,10 +159,10 @@ def test_expired_reservations_keep_counting_and_accept_a_late_commit(postgres: P
         assert f"user:{user}/daily_calls" in {v.subject for v in refused.quota_violations}
 
         # The answer arrives late: accepted, and the actual usage replaces the estimate.
-        late = _commit(budget, user, stale[0].reservation_id, 300, 40, cost=77)
+        late = _commit(budget, user, stale[0].reservation_id, 90, 40, cost=77)
         assert late.status == pb.RESERVATION_STATUS_COMMITTED
         tokens = budget.usage(user)[pb.WINDOW_DAILY_TOKENS].used
-        assert tokens == 340 + stale[1].estimated_tokens
+        assert tokens == 130 + stale[1].estimated_tokens
 
         # An expired reservation cannot be released: its call may have happened.
         error = failure(lambda: _release(budget, user, stale[1].reservation_id))
@@ -176,3 +176,35 @@ def test_release_after_the_ttl_is_refused_even_before_the_sweep(budget: Budget) 
     error = failure(lambda: _release(budget, user, reservation.reservation_id))
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_EXPIRED")
     assert [r["status"] for r in budget.rows(user)] == ["reserved"]
+
+
+def test_usage_reported_above_the_reservation_is_counted_at_the_reservation_and_flagged(budget: Budget) -> None:
+    """The windows were checked against the reservation: a report above it (a lying caller, an
+    over-billing provider) must not push a window past its limit after the grant."""
+    user = new_user_id("clamp")
+    budget.set_limits(user, daily=10, hourly=10, tokens=400, cost=200)
+    reservation = budget.reserve(user, prompt=100, max_tokens=200)
+    assert (reservation.estimated_tokens, reservation.estimated_cost_micros) == (300, 135)
+
+    committed = _commit(budget, user, reservation.reservation_id, 5000, 7000, cost=9_999_999)
+    assert committed.status == pb.RESERVATION_STATUS_COMMITTED
+    assert (committed.prompt_tokens, committed.completion_tokens, committed.cost_micros) == (300, 0, 135)
+    usage = budget.usage(user)
+    assert usage[pb.WINDOW_DAILY_TOKENS].used == 300 <= usage[pb.WINDOW_DAILY_TOKENS].limit
+    assert usage[pb.WINDOW_DAILY_COST].used == 135 <= usage[pb.WINDOW_DAILY_COST].limit
+
+    with budget.postgres.admin() as conn:
+        (payload,) = (
+            r[0]
+            for r in conn.execute(
+                "SELECT payload FROM oracle.audit_events WHERE kind = 'budget.committed' AND subject_id = %s",
+                (reservation.reservation_id,),
+            )
+        )
+    assert payload["clamped"] is True
+    assert payload["reported"] == {"prompt_tokens": 5000, "completion_tokens": 7000, "cost_micros": 9_999_999}
+
+    # A report within the reservation is stored as it is, unflagged.
+    second = budget.reserve(user, prompt=10, max_tokens=20)
+    honest = _commit(budget, user, second.reservation_id, 10, 20, cost=5)
+    assert (honest.prompt_tokens, honest.completion_tokens, honest.cost_micros) == (10, 20, 5)
