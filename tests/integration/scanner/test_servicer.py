@@ -71,6 +71,13 @@ def test_create_scan_job_names_the_bad_field(
     assert bad_field(lambda: scanner.stub.CreateScanJob(create_request(user, markets, seconds, analyst))) == field
 
 
+@pytest.mark.parametrize("seconds", [2**63 - 1, -(2**63), -1])
+def test_an_overflowing_interval_is_invalid_argument_not_internal(scanner: ScannerServer, seconds: int) -> None:
+    request = create_request("u", ["BTC-EUR"], None)
+    request.interval.seconds = seconds
+    assert bad_field(lambda: scanner.stub.CreateScanJob(request)) == "interval"
+
+
 def test_other_bad_fields_are_named(scanner: ScannerServer) -> None:
     stub = scanner.stub
     assert bad_field(lambda: stub.PauseScanJob(pb.PauseScanJobRequest(user_id="u", job_id="nope"))) == "job_id"
