@@ -34,6 +34,10 @@ class LlmSimulatorAdmin:
         """Chat completions answered with 200."""
         return int(self.stats()["completions"])
 
+    def usage(self) -> list[tuple[int, int]]:
+        """(prompt_tokens, completion_tokens) each answered completion reported, oldest first."""
+        return [(int(p), int(c)) for p, c in self.stats()["usage"]]
+
     def requests(self) -> list[dict[str, Any]]:
         """The last chat-completion request bodies, oldest first."""
         result: list[dict[str, Any]] = self._call("GET", "/requests")["requests"]

@@ -8,7 +8,8 @@ cut and ends with ``finish_reason: "length"``). ``GET /v1/models`` lists the one
 API key configured, requests without ``Authorization: Bearer <key>`` get 401.
 
 Admin API (plain JSON, loopback only, never counted or faulted):
-``GET /_admin/stats`` (requests received, by path; completions answered),
+``GET /_admin/stats`` (requests received, by path; completions answered and the token usage
+each reported),
 ``GET /_admin/requests`` (the last completion request bodies), ``GET|POST|DELETE /_admin/faults``
 (see sim.llm.faults), ``POST /_admin/reset``, ``GET /_admin/health``.
 """
@@ -99,12 +100,15 @@ class _State:
         self.recent: deque[dict[str, Any]] = deque(maxlen=KEPT_REQUESTS)
         self.faults = FaultBook()
         self.sequence = 0
+        # (prompt_tokens, completion_tokens) of each answered completion, as reported in ``usage``.
+        self.usage: deque[tuple[int, int]] = deque(maxlen=KEPT_REQUESTS)
 
     def reset(self) -> None:
         with self.lock:
             self.by_path.clear()
             self.completions = 0
             self.recent.clear()
+            self.usage.clear()
         self.faults.clear()
 
 
@@ -211,6 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
         prompt_tokens = sum(tokens(str(m.get("content", ""))) + 4 for m in messages)
         with state.lock:
             state.completions += 1
+            state.usage.append((prompt_tokens, completion_tokens))
         self._send(
             200,
             {
@@ -250,6 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "requests": sum(state.by_path.values()),
                         "completions": state.completions,
                         "by_path": dict(state.by_path),
+                        "usage": [list(u) for u in state.usage],
                     },
                 )
         elif (method, path) == ("GET", "/requests"):
