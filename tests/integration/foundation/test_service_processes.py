@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from oracle.budget.v1 import budget_service_pb2 as budget_pb
 from oracle.budget.v1 import budget_service_pb2_grpc as budget_grpc
@@ -21,7 +22,6 @@ from oracle.executor.v1 import executor_service_pb2 as executor_pb
 from oracle.executor.v1 import executor_service_pb2_grpc as executor_grpc
 from oracle.scanner.v1 import scanner_service_pb2 as scanner_pb
 from oracle.scanner.v1 import scanner_service_pb2_grpc as scanner_grpc
-from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 
 from shared.errors import from_rpc_error
 from tests.harness import (
@@ -155,7 +155,7 @@ def test_service_process_lifecycle(service: str, postgres: Postgres, exchange_ur
 
         codes = undecodable_codes(proc.port, DESCRIPTORS[service])
         assert codes.keys() == {m.name for m in DESCRIPTORS[service].methods}
-        assert codes == dict.fromkeys(codes, {grpc.StatusCode.INVALID_ARGUMENT})
+        assert codes == {name: {grpc.StatusCode.INVALID_ARGUMENT} for name in codes}
 
         assert proc.terminate(timeout=20) == 0
         assert '"stopped"' in proc.logs()
