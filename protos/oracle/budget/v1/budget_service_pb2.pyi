@@ -162,7 +162,10 @@ class ReserveCallRequest(_message.Message):
     model: _builtins.str
     """Model name, e.g. "gpt-4o-mini"; prices per model come from the budget's configuration."""
     estimated_prompt_tokens: _builtins.int
-    """Estimated prompt tokens, > 0."""
+    """Prompt tokens to reserve, > 0: an upper bound, not a guess. No tokenizer makes more tokens
+    than the text has UTF-8 bytes, so the prompt's byte length (plus the chat framing) is safe;
+    a characters-per-token ratio is not (digits run near one token per character).
+    """
     requested_max_tokens: _builtins.int
     """The completion tokens the caller would like, > 0; the grant may be lower."""
     def __init__(
@@ -206,7 +209,11 @@ Global___ReserveCallResponse: _TypeAlias = ReserveCallResponse  # noqa: Y015
 
 @_typing.final
 class CommitCallRequest(_message.Message):
-    """CommitCallRequest records what a call actually used."""
+    """CommitCallRequest records what a call actually used. Usage above the reservation (more tokens
+    than estimated_tokens, or a cost above estimated_cost_micros) is counted at the reservation and
+    flagged ("clamped" with the reported figures in the audit event): the windows were checked
+    against the reservation, so no report can push them past a limit after the grant.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
