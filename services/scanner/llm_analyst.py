@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import openai
@@ -62,6 +62,8 @@ from services.scanner.analyst import (
     is_model_name,
 )
 from services.scanner.budget_client import BudgetClient, BudgetError, BudgetExhausted, BudgetUnavailable
+from shared import fields
+from shared.errors import InvalidArgument
 from shared.fields import CONFIDENCE_TEXT, CONFIDENCE_VALUES
 
 log = logging.getLogger(__name__)
@@ -170,19 +172,16 @@ def _storable_text(text: str) -> bool:
 
 
 def _amount(value: Any) -> Decimal | None:
-    """A finite positive decimal with at most 2 decimals, at most MAX_AMOUNT_EUR; None otherwise."""
+    """A positive decimal string with at most 2 decimals, at most MAX_AMOUNT_EUR; None otherwise.
+
+    The request grammar (shared.fields.decimal): ASCII digits only, so "١٠" or "1_0" from the
+    model is refused rather than read as 10."""
     if not isinstance(value, str) or len(value) > MAX_AMOUNT_TEXT:
         return None
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
+        return fields.decimal(value, "amount_eur", places=2, minimum=CENT, maximum=MAX_AMOUNT_EUR)
+    except InvalidArgument:
         return None
-    if not amount.is_finite() or not 0 < amount <= MAX_AMOUNT_EUR:
-        return None  # compared before anything else: "1E+30" must not reach a quantize
-    exponent = amount.as_tuple().exponent
-    if not isinstance(exponent, int) or exponent < -2:
-        return None
-    return amount
 
 
 def model_name(reported: object, configured: str) -> str:

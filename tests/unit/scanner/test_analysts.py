@@ -126,6 +126,10 @@ def test_a_valid_answer_is_a_trade_idea() -> None:
         (answer(amount_eur="sNaN"), "stop", "LLM_INVALID_AMOUNT"),
         (answer(amount_eur="50.01"), "stop", "LLM_INVALID_AMOUNT"),  # above max_order_eur
         (answer(amount_eur="9.99"), "stop", "LLM_INVALID_AMOUNT"),  # below min_order_eur
+        (answer(amount_eur="\u0661\u0662"), "stop", "LLM_INVALID_AMOUNT"),  # Arabic-Indic "12"
+        (answer(amount_eur="1_2"), "stop", "LLM_INVALID_AMOUNT"),
+        (answer(amount_eur=" 12"), "stop", "LLM_INVALID_AMOUNT"),
+        (answer(amount_eur="12\n"), "stop", "LLM_INVALID_AMOUNT"),
         (answer(rationale="up\ud800"), "stop", "LLM_INVALID_RATIONALE"),  # PostgreSQL cannot store it
         (answer(rationale="up\x00"), "stop", "LLM_INVALID_RATIONALE"),
         (answer(rationale=5), "stop", "LLM_INVALID_RATIONALE"),
