@@ -23,7 +23,7 @@ from services.budget.config import load_settings as budget_settings
 from services.scanner.analyst import AnalysisRequest, Decision, NoTrade, OrderBounds
 from services.scanner.llm_analyst import LlmAnalyst
 from services.scanner.market_data import MarketSnapshot
-from shared.budget_client import BudgetClient
+from services.scanner.budget_client import BudgetClient
 from shared.exchange.market import Candle
 from tests.harness import SCANNER_TOKEN, Postgres, new_user_id
 from tests.integration.budget.servers import Budget, in_process_budget, service_env
