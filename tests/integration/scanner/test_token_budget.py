@@ -21,9 +21,9 @@ from oracle.budget.v1 import budget_service_pb2 as budget_pb
 
 from services.budget.config import load_settings as budget_settings
 from services.scanner.analyst import AnalysisRequest, Decision, NoTrade, OrderBounds
+from services.scanner.budget_client import BudgetClient
 from services.scanner.llm_analyst import LlmAnalyst
 from services.scanner.market_data import MarketSnapshot
-from services.scanner.budget_client import BudgetClient
 from shared.exchange.market import Candle
 from tests.harness import SCANNER_TOKEN, Postgres, new_user_id
 from tests.integration.budget.servers import Budget, in_process_budget, service_env
@@ -66,13 +66,14 @@ def storm(llm: Llm, budget: Budget, user_id: str) -> list[Decision]:
     start = threading.Barrier(THREADS)
 
     def worker(index: int) -> list[Decision]:
-        with (
-            openai.OpenAI(base_url=llm.url, api_key="unset", max_retries=0, timeout=60) as client,
-            BudgetClient(budget.target, SCANNER_TOKEN, timeout_seconds=60) as budget_client,
-        ):
-            analyst = LlmAnalyst(client, budget_client, model=MODEL, max_tokens=MAX_TOKENS)
-            start.wait()
-            return [analyst.analyse(digit_heavy(user_id, n)) for n in range(index, CALLS, THREADS)]
+        budget_client = BudgetClient(budget.target, SCANNER_TOKEN, timeout_seconds=60)
+        try:
+            with openai.OpenAI(base_url=llm.url, api_key="unset", max_retries=0, timeout=60) as client:
+                analyst = LlmAnalyst(client, budget_client, model=MODEL, max_tokens=MAX_TOKENS)
+                start.wait()
+                return [analyst.analyse(digit_heavy(user_id, n)) for n in range(index, CALLS, THREADS)]
+        finally:
+            budget_client.close()
 
     with ThreadPoolExecutor(THREADS) as pool:
         return [d for ds in pool.map(worker, range(THREADS)) for d in ds]
