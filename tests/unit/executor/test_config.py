@@ -116,6 +116,8 @@ def test_no_production_code_can_kill_its_own_process() -> None:
         if re.search(r"SIGKILL|_TEST_[A-Z]", path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
 def test_live_refuses_insecure_dev_auth_even_on_loopback() -> None:
     """insecure-dev makes every caller, the scanner included, a principal allowed to override."""
     env = {
