@@ -114,6 +114,43 @@ class SimulatorAdmin:
         """Jump to the start of the next minute: a fresh rate-limit window with ~60 s of room."""
         return int(self._call("POST", "/clock/advance", {"toNextMinute": True, "ms": extra_ms})["now"])
 
+    def skew_clock(self, ms: int) -> int:
+        """Put the exchange's clock ``ms`` further ahead of real time: ``GET /time`` and the access
+        window move too, so a client signing with its own clock is refused once off by more than
+        its window. Returns the exchange's new time."""
+        return int(self._call("POST", "/clock/skew", {"ms": ms})["now"])
+
+    def switches(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/switches")["switches"]
+        return result
+
+    def set_switches(self, **changes: Any) -> dict[str, Any]:
+        """Change switches (``sim.bitvavo.switches.Switches`` field names), e.g.
+        ``set_switches(closed_orders_by_client_order_id=False, history_range_limit_ms=None)``."""
+        result: dict[str, Any] = self._call("POST", "/switches", changes)["switches"]
+        return result
+
+    def add_foreign_history(
+        self,
+        market: str,
+        *,
+        count: int = 1,
+        order_type: str = "trailingStop",
+        status: str = "pendingNew",
+        account: str = "main",
+        age_ms: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Rows another user of the shared ``account`` left in ``market``'s ``/orders`` and
+        ``/trades``: an unknown order type and status, shapes no strict parser takes. Returns them."""
+        body = {"market": market, "count": count, "orderType": order_type, "status": status}
+        body.update(account=account, ageMs=age_ms)
+        result: list[dict[str, Any]] = self._call("POST", "/history/foreign", body)["orders"]
+        return result
+
+    def settle_fees(self, *, market: str | None = None, client_order_id: str | None = None) -> int:
+        """Settle unsettled fills (deferred fee settlement); returns how many were settled."""
+        return int(self._call("POST", "/fees/settle", {"market": market, "clientOrderId": client_order_id})["settled"])
+
     def add_key(
         self, key: str, secret: str, account: str = "main", permissions: tuple[str, ...] = ("view", "trade")
     ) -> None:
@@ -198,6 +235,13 @@ class SimulatorAdmin:
     def drop_next_connections(self, count: int = 1) -> dict[str, Any]:
         """Close the next ``count`` connections on accept, before reading the request."""
         return self.add_fault("drop_before_read", count=count, method=None, path=None)
+
+    def stall_next_request(
+        self, seconds: float, *, path: str | None = "/order", method: str | None = "POST", count: int = 1
+    ) -> dict[str, Any]:
+        """The next matching requests arrive ``seconds`` after they were signed (judged so at
+        once, nobody waits): longer than their access window, they are refused with 304."""
+        return self.add_fault("stall", seconds=seconds, path=path, method=method, count=count, process=True)
 
     def add_latency(
         self, seconds: float, *, path: str | None = None, method: str | None = None, count: int | None = None

@@ -12,6 +12,12 @@ ends. Fees are charged in the quote currency; a quote-sized buy takes its fee ou
 ``amountQuote``, so filledAmountQuote + feePaid == amountQuote when it fills.
 Self-trade prevention only looks at the account's own resting orders; ``decrementAndCancel`` is
 treated as ``cancelNewest``.
+
+The switchable constraints (``sim.bitvavo.switches``) are applied here: the history range limit
+(``_history_window``), closed orders by clientOrderId (``_find``) and deferred fee settlement
+(``_fill``, ``_looked_up``). Rows "from other users" of the shared account (``admin_add_foreign``)
+are raw JSON of unknown order types and statuses, listed in that account's history beside its
+own orders.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 from sim.bitvavo.accounts import Wallet
 from sim.bitvavo.clock import SimClock
 from sim.bitvavo.errors import SimError, invalid, required
-from sim.bitvavo.markets import ORDER_TYPES, MarketSpec, wire
+from sim.bitvavo.markets import EXTRA_ASSETS, ORDER_TYPES, MarketSpec, wire
 from sim.bitvavo.orders import TRIGGER_TYPES, Fill, SimOrder
 from sim.bitvavo.prices import (
     BOOK_LEVELS,
@@ -38,6 +44,7 @@ from sim.bitvavo.prices import (
     significant_digits,
 )
 from sim.bitvavo.signing import ApiKey
+from sim.bitvavo.switches import Switches
 
 TAKER_FEE = Decimal("0.0025")
 MAKER_FEE = Decimal("0.0015")
@@ -174,8 +181,10 @@ class Exchange:
         history_steps: int = 7 * 24 * 60,
         taker_fee: Decimal = TAKER_FEE,
         maker_fee: Decimal = MAKER_FEE,
+        switches: Switches | None = None,
     ) -> None:
         self.lock = threading.RLock()
+        self._initial_switches = switches or Switches()
         self.clock = clock
         self.seed = seed
         self.step_ms = step_ms
@@ -207,6 +216,9 @@ class Exchange:
             self._open: dict[tuple[str, str], SimOrder] = {}
             self._by_cid: dict[tuple[str, str, str], list[SimOrder]] = {}
             self._by_id: dict[tuple[str, str], SimOrder] = {}
+            self.switches = self._initial_switches
+            # raw history rows of other users of an account: (account, market, created, order, trades)
+            self._foreign: list[tuple[str, str, int, dict[str, Any], list[dict[str, Any]]]] = []
             self._counter = 0
             self._processed_step = 0
             self._nonce = 0
@@ -293,6 +305,9 @@ class Exchange:
             wallet.credit(spec.quote, notional - fee)
         self._counter += 1
         fill = Fill(hashed_uuid(self.seed, "fill", self._counter), ts, amount, price, taker, fee, spec.quote)
+        if self.switches.fee_settlement == "deferred":
+            fill.settled = False
+            fill.lookups_left = self.switches.settle_after_lookups
         order.fills.append(fill)
         order.filled_amount += amount
         order.filled_amount_quote += notional
@@ -371,10 +386,12 @@ class Exchange:
     def _find(self, account: str, market: str, order_id: str | None, client_order_id: str | None) -> SimOrder:
         if client_order_id is not None:  # clientOrderId wins over orderId
             matches = self._by_cid.get((account, market, client_order_id), [])
-            if not matches:
-                raise SimError(240)
             active = [o for o in matches if o.active]
-            return active[-1] if active else matches[-1]
+            if active:
+                return active[-1]
+            if not matches or not self.switches.closed_orders_by_client_order_id:
+                raise SimError(240)
+            return matches[-1]
         if order_id is None:
             raise required("orderId")
         order = self._by_id.get((market, order_id))
@@ -422,7 +439,7 @@ class Exchange:
 
     def assets(self, query: Mapping[str, str]) -> Any:
         with self.lock:
-            assets = {"EUR": {"symbol": "EUR", "name": "Euro", "decimals": 2}}
+            assets: dict[str, dict[str, Any]] = {a["symbol"]: dict(a) for a in EXTRA_ASSETS}
             for spec in self.specs.values():
                 assets[spec.base] = spec.asset_json()
             if "symbol" in query:
@@ -655,7 +672,7 @@ class Exchange:
             if value is not None:
                 if _decimals_of(value) > 15:
                     raise SimError(215, f"{name} has more than 15 decimal places.")
-                if significant_digits(value) > spec.price_precision:
+                if spec.tick_size is None and significant_digits(value) > spec.price_precision:
                     raise SimError(214, f"{name} has too many significant digits.")
                 if spec.tick_size is not None and value % spec.tick_size != 0:
                     raise SimError(422, f"{name} is not a multiple of tickSize {wire(spec.tick_size)}.")
@@ -838,7 +855,10 @@ class Exchange:
                 raise invalid("clientOrderId")
             if client_order_id is None and not is_uuid(order_id):
                 raise invalid("orderId")
-            return self._find(key.account, spec.market, order_id, client_order_id).to_json()
+            order = self._find(key.account, spec.market, order_id, client_order_id)
+            answer = order.to_json()
+            order.looked_up()
+            return answer
 
     def cancel_order(self, key: ApiKey, query: Mapping[str, str]) -> Any:
         self._check_trade(key)
@@ -884,28 +904,53 @@ class Exchange:
                     result.append({"orderId": order.order_id, "operatorId": operator_id})
             return result
 
-    def _history_filter(self, query: Mapping[str, str]) -> tuple[int, int | None, int | None]:
+    def _history_window(self, query: Mapping[str, str]) -> tuple[int, int | None, int | None]:
+        """``limit``, ``start`` and ``end`` of a history request, the range limit applied: a span
+        longer than the limit is 205; without ``start`` only the limit's span before ``end`` is seen."""
         limit = _int_param(query, "limit", 1, 1000, 500)
         start = _int_param(query, "start", 0, 2**62, None)
         end = _int_param(query, "end", 0, 2**62, None)
         assert limit is not None
+        if start is not None and end is not None and start > end:
+            raise invalid("start")
+        span = self.switches.history_range_limit_ms
+        if span is not None:
+            until = end if end is not None else self.clock.now_ms()
+            if start is None:
+                start = until - span
+            elif until - start > span:
+                raise invalid("start")
         return limit, start, end
+
+    @staticmethod
+    def _within(ts: int, start: int | None, end: int | None) -> bool:
+        return (start is None or ts >= start) and (end is None or ts <= end)
 
     def list_orders(self, key: ApiKey, query: Mapping[str, str]) -> Any:
         self._check_order_read(key)
         with self.lock:
             self.sync()
             spec = self._spec(query.get("market"))
-            limit, start, end = self._history_filter(query)
-            rows = [
-                o
+            limit, start, end = self._history_window(query)
+            rows: list[tuple[int, SimOrder | dict[str, Any]]] = [
+                (o.created, o)
                 for o in reversed(self.orders)
-                if o.account == key.account
-                and o.market == spec.market
-                and (start is None or o.created >= start)
-                and (end is None or o.created <= end)
+                if o.account == key.account and o.market == spec.market and self._within(o.created, start, end)
             ]
-            return [o.to_json() for o in rows[:limit]]
+            rows += [
+                (created, raw)
+                for account, market, created, raw, _ in self._foreign
+                if account == key.account and market == spec.market and self._within(created, start, end)
+            ]
+            rows.sort(key=lambda row: row[0], reverse=True)  # stable: newest placement first on a tie
+            answer = []
+            for _, row in rows[:limit]:
+                if isinstance(row, SimOrder):
+                    answer.append(row.to_json())
+                    row.looked_up()
+                else:
+                    answer.append(dict(row))
+            return answer
 
     def open_orders(self, key: ApiKey, query: Mapping[str, str]) -> Any:
         self._check_order_read(key)
@@ -915,27 +960,43 @@ class Exchange:
             if market is not None:
                 self._spec(market)
             base = query.get("base")
-            return [
-                o.to_json()
+            shown = [
+                o
                 for o in reversed(self._open.values())
                 if o.account == key.account and market in (None, o.market) and base in (None, self.specs[o.market].base)
             ]
+            answer = [o.to_json() for o in shown]
+            for order in shown:
+                order.looked_up()
+            return answer
 
     def trades(self, key: ApiKey, query: Mapping[str, str]) -> Any:
         self._check_view(key)
         with self.lock:
             self.sync()
             spec = self._spec(query.get("market"))
-            limit, start, end = self._history_filter(query)
-            rows = [
-                o.trade_json(f)
+            limit, start, end = self._history_window(query)
+            own = [
+                (f.timestamp, o, f)
                 for o in self.orders
                 if o.account == key.account and o.market == spec.market
                 for f in o.fills
-                if (start is None or f.timestamp >= start) and (end is None or f.timestamp <= end)
+                if self._within(f.timestamp, start, end)
             ]
-            rows.sort(key=lambda r: int(r["timestamp"]), reverse=True)
-            return rows[:limit]
+            foreign = [
+                (created, raw)
+                for account, market, created, _, trades in self._foreign
+                if account == key.account and market == spec.market
+                for raw in trades
+                if self._within(created, start, end)
+            ]
+            rows: list[tuple[int, dict[str, Any], Fill | None]] = [(ts, o.trade_json(f), f) for ts, o, f in own]
+            rows += [(ts, dict(raw), None) for ts, raw in foreign]
+            rows.sort(key=lambda r: r[0], reverse=True)
+            for _, _, fill in rows[:limit]:
+                if fill is not None:
+                    fill.looked_up()
+            return [row for _, row, _ in rows[:limit]]
 
     def balance(self, key: ApiKey, query: Mapping[str, str]) -> Any:
         self._check_view(key)
@@ -979,6 +1040,61 @@ class Exchange:
                 for o in self.orders
                 if key in (None, o.key) and account in (None, o.account) and market in (None, o.market)
             ]
+
+    def admin_settle_fees(self, market: str | None, client_order_id: str | None) -> int:
+        """Settle every unsettled fill (of ``market``/``client_order_id`` when given); returns how many."""
+        settled = 0
+        with self.lock:
+            for order in self.orders:
+                if market in (None, order.market) and client_order_id in (None, order.client_order_id):
+                    for fill in order.fills:
+                        if not fill.settled:
+                            fill.settled = True
+                            settled += 1
+        return settled
+
+    def admin_add_foreign(
+        self,
+        *,
+        account: str,
+        market: str,
+        count: int,
+        order_type: str,
+        status: str,
+        age_ms: int,
+    ) -> list[dict[str, Any]]:
+        """Rows another user of ``account`` left in ``market``'s history: orders of an unknown
+        ``order_type`` and ``status`` (each with one fill in ``/trades``), in shapes no strict parser
+        takes (a float amount, ``fills: null``; trades with an unknown side, a string ``settled``, no
+        price). Half carry another clientOrderId, half none. Returns the order rows."""
+        rows = []
+        with self.lock:
+            spec = self._spec(market)
+            created = self.clock.now_ms() - age_ms
+            for i in range(count):
+                self._counter += 1
+                order_id = hashed_uuid(self.seed, "foreign", self._counter)
+                order: dict[str, Any] = {"orderId": order_id}
+                if i % 2 == 0:
+                    order["clientOrderId"] = str(uuid.uuid4())
+                order.update(
+                    market=spec.market,
+                    created=created,
+                    updated=created,
+                    status=status,
+                    side="buy" if i % 2 else "sell",
+                    orderType=order_type,
+                    amount=0.5,
+                    fills=None,
+                    operatorId=-(2**63),
+                )
+                trade: dict[str, Any] = {"id": hashed_uuid(self.seed, "foreign-fill", self._counter), "orderId": order_id}
+                if "clientOrderId" in order:
+                    trade["clientOrderId"] = order["clientOrderId"]
+                trade.update(timestamp=created, market=spec.market, side="both", amount="0.5", settled="pending")
+                self._foreign.append((account, spec.market, created, order, [trade]))
+                rows.append(order)
+        return rows
 
     def admin_balances(self, account: str) -> dict[str, dict[str, str]]:
         with self.lock:

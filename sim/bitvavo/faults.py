@@ -11,6 +11,10 @@ Kinds:
 * ``garbage`` – handle it or not, then answer ``http_status`` with an HTML page instead of JSON,
   as a proxy or load balancer in front of the exchange would (the SDK's ``r.json()`` then raises);
 * ``latency`` – sleep ``seconds`` before normal handling (stacks with the others);
+* ``stall`` – the request arrives ``seconds`` after it was signed and sent, without anyone waiting:
+  its access window is judged against the exchange's clock plus ``seconds`` (a request that spent
+  longer than its window between signing and arrival — a GC pause, a frozen VM — is refused with
+  304, exactly as the exchange refuses it; stacks with the others);
 * ``drop_before_read`` – close the next ``count`` accepted connections before reading a byte
   (any path, the admin API included: it cannot tell them apart unread).
 
@@ -26,7 +30,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KINDS = ("drop", "hang", "error", "garbage", "latency", "drop_before_read")
+KINDS = ("drop", "hang", "error", "garbage", "latency", "stall", "drop_before_read")
 
 
 @dataclass
@@ -102,10 +106,12 @@ class FaultBook:
 
     def take(
         self, method: str, template: str, path: str, market: str | None, key: str | None
-    ) -> tuple[float, Fault | None]:
-        """Seconds of latency to add, and the one answer-changing fault (first armed wins)."""
+    ) -> tuple[float, int, Fault | None]:
+        """Seconds of latency to add, milliseconds of stall before arrival, and the one
+        answer-changing fault (first armed wins)."""
         with self._lock:
             latency = 0.0
+            stall_ms = 0
             chosen: Fault | None = None
             for fault in list(self._faults):
                 if fault.kind == "drop_before_read" or not fault.matches(method, template, path, market, key):
@@ -113,10 +119,13 @@ class FaultBook:
                 if fault.kind == "latency":
                     latency += fault.seconds
                     self._consume(fault)
+                elif fault.kind == "stall":
+                    stall_ms += round(fault.seconds * 1000)
+                    self._consume(fault)
                 elif chosen is None:
                     chosen = fault
                     self._consume(fault)
-            return latency, chosen
+            return latency, stall_ms, chosen
 
     def take_connection_drop(self) -> bool:
         with self._lock:

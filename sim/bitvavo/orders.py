@@ -34,6 +34,21 @@ class Fill:
     taker: bool
     fee: Decimal
     fee_currency: str
+    settled: bool = True
+    lookups_left: int | None = None  # deferred fee: answers showing it unsettled before it settles
+
+    def fee_fields(self) -> dict[str, Any]:
+        """``fee``/``feeCurrency`` appear only once the fill is settled (fact sheet, fill object)."""
+        if not self.settled:
+            return {"settled": False}
+        return {"fee": wire(self.fee), "feeCurrency": self.fee_currency, "settled": True}
+
+    def looked_up(self) -> None:
+        """One more answer showed this fill: a deferred fee with a lookup count settles when it runs out."""
+        if not self.settled and self.lookups_left is not None:
+            self.lookups_left -= 1
+            if self.lookups_left <= 0:
+                self.settled = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,9 +57,7 @@ class Fill:
             "amount": wire(self.amount),
             "price": wire(self.price),
             "taker": self.taker,
-            "fee": wire(self.fee),
-            "feeCurrency": self.fee_currency,
-            "settled": True,
+            **self.fee_fields(),
         }
 
 
@@ -127,7 +140,7 @@ class SimOrder:
             onHoldCurrency=self.on_hold_currency,
             filledAmount=wire(self.filled_amount),
             filledAmountQuote=wire(self.filled_amount_quote),
-            feePaid=wire(self.fee_paid),
+            feePaid=wire(self.fee_paid - sum((f.fee for f in self.fills if not f.settled), Decimal(0))),
             feeCurrency=self.fee_currency,
             fills=[f.to_json() for f in self.fills],
             selfTradePrevention=self.self_trade_prevention,
@@ -156,8 +169,10 @@ class SimOrder:
             amount=wire(fill.amount),
             price=wire(fill.price),
             taker=fill.taker,
-            fee=wire(fill.fee),
-            feeCurrency=fill.fee_currency,
-            settled=True,
+            **fill.fee_fields(),
         )
         return body
+
+    def looked_up(self) -> None:
+        for fill in self.fills:
+            fill.looked_up()

@@ -148,9 +148,17 @@ class PriceWalk:
         else:
             self.price(k)
 
+    def on_tick(self, value: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+        """``value`` on the market's tick grid (unchanged when the market has no tick size)."""
+        tick = self.spec.tick_size
+        if tick is None or value == 0:
+            return value
+        ticks = (value / tick).quantize(Decimal(1), rounding=rounding)
+        return max(ticks, Decimal(1)) * tick
+
     def shown_price(self, k: int) -> Decimal:
-        """The price as the market shows it: ``pricePrecision`` significant digits."""
-        return round_sig(self.price(k), self.spec.price_precision)
+        """The price as the market shows it: ``price_precision`` significant digits, on the tick grid."""
+        return self.on_tick(round_sig(self.price(k), self.spec.price_precision))
 
     # -- time ----------------------------------------------------------------------------------
     def step_at(self, ts_ms: int) -> int:
@@ -246,19 +254,27 @@ class PriceWalk:
         asks: list[Level] = []
         for i in range(levels):
             offset = HALF_SPREAD + LEVEL_GAP * i
-            bid = round_sig(_CTX.multiply(mid, 1 - offset), digits, ROUND_FLOOR)
-            ask = round_sig(_CTX.multiply(mid, 1 + offset), digits, ROUND_CEILING)
+            bid = self.on_tick(round_sig(_CTX.multiply(mid, 1 - offset), digits, ROUND_FLOOR), ROUND_FLOOR)
+            ask = self.on_tick(round_sig(_CTX.multiply(mid, 1 + offset), digits, ROUND_CEILING), ROUND_CEILING)
             if bids and bid >= bids[-1].price:
-                bid = bids[-1].price - _unit(bids[-1].price, digits)
+                bid = bids[-1].price - self._unit(bids[-1].price, digits)
             if asks and ask <= asks[-1].price:
-                ask = asks[-1].price + _unit(asks[-1].price, digits)
+                ask = asks[-1].price + self._unit(asks[-1].price, digits)
             if not asks and ask <= bid:
-                ask = bid + _unit(bid, digits)
+                ask = bid + self._unit(bid, digits)
             if bid <= 0:
                 break
             bids.append(Level(bid, self._level_size(k, "bid", i, bid)))
             asks.append(Level(ask, self._level_size(k, "ask", i, ask)))
         return bids, asks
+
+    def _unit(self, price: Decimal, digits: int) -> Decimal:
+        """The smallest price step at ``price``: a significant digit, never finer than the tick."""
+        unit = _unit(price, digits)
+        tick = self.spec.tick_size
+        if tick is None:
+            return unit
+        return max(unit, tick) if unit % tick == 0 else tick * ((unit // tick) + 1)
 
     def _level_size(self, k: int, side: str, i: int, price: Decimal) -> Decimal:
         quote_value = Decimal(1_000 + _hash_int(self.seed, self.spec.market, k, side, i) % 9_000)

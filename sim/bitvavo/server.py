@@ -2,7 +2,8 @@
 API under ``/_admin`` on one 127.0.0.1 port.
 
 For every ``/v2`` request, in order: count it; take armed faults; authenticate (signature over the
-raw path and the compact re-serialised body); charge rate-limit weight to the key, or to the IP
+raw path and the compact re-serialised body; the access window judged against the exchange's
+clock at arrival, a ``stall`` fault making it arrive later); charge rate-limit weight to the key, or to the IP
 without one; call the exchange engine; answer JSON with the three ``bitvavo-ratelimit-*`` headers.
 Errors are JSON too, with the fact sheet's HTTP statuses. Admin calls skip auth, weights, faults
 and counting, and are refused unless they come from loopback.
@@ -33,6 +34,7 @@ from sim.bitvavo.faults import Fault, FaultBook
 from sim.bitvavo.markets import DEFAULT_MARKETS, MARKET_STATUSES, MarketSpec
 from sim.bitvavo.ratelimit import RateLimiter, weight
 from sim.bitvavo.signing import ApiKey, authenticate
+from sim.bitvavo.switches import Switches
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class RestRequest:
     query: dict[str, str]
     body: Any
     body_ok: bool
+    stall_ms: int = 0  # how much later than now the request is judged to arrive (``stall`` fault)
 
 
 class RequestLog:
@@ -244,13 +247,13 @@ class _Handler(BaseHTTPRequestHandler):
         market = path_market or query.get("market")
         if market is None and isinstance(body, dict) and isinstance(body.get("market"), str):
             market = body["market"]
-        latency, fault = sim.faults.take(method, template, sub, market, presented_key or None)
+        latency, stall_ms, fault = sim.faults.take(method, template, sub, market, presented_key or None)
         if latency > 0:
             time.sleep(latency)
         if fault is not None and not fault.process:
             self._apply_fault(fault, None)
             return
-        request = RestRequest(method, template, sub, path_market, query, body, body_ok)
+        request = RestRequest(method, template, sub, path_market, query, body, body_ok, stall_ms)
         status, answer, headers, placed = self._process(request)
         if fault is None:
             self._send(status, answer, headers)
@@ -292,7 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raw_path=self.path,
                 body=body,
                 keys=sim.exchange.keys,
-                wall_ms=sim.clock.wall_ms(),
+                arrival_ms=sim.clock.window_ms() + request.stall_ms,
+                latest_ms=sim.clock.now_ms() + request.stall_ms,
             )
             if key is None and template in _PRIVATE:
                 raise SimError(300)
@@ -331,8 +335,14 @@ class BitvavoSimulator:
         step_ms: int = 60_000,
         history_steps: int = 7 * 24 * 60,
         clock: SimClock | None = None,
+        switches: Switches | None = None,
+        skew_ms: int = 0,
     ) -> None:
-        self.clock = clock or SimClock()
+        """``switches``: the switchable constraints (``sim.bitvavo.switches``; defaults: strict).
+        ``skew_ms``: how far the exchange's clock runs ahead of the host's (``SimClock``)."""
+        self.clock = clock or SimClock(skew_ms=skew_ms)
+        if clock is not None and skew_ms:
+            self.clock.add_skew(skew_ms)
         self.exchange = Exchange(
             seed=seed,
             markets=markets,
@@ -341,6 +351,7 @@ class BitvavoSimulator:
             clock=self.clock,
             step_ms=step_ms,
             history_steps=history_steps,
+            switches=switches,
         )
         self.limiter = RateLimiter()
         self.faults = FaultBook()
@@ -488,7 +499,7 @@ class BitvavoSimulator:
             ex.admin_set_market_status(str(data["market"]), str(data["status"]))
             return {"ok": True}
         if (method, path) == ("GET", "/clock"):
-            return {"now": self.clock.now_ms(), "offsetMs": self.clock.offset_ms}
+            return {"now": self.clock.now_ms(), "offsetMs": self.clock.offset_ms, "skewMs": self.clock.skew_ms}
         if (method, path) == ("POST", "/clock/advance"):
             if data.get("toNextMinute"):
                 now = self.clock.advance_to_minute_start(int(data.get("ms", 0)))
@@ -496,6 +507,32 @@ class BitvavoSimulator:
                 now = self.clock.advance(int(data["ms"]))
             ex.sync()
             return {"now": now, "offsetMs": self.clock.offset_ms}
+        if (method, path) == ("POST", "/clock/skew"):
+            now = self.clock.add_skew(int(data["ms"]))
+            ex.sync()
+            return {"now": now, "offsetMs": self.clock.offset_ms, "skewMs": self.clock.skew_ms}
+        if (method, path) == ("GET", "/switches"):
+            return {"switches": ex.switches.to_json()}
+        if (method, path) == ("POST", "/switches"):
+            with ex.lock:
+                ex.switches = ex.switches.updated(data)
+            return {"switches": ex.switches.to_json()}
+        if (method, path) == ("POST", "/history/foreign"):
+            try:
+                rows = ex.admin_add_foreign(
+                    account=str(data.get("account", "main")),
+                    market=str(data["market"]),
+                    count=int(data.get("count", 1)),
+                    order_type=str(data.get("orderType", "trailingStop")),
+                    status=str(data.get("status", "pendingNew")),
+                    age_ms=int(data.get("ageMs", 0)),
+                )
+            except SimError as error:
+                raise _Answer(400, error.body()) from None
+            return {"orders": rows}
+        if (method, path) == ("POST", "/fees/settle"):
+            settled = ex.admin_settle_fees(data.get("market"), data.get("clientOrderId"))
+            return {"settled": settled}
         if (method, path) == ("GET", "/faults"):
             return {"faults": self.faults.list()}
         if (method, path) == ("POST", "/faults"):

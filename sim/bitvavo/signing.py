@@ -73,11 +73,15 @@ def authenticate(
     raw_path: str,
     body: Any,
     keys: Mapping[str, ApiKey],
-    wall_ms: int,
+    arrival_ms: int,
+    latest_ms: int | None = None,
 ) -> ApiKey | None:
     """The key a request acts as, ``None`` when it carries no key; raises ``SimError`` 300–309.
 
     ``headers`` maps lower-case header names to values (HTTP header names are case-insensitive).
+    ``arrival_ms`` is the exchange's clock when the request arrived: a timestamp more than the window
+    before it is 304 (the request came too late). ``latest_ms`` (default ``arrival_ms``) bounds
+    timestamps in the future the same way (the simulator's test clock jumps raise it).
     """
     presented = headers.get("bitvavo-access-key")
     if presented is None or presented == "":
@@ -103,7 +107,7 @@ def authenticate(
         window = int(raw_window.strip())
     if not MIN_WINDOW_MS <= window <= MAX_WINDOW_MS:
         raise SimError(303)
-    if abs(wall_ms - timestamp) > window:
+    if arrival_ms - timestamp > window or timestamp - (arrival_ms if latest_ms is None else latest_ms) > window:
         raise SimError(304)
     signature = headers.get("bitvavo-access-signature") or ""
     if len(signature) != 64 or not set(signature.lower()) <= _HEX:

@@ -25,7 +25,9 @@ def test_markets_have_realistic_rules(public: PublicMarketData) -> None:
         assert market.min_order_in_quote_asset == Decimal("5")
         assert isinstance(market.min_order_in_base_asset, Decimal) and market.min_order_in_base_asset > 0
         assert market.quantity_decimals is not None and market.notional_decimals == 2
-        assert market.price_precision == 5
+        assert market.price_precision == 0  # deprecated live: "0"; the tick size rules prices
+        assert market.tick_size is not None and market.tick_size > 0
+    assert markets["BTC-EUR"].tick_size == Decimal("1.00") and markets["LTC-EUR"].tick_size == Decimal("0.001")
     assert public.market("BTC-EUR") == markets["BTC-EUR"]
 
 

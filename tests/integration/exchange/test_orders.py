@@ -36,7 +36,8 @@ def _place(sim: BitvavoSimulator, market: str, side: str, order_type: str, **bod
         ("BTC-EUR", "buy", "market", {"amountQuote": "10", "amount": "0.001"}, 206),
         ("BTC-EUR", "buy", "limit", {"amount": "0.001"}, 203),
         ("BTC-EUR", "buy", "market", {"amountQuote": "10.001"}, 429),
-        ("BTC-EUR", "buy", "limit", {"amount": "0.001", "price": "80000.5"}, 214),
+        ("BTC-EUR", "buy", "limit", {"amount": "0.001", "price": "80000.5"}, 422),  # off BTC-EUR's tick 1.00
+        ("LTC-EUR", "buy", "limit", {"amount": "0.1", "price": "80.0005"}, 422),  # off LTC-EUR's tick 0.00100
     ],
 )
 def test_refusals_with_their_codes(

@@ -78,7 +78,7 @@ def _headers(ts: int, signature: str, window: str = "10000", key: str = KEY.key)
 def test_authentication_errors(headers: dict[str, str], code: int) -> None:
     with pytest.raises(SimError) as caught:
         authenticate(
-            headers, method="GET", raw_path="/v2/balance", body=None, keys={KEY.key: KEY}, wall_ms=1_700_000_000_000
+            headers, method="GET", raw_path="/v2/balance", body=None, keys={KEY.key: KEY}, arrival_ms=1_700_000_000_000
         )
     assert caught.value.code == code
     assert caught.value.http_status == 403
@@ -93,10 +93,10 @@ def test_a_good_signature_authenticates() -> None:
         raw_path="/v2/balance?symbol=EUR",
         body=None,
         keys={KEY.key: KEY},
-        wall_ms=ts,
+        arrival_ms=ts,
     )
     assert found == KEY
-    assert authenticate({}, method="GET", raw_path="/v2/time", body=None, keys={}, wall_ms=ts) is None
+    assert authenticate({}, method="GET", raw_path="/v2/time", body=None, keys={}, arrival_ms=ts) is None
     assert signature != sign(KEY.secret, ts, "GET", "/v2/balance")  # the query is part of it
 
 
