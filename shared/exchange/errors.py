@@ -14,7 +14,11 @@ of these, so callers decide on types, never on message text.
     │   │                               an open order with that clientOrderId exists)
     │   └── OrderNotFoundError          240: no order under that id
     ├── NotSentError                    the request certainly never reached the exchange
-    │                                   (connection refused, connect timeout, DNS failure)
+    │   │                               (connection refused, connect timeout, DNS failure)
+    │   ├── SigningDeadlinePassedError  the exchange clock was past the caller's signing
+    │   │                               deadline when the request was to be signed: not signed
+    │   └── WeightBudgetExceededError   the next request would spend more weight than the
+    │                                   caller allowed: not sent
     ├── OutcomeUnknownError             a write that may or may not have taken effect: 101, 109,
     │                                   107/108/111, a read timeout, a connection lost after
     │                                   sending, 5xx or any answer that is not a known error/result
@@ -75,6 +79,20 @@ class OrderNotFoundError(RequestRejectedError):
 
 class NotSentError(ExchangeError):
     """The request never reached the exchange (nothing was sent)."""
+
+
+class SigningDeadlinePassedError(NotSentError):
+    """The exchange clock was past the caller's signing deadline at the moment of signing, so the
+    request was neither signed nor sent. ``now_ms`` and ``deadline_ms`` are exchange time."""
+
+    def __init__(self, message: str, *, now_ms: int, deadline_ms: int) -> None:
+        super().__init__(message)
+        self.now_ms = now_ms
+        self.deadline_ms = deadline_ms
+
+
+class WeightBudgetExceededError(NotSentError):
+    """The next request would have spent more weight than the caller's budget: not sent."""
 
 
 class OutcomeUnknownError(ExchangeError):

@@ -1,7 +1,17 @@
 """The one place that builds the official SDK client (``python_bitvavo_api.bitvavo.Bitvavo``) and
 calls it.
 
-It owns: the SDK options (``restUrl``, a connect+read ``timeout`` – the SDK's default is none –
+Every request goes through ``ProjectBitvavo``, the SDK's own client with its two request methods
+replaced: requests are signed with the SDK's module-level ``createSignature`` over a timestamp
+this project chooses — exchange time from ``ExchangeClock`` (``GET /time`` offset), never the
+SDK's ``time.time()`` — and sent over one ``requests.Session`` per client (keep-alive) instead of
+module-level ``requests.request``. What the SDK does with an answer is kept as it is: the body is
+always read as JSON (a non-JSON body raises ``JSONDecodeError``), errors come back as dicts, and
+``updateRateLimit`` sees the error dict (105 parsing) or the headers. ``sign_by_ms`` lets a caller
+refuse to sign past a deadline in exchange time: the check is the last thing before signing, and
+the signed timestamp is the one checked (``SigningDeadlinePassedError``, nothing sent).
+
+It also owns: the SDK options (``restUrl``, a connect+read ``timeout`` – the SDK's default is none –
 and ``accessWindow``); turning the SDK's error dicts (it returns errors, it never raises them) and
 the ``requests`` exceptions it lets through into ``shared.exchange.errors``; retrying reads with
 tenacity (bounded, only transient failures, waiting out a rate-limit ban only when it ends soon);
@@ -25,10 +35,12 @@ from enum import Enum
 from typing import Any, TypeVar
 
 import requests
-from python_bitvavo_api.bitvavo import Bitvavo
+from python_bitvavo_api.bitvavo import Bitvavo, createSignature
+from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from shared.exchange.clock import ExchangeClock
 from shared.exchange.errors import (
     AuthenticationError,
     ExchangeError,
@@ -40,15 +52,18 @@ from shared.exchange.errors import (
     PermissionDeniedError,
     RateLimitedError,
     RequestRejectedError,
+    SigningDeadlinePassedError,
     UnexpectedResponseError,
 )
-from shared.exchange.wire import epoch_ms_to_datetime, to_ms
+from shared.exchange.weights import WeightMeter, request_weight
+from shared.exchange.wire import as_mapping, epoch_ms_to_datetime, from_ms, to_ms
 
 logger = logging.getLogger(__name__)
 
 PRODUCTION_REST_URL = "https://api.bitvavo.com/v2"
 _T = TypeVar("_T")
 _BAN_EXPIRY = re.compile(r" at (\d+)\.")
+ACCESS_WINDOW_REFUSED = 304  # "not received within the access window": our timestamp was off
 
 # Codes that say "this may or may not have happened / try again": never a refusal.
 _TRANSIENT_CODES = frozenset({101, 107, 108, 109, 111, 400, 419, 430})
@@ -101,6 +116,10 @@ class ExchangeSettings:
     max_backoff_s: float = 2.0
     max_rate_limit_wait_s: float = 0.0
     """A read that hits a rate-limit ban waits for it to lift only if that is at most this far off."""
+    clock_refresh_s: float = 300.0
+    """A keyed client re-measures the exchange clock (``GET /time``) when its offset is this old."""
+    connection_pool_size: int = 16
+    """Keep-alive connections the client's one ``requests.Session`` keeps per host."""
 
     def __post_init__(self) -> None:
         if not 100 <= self.access_window_ms <= 60_000:
@@ -109,6 +128,92 @@ class ExchangeSettings:
             raise ValueError("timeouts must be positive")
         if self.read_attempts < 1:
             raise ValueError("read_attempts must be at least 1")
+        if self.clock_refresh_s <= 0 or self.connection_pool_size < 1:
+            raise ValueError("clock_refresh_s and connection_pool_size must be positive")
+
+
+class ProjectBitvavo(Bitvavo):  # type: ignore[misc]  # the SDK ships no type information
+    """The official SDK client, signing with exchange time over one keep-alive session.
+
+    Only ``publicRequest`` and ``privateRequest`` are replaced; every SDK method (``placeOrder``,
+    ``getOrders``, ``trades``, …) builds its path and body as before and lands here.
+    """
+
+    def __init__(
+        self, options: dict[str, Any], *, session: requests.Session, clock: ExchangeClock, meter: WeightMeter
+    ) -> None:
+        super().__init__(options)
+        self.session = session
+        self.clock = clock
+        self.meter = meter
+
+    def publicRequest(self, url: str) -> Any:
+        path = url.replace(self.base, "")
+        self.meter.add(request_weight("GET", path))
+        if self.APIKEY != "":
+            now = self.clock.now_ms()
+            headers = self._auth_headers(now, createSignature(now, "GET", path, None, self.APISECRET))
+            response = self.session.get(url, headers=headers, timeout=self.timeout)
+        else:
+            response = self.session.get(url, timeout=self.timeout)
+        return self._answer(response)
+
+    def privateRequest(self, endpoint: str, postfix: str, body: Any = None, method: str = "GET") -> Any:
+        return self.signed_request(endpoint, postfix, body, method)
+
+    def signed_request(
+        self,
+        endpoint: str,
+        postfix: str,
+        body: Any = None,
+        method: str = "GET",
+        *,
+        sign_by_ms: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> Any:
+        """``privateRequest`` with the timestamp chosen here: ``timestamp_ms`` if given, else the
+        exchange clock now. With ``sign_by_ms`` (exchange time), refuse — raise
+        ``SigningDeadlinePassedError`` and send nothing — when the clock or the timestamp is past
+        it; checked immediately before signing, so what is signed is never past the deadline."""
+        if sign_by_ms is not None:
+            now = self.clock.now_ms()
+            timestamp = now if timestamp_ms is None else timestamp_ms
+            if max(now, timestamp) > sign_by_ms:
+                raise SigningDeadlinePassedError(
+                    f"exchange time {now} (timestamp {timestamp}) is past the signing deadline {sign_by_ms}",
+                    now_ms=now,
+                    deadline_ms=sign_by_ms,
+                )
+        else:
+            timestamp = self.clock.now_ms() if timestamp_ms is None else timestamp_ms
+        signature = createSignature(timestamp, method, endpoint + postfix, body, self.APISECRET)
+        self.meter.add(request_weight(method, endpoint, postfix))
+        response = self.session.request(
+            method,
+            self.base + endpoint + postfix,
+            headers=self._auth_headers(timestamp, signature),
+            json=body,
+            timeout=self.timeout,
+        )
+        return self._answer(response)
+
+    def _auth_headers(self, timestamp: int, signature: str) -> dict[str, str]:
+        return {
+            "bitvavo-access-key": self.APIKEY,
+            "bitvavo-access-signature": signature,
+            "bitvavo-access-timestamp": str(timestamp),
+            "bitvavo-access-window": str(self.ACCESSWINDOW),
+        }
+
+    def _answer(self, response: requests.Response) -> Any:
+        """The SDK's handling, unchanged: JSON always; the error dict or the headers feed the
+        rate-limit bookkeeping (105 parsing included); errors are returned, not raised."""
+        payload = response.json()
+        if "error" in payload:
+            self.updateRateLimit(payload)
+        else:
+            self.updateRateLimit(response.headers)
+        return payload
 
 
 @dataclass(frozen=True)
@@ -196,8 +301,20 @@ class BitvavoGateway:
         credentials: ApiCredentials | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: ExchangeClock | None = None,
     ) -> None:
+        """``clock``: the exchange clock requests are signed with (default: one measured with this
+        client's ``GET /time`` when it has a key, re-measured every ``clock_refresh_s``)."""
         self.settings = settings
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.connection_pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.meter = WeightMeter()
+        if clock is None:
+            fetch = self._server_time_ms if credentials is not None else None
+            clock = ExchangeClock(fetch, refresh_after_s=settings.clock_refresh_s)
+        self.clock = clock
         options: dict[str, Any] = {
             "restUrl": settings.rest_url.rstrip("/"),
             "timeout": (settings.connect_timeout_s, settings.read_timeout_s),
@@ -206,10 +323,42 @@ class BitvavoGateway:
         if credentials is not None:
             options["apiKey"] = credentials.key
             options["apiSecret"] = credentials.secret
-        self._sdk = Bitvavo(options)
+        self._sdk = ProjectBitvavo(options, session=self.session, clock=clock, meter=self.meter)
         self._sleep = sleep
         self._lock = threading.Lock()
         self._rate_limit: RateLimitStatus | None = None
+
+    def close(self) -> None:
+        """Close the keep-alive connections."""
+        self.session.close()
+
+    def _server_time_ms(self) -> int:
+        """``GET /time``, unsigned (a signature over a wrong clock would be refused), on the session."""
+        self.meter.add(1)
+        response = self.session.get(
+            self.settings.rest_url.rstrip("/") + "/time",
+            timeout=(self.settings.connect_timeout_s, self.settings.read_timeout_s),
+        )
+        payload = response.json()
+        error = error_from_payload(payload, CallKind.READ)
+        if error is not None:
+            raise error
+        return to_ms(from_ms(as_mapping(payload, "time").get("time"), "time"))
+
+    def _clock_ready(self, operation: str, kind: CallKind) -> None:
+        """Re-measure a stale exchange clock before signing; a failure means nothing was sent."""
+        if not self.clock.is_stale():
+            return
+        try:
+            self.clock.refresh_if_stale()
+        except ExchangeError as exc:
+            if kind is CallKind.WRITE:
+                raise NotSentError(f"{operation}: exchange clock not measured: {exc}") from exc
+            raise
+        except (requests.exceptions.RequestException, ValueError) as exc:
+            if kind is CallKind.WRITE:
+                raise NotSentError(f"{operation}: exchange clock not measured: {exc}") from exc
+            raise error_from_exception(exc, kind, f"{operation}: GET /time") from exc
 
     @property
     def rate_limit(self) -> RateLimitStatus | None:
@@ -227,7 +376,8 @@ class BitvavoGateway:
         with self._lock:
             self._rate_limit = RateLimitStatus(remaining, epoch_ms_to_datetime(reset_ms))
 
-    def _once(self, operation: str, kind: CallKind, call: Callable[[Bitvavo], Any]) -> Any:
+    def _once(self, operation: str, kind: CallKind, call: Callable[[ProjectBitvavo], Any]) -> Any:
+        self._clock_ready(operation, kind)
         try:
             payload = call(self._sdk)
         except ExchangeError:
@@ -246,14 +396,43 @@ class BitvavoGateway:
         error = error_from_payload(payload, kind)
         self._remember_rate_limit(error)
         if error is not None:
+            if error.code == ACCESS_WINDOW_REFUSED:
+                self.clock.invalidate()  # our idea of exchange time is off: measure before the next
             raise error
         return payload
 
-    def write(self, operation: str, call: Callable[[Bitvavo], Any]) -> Any:
+    def write(self, operation: str, call: Callable[[ProjectBitvavo], Any]) -> Any:
         """Call once, never again: a write's failure is final for this call."""
         return self._once(operation, CallKind.WRITE, call)
 
-    def read(self, operation: str, call: Callable[[Bitvavo], Any]) -> Any:
+    def place_order(
+        self,
+        market: str,
+        side: str,
+        order_type: str,
+        body: Mapping[str, Any],
+        *,
+        sign_by_ms: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> Any:
+        """``POST /order`` once (a write), with the body the SDK's ``placeOrder`` would send (the
+        caller's keys, then market, side, orderType). ``sign_by_ms`` (exchange time) is the
+        signing deadline: past it at the moment of signing, ``SigningDeadlinePassedError`` (a
+        ``NotSentError``) and nothing is sent. ``timestamp_ms`` signs with that timestamp instead
+        of the exchange clock (never past ``sign_by_ms`` either). Returns the answer as the SDK
+        does; errors are raised as the typed errors of ``write``."""
+        full = dict(body)
+        full["market"] = market
+        full["side"] = side
+        full["orderType"] = order_type
+        return self.write(
+            "place order",
+            lambda sdk: sdk.signed_request(
+                "/order", "", full, "POST", sign_by_ms=sign_by_ms, timestamp_ms=timestamp_ms
+            ),
+        )
+
+    def read(self, operation: str, call: Callable[[ProjectBitvavo], Any]) -> Any:
         """Call, retrying transient failures (and a ban that lifts soon) a bounded number of times."""
         settings = self.settings
 
@@ -285,7 +464,7 @@ class BitvavoGateway:
         )
         return retrying(self._once, operation, CallKind.READ, call)
 
-    def read_as(self, operation: str, call: Callable[[Bitvavo], Any], parse: Callable[[Any], _T]) -> _T:
+    def read_as(self, operation: str, call: Callable[[ProjectBitvavo], Any], parse: Callable[[Any], _T]) -> _T:
         """``read`` and then ``parse`` the answer (a malformed answer is ``UnexpectedResponseError``)."""
         payload = self.read(operation, call)
         try:

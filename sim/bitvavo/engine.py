@@ -1088,7 +1088,10 @@ class Exchange:
                     fills=None,
                     operatorId=-(2**63),
                 )
-                trade: dict[str, Any] = {"id": hashed_uuid(self.seed, "foreign-fill", self._counter), "orderId": order_id}
+                trade: dict[str, Any] = {
+                    "id": hashed_uuid(self.seed, "foreign-fill", self._counter),
+                    "orderId": order_id,
+                }
                 if "clientOrderId" in order:
                     trade["clientOrderId"] = order["clientOrderId"]
                 trade.update(timestamp=created, market=spec.market, side="both", amount="0.5", settled="pending")

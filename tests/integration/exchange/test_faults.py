@@ -106,6 +106,7 @@ def test_late_order_after_the_client_gave_up(admin: SimulatorAdmin, trade_client
 def test_connection_closed_before_reading_is_outcome_unknown_and_creates_nothing(
     admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
+    trade_client.open_orders("BTC-EUR")  # a started client: its exchange clock is measured
     admin.drop_next_connections(1)
     cid = uuid.uuid4()
     with pytest.raises(OutcomeUnknownError):  # the request was written: the client cannot know
