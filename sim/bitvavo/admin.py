@@ -44,7 +44,8 @@ class SimulatorAdmin:
         self, *, key: str | None = None, account: str | None = None, market: str | None = None
     ) -> list[dict[str, Any]]:
         """Every order the exchange holds (open and closed, those whose answer a fault ate included),
-        as ``{"key", "account", "fault", "order": <order object>}``, oldest first."""
+        as ``{"key", "account", "fault", "signedAt", "order": <order object>}``, oldest first
+        (``signedAt``: the placement's signed timestamp)."""
         result: list[dict[str, Any]] = self._call("GET", "/orders", key=key, account=account, market=market)["orders"]
         return result
 
@@ -139,11 +140,14 @@ class SimulatorAdmin:
         status: str = "pendingNew",
         account: str = "main",
         age_ms: int = 0,
+        client_order_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Rows another user of the shared ``account`` left in ``market``'s ``/orders`` and
-        ``/trades``: an unknown order type and status, shapes no strict parser takes. Returns them."""
-        body = {"market": market, "count": count, "orderType": order_type, "status": status}
-        body.update(account=account, ageMs=age_ms)
+        ``/trades``: an unknown order type and status, shapes no strict parser takes, created
+        ``age_ms`` ago. With ``client_order_id`` they carry that id (a row of ours nobody can
+        parse). Returns them."""
+        body: dict[str, Any] = {"market": market, "count": count, "orderType": order_type, "status": status}
+        body.update(account=account, ageMs=age_ms, clientOrderId=client_order_id)
         result: list[dict[str, Any]] = self._call("POST", "/history/foreign", body)["orders"]
         return result
 

@@ -546,8 +546,9 @@ class Exchange:
             return self.walks[spec.market].public_trades(self.now_step(), self.clock.now_ms(), start, end, limit)
 
     # -- orders --------------------------------------------------------------------------------
-    def place_order(self, key: ApiKey, body: Any) -> tuple[SimOrder, dict[str, Any]]:
-        """POST /order. Returns the order and the answer body (minimal when responseRequired=false)."""
+    def place_order(self, key: ApiKey, body: Any, *, signed_ms: int | None = None) -> tuple[SimOrder, dict[str, Any]]:
+        """POST /order. Returns the order and the answer body (minimal when responseRequired=false).
+        ``signed_ms``: the request's signed timestamp, shown by the admin API."""
         self._check_trade(key)
         if not isinstance(body, dict):
             raise SimError(102)
@@ -588,6 +589,7 @@ class Exchange:
             open_here = sum(1 for o in self._open.values() if o.market == spec.market and o.account == key.account)
             if open_here >= MAX_OPEN_ORDERS:
                 raise SimError(235)
+            order.signed_at = signed_ms
             self._reserve(order, spec)
             self._register(order)
             self._start(order, spec)
@@ -1036,7 +1038,7 @@ class Exchange:
         with self.lock:
             self.sync()
             return [
-                {"key": o.key, "account": o.account, "fault": o.fault, "order": o.to_json()}
+                {"key": o.key, "account": o.account, "fault": o.fault, "signedAt": o.signed_at, "order": o.to_json()}
                 for o in self.orders
                 if key in (None, o.key) and account in (None, o.account) and market in (None, o.market)
             ]
@@ -1062,20 +1064,25 @@ class Exchange:
         order_type: str,
         status: str,
         age_ms: int,
+        client_order_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Rows another user of ``account`` left in ``market``'s history: orders of an unknown
         ``order_type`` and ``status`` (each with one fill in ``/trades``), in shapes no strict parser
         takes (a float amount, ``fills: null``; trades with an unknown side, a string ``settled``, no
-        price). Half carry another clientOrderId, half none. Returns the order rows."""
+        price), one per millisecond back from ``age_ms`` ago. Half carry another clientOrderId, half none — or all carry ``client_order_id`` when
+        given (a row that is "ours" in a shape nobody parses). Returns the order rows."""
         rows = []
         with self.lock:
             spec = self._spec(market)
-            created = self.clock.now_ms() - age_ms
+            newest = self.clock.now_ms() - age_ms
             for i in range(count):
+                created = newest - i  # one per millisecond, newest first
                 self._counter += 1
                 order_id = hashed_uuid(self.seed, "foreign", self._counter)
                 order: dict[str, Any] = {"orderId": order_id}
-                if i % 2 == 0:
+                if client_order_id is not None:
+                    order["clientOrderId"] = client_order_id
+                elif i % 2 == 0:
                     order["clientOrderId"] = str(uuid.uuid4())
                 order.update(
                     market=spec.market,

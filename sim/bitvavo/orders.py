@@ -94,6 +94,7 @@ class SimOrder:
     fills: list[Fill] = field(default_factory=list)
     restatement_reason: str | None = None
     fault: str | None = None  # the admin fault that hit the answer to this order's placement
+    signed_at: int | None = None  # the placement request's signed timestamp (admin only)
 
     @property
     def active(self) -> bool:

@@ -313,7 +313,9 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = sim.limiter.peek(identity, now).headers()
                 raise
             headers = budget.headers()
-            result, placed = sim.route(request, key)
+            signed = self.headers.get("bitvavo-access-timestamp")
+            signed_ms = int(signed.strip()) if key is not None and signed and signed.strip().isdigit() else None
+            result, placed = sim.route(request, key, signed_ms)
             return 200, result, headers, placed
         except SimError as error:
             return error.http_status, error.body(), headers, None
@@ -431,8 +433,9 @@ class BitvavoSimulator:
         self.requests.clear()
 
     # -- REST routing --------------------------------------------------------------------------
-    def route(self, request: RestRequest, key: ApiKey | None) -> tuple[Any, Any]:
-        """Dispatch one authenticated, charged request: (answer, placed order or None)."""
+    def route(self, request: RestRequest, key: ApiKey | None, signed_ms: int | None = None) -> tuple[Any, Any]:
+        """Dispatch one authenticated, charged request: (answer, placed order or None).
+        ``signed_ms`` is the request's signed timestamp (kept with a placed order for the admin API)."""
         ex = self.exchange
         method, template, query, path_market = request.method, request.template, request.query, request.path_market
         public: dict[str, Callable[[], Any]] = {
@@ -451,7 +454,7 @@ class BitvavoSimulator:
             return public[template](), None
         assert key is not None
         if method == "POST" and template == "/order":
-            order, answer = ex.place_order(key, request.body)
+            order, answer = ex.place_order(key, request.body, signed_ms=signed_ms)
             return answer, order
         private: dict[tuple[str, str], Callable[[], Any]] = {
             ("GET", "/order"): lambda: ex.get_order(key, query),
@@ -526,6 +529,7 @@ class BitvavoSimulator:
                     order_type=str(data.get("orderType", "trailingStop")),
                     status=str(data.get("status", "pendingNew")),
                     age_ms=int(data.get("ageMs", 0)),
+                    client_order_id=data.get("clientOrderId"),
                 )
             except SimError as error:
                 raise _Answer(400, error.body()) from None
