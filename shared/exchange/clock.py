@@ -92,19 +92,27 @@ class ExchangeClock:
         if self._fetch is None:
             return self.offset_ms
         with self._sync_lock:
-            before = self._local_ms()
-            server = self._fetch()
-            after = self._local_ms()
-            if isinstance(server, bool) or not isinstance(server, int):
-                raise ExchangeError(f"GET /time answered {server!r}, not epoch milliseconds")
-            offset = server - (before + after) // 2
-            with self._lock:
-                self._offset_ms = offset
-                self._round_trip_ms = after - before
-                self._measured_at = self._monotonic()
-            return offset
+            return self._measure(self._fetch)
+
+    def _measure(self, fetch: Callable[[], int]) -> int:
+        """One measurement (the caller holds ``_sync_lock``)."""
+        before = self._local_ms()
+        server = fetch()
+        after = self._local_ms()
+        if isinstance(server, bool) or not isinstance(server, int):
+            raise ExchangeError(f"GET /time answered {server!r}, not epoch milliseconds")
+        offset = server - (before + after) // 2
+        with self._lock:
+            self._offset_ms = offset
+            self._round_trip_ms = after - before
+            self._measured_at = self._monotonic()
+        return offset
 
     def refresh_if_stale(self) -> None:
-        """``sync`` when stale; a no-op otherwise (and for a clock that does not measure)."""
-        if self.is_stale():
-            self.sync()
+        """``sync`` when stale; a no-op otherwise (and for a clock that does not measure). Threads
+        that find it stale together measure once: the others wait and then see it fresh."""
+        if self._fetch is None or not self.is_stale():
+            return
+        with self._sync_lock:
+            if self.is_stale():
+                self._measure(self._fetch)

@@ -4,6 +4,7 @@ and the signing deadline — the official SDK's own signature over a timestamp t
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -94,4 +95,26 @@ def test_nothing_is_signed_past_the_signing_deadline(admin: SimulatorAdmin, sett
     with pytest.raises(SigningDeadlinePassedError):  # a caller-given timestamp past it is refused too
         gateway.place_order("BTC-EUR", "buy", "market", _body(), sign_by_ms=start + 10_000, timestamp_ms=start + 10_001)
     assert admin.post_order_count() == 1 and admin.order_count() == 1  # the refused ones sent nothing
+    gateway.close()
+
+
+def test_threads_starting_together_measure_the_clock_once(admin: SimulatorAdmin, settings: ExchangeSettings) -> None:
+    gateway = BitvavoGateway(settings, TRADE)
+    start = threading.Barrier(16)
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        start.wait()
+        try:
+            gateway.read("balance", lambda sdk: sdk.balance({}))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert admin.request_count("/time") == 1 and admin.request_count("/balance") == 16
     gateway.close()
