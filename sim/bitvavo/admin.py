@@ -68,6 +68,10 @@ class SimulatorAdmin:
         name = f"{method} {path}"
         return stats["requests"].get(name, 0) or stats["paths"].get(name, 0)
 
+    def connection_count(self) -> int:
+        """TCP connections accepted (the admin client's own included): keep-alive reuses one."""
+        return int(self.stats()["connections"]["accepted"])
+
     def balances(self, account: str = "main") -> dict[str, dict[str, Decimal]]:
         raw = self._call("GET", "/balances", account=account)["balances"]
         return {s: {k: Decimal(v) for k, v in h.items()} for s, h in raw.items()}

@@ -7,6 +7,11 @@ clock at arrival, a ``stall`` fault making it arrive later); charge rate-limit w
 without one; call the exchange engine; answer JSON with the three ``bitvavo-ratelimit-*`` headers.
 Errors are JSON too, with the fact sheet's HTTP statuses. Admin calls skip auth, weights, faults
 and counting, and are refused unless they come from loopback.
+
+Connections are HTTP/1.1 keep-alive, as Bitvavo's are: a client may send many requests over one
+connection. Closing the listener (``pause_listening``, ``stop``) also closes every open connection,
+so a pooled connection cannot outlive the exchange it was talking to; ``drop_before_read`` is
+checked before each request a connection carries (once its first byte has arrived, unread).
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class RequestLog:
         self.by_endpoint: Counter[str] = Counter()
         self.by_path: Counter[str] = Counter()
         self.post_order_by_key: Counter[str] = Counter()
+        self.connections = 0
 
     def record(self, method: str, template: str, path: str, key: str) -> None:
         with self._lock:
@@ -121,6 +127,7 @@ class RequestLog:
                 "requests": dict(self.by_endpoint),
                 "paths": dict(self.by_path),
                 "postOrderByKey": dict(self.post_order_by_key),
+                "connections": {"accepted": self.connections},
             }
 
     def clear(self) -> None:
@@ -128,6 +135,11 @@ class RequestLog:
             self.by_endpoint.clear()
             self.by_path.clear()
             self.post_order_by_key.clear()
+            self.connections = 0
+
+    def connection_opened(self) -> None:
+        with self._lock:
+            self.connections += 1
 
 
 class _Server(ThreadingHTTPServer):
@@ -137,17 +149,60 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], sim: BitvavoSimulator) -> None:
         self.sim = sim
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        # drop_before_read: refuse to serve the connection before a byte of it is read
-        return not self.sim.faults.take_connection_drop()
+    def opened(self, connection: socket.socket) -> None:
+        self.sim.requests.connection_opened()
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def closed(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """End every open (keep-alive) connection: the client sees it closed."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"
     server_version = "BitvavoSimulator/1.0"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.closed(self.connection)
+
+    def handle_one_request(self) -> None:
+        # wait for the next request's first byte without reading it: drop_before_read applies to
+        # every request a keep-alive connection carries, the first one included
+        try:
+            select.select([self.connection], [], [])
+            if not self.connection.recv(1, socket.MSG_PEEK):
+                self.close_connection = True
+                return
+        except OSError:
+            self.close_connection = True
+            return
+        if self.server.sim.faults.take_connection_drop():
+            self._drop()
+            return
+        super().handle_one_request()
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
@@ -385,6 +440,7 @@ class BitvavoSimulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()
             self._server = None
 
     def stop(self) -> None:

@@ -118,3 +118,20 @@ def test_threads_starting_together_measure_the_clock_once(admin: SimulatorAdmin,
     assert failures == []
     assert admin.request_count("/time") == 1 and admin.request_count("/balance") == 16
     gateway.close()
+
+
+def test_one_client_reuses_one_keep_alive_connection(
+    sim: BitvavoSimulator, admin: SimulatorAdmin, settings: ExchangeSettings
+) -> None:
+    before = admin.connection_count()  # the admin client's own connection is open by now
+    gateway = BitvavoGateway(settings, TRADE)
+    for _ in range(10):
+        gateway.read("balance", lambda sdk: sdk.balance({}))
+    gateway.place_order("BTC-EUR", "buy", "market", _body())
+    assert admin.request_count("/time") == 1
+    assert admin.connection_count() - before == 1  # GET /time, ten reads and a POST: one connection
+    official = sdk(sim, TRADE)  # the SDK's module-level requests.request: a connection per call
+    for _ in range(3):
+        official.balance({})
+    assert admin.connection_count() - before == 4
+    gateway.close()
