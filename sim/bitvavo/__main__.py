@@ -19,6 +19,7 @@ from typing import Any
 from sim.bitvavo.accounts import default_accounts, default_keys
 from sim.bitvavo.server import BitvavoSimulator
 from sim.bitvavo.signing import ApiKey
+from sim.bitvavo.switches import DAY_MS, Switches
 
 
 def _parse_key(text: str) -> ApiKey:
@@ -49,6 +50,17 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--balance", action="append", default=[], metavar="ACCOUNT:SYMBOL:AMOUNT", help="repeatable")
     parser.add_argument("--no-default-keys", action="store_true", help="drop the built-in trade and view keys")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--skew-ms", type=int, default=0, help="the exchange clock runs this far ahead of the host")
+    parser.add_argument(
+        "--history-range-limit-ms", type=int, default=DAY_MS, help="longest start..end of /orders and /trades; 0: none"
+    )
+    parser.add_argument(
+        "--closed-orders-by-client-order-id",
+        choices=("on", "off"),
+        default="on",
+        help="whether GET /order?clientOrderId= finds an order that is no longer active",
+    )
+    parser.add_argument("--fee-settlement", choices=("immediate", "deferred"), default="immediate")
     return parser.parse_args(argv)
 
 
@@ -81,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         step_ms=args.step_ms,
         history_steps=args.history_steps,
+        skew_ms=args.skew_ms,
+        switches=Switches(
+            history_range_limit_ms=args.history_range_limit_ms or None,
+            closed_orders_by_client_order_id=args.closed_orders_by_client_order_id == "on",
+            fee_settlement=args.fee_settlement,
+        ),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
