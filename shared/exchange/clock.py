@@ -70,10 +70,6 @@ class ExchangeClock:
         with self._lock:
             return self._round_trip_ms
 
-    @property
-    def measures(self) -> bool:
-        return self._fetch is not None
-
     def is_stale(self) -> bool:
         """Never measured, measured longer than ``refresh_after_s`` ago, or invalidated."""
         if self._fetch is None:
