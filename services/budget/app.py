@@ -6,7 +6,6 @@ serve the bindings with ``shared.bootstrap.start_service``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -14,42 +13,37 @@ from oracle.budget.v1 import budget_service_pb2 as pb
 from oracle.budget.v1 import budget_service_pb2_grpc as pb_grpc
 
 from services.budget.config import BudgetSettings
-from services.budget.ledger import Ledger, LedgerPolicy
+from services.budget.ledger import Hooks, Ledger, LedgerPolicy
 from services.budget.servicer import BudgetServicer
 from services.budget.sweeper import ExpirySweeper
 from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.server import ServiceBinding
 
-log = logging.getLogger(__name__)
-
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BudgetService"].full_name
 _SYSTEM_CLOCK = SystemClock()
 
 
-def create_ledger(settings: BudgetSettings, db: Database, clock: Clock) -> Ledger:
+def create_ledger(settings: BudgetSettings, db: Database, clock: Clock, hooks: Hooks | None = None) -> Ledger:
     """The ledger with the configured limits, prices and TTL."""
-    if settings.test_reserve_delay_ms:
-        log.warning(
-            "BUDGET_TEST_RESERVE_DELAY_MS is set: every granted reservation holds the user's lock "
-            "longer. This knob exists for concurrency tests only; never set it in production.",
-            extra={"test_reserve_delay_ms": settings.test_reserve_delay_ms},
-        )
     policy = LedgerPolicy(
         default_limits=settings.default_limits(),
         prices=settings.price_table(),
         reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
         max_tokens_per_call=settings.max_tokens_per_call,
-        reserve_delay=timedelta(milliseconds=settings.test_reserve_delay_ms),
     )
-    return Ledger(db, clock, policy)
+    return Ledger(db, clock, policy, hooks)
 
 
 def build(
-    settings: BudgetSettings, db: Database, clock: Clock = _SYSTEM_CLOCK
+    settings: BudgetSettings, db: Database, clock: Clock = _SYSTEM_CLOCK, hooks: Hooks | None = None
 ) -> tuple[Sequence[ServiceBinding], Sequence[Callable[[], None]]]:
-    """The service bindings to serve, and the shutdown hooks of the started expiry sweeper."""
-    ledger = create_ledger(settings, db, clock)
+    """The service bindings to serve, and the shutdown hooks of the started expiry sweeper.
+
+    ``hooks`` are the Ledger's test seams (tests/support/budget_with_hooks.py); production
+    passes none.
+    """
+    ledger = create_ledger(settings, db, clock, hooks)
     servicer = BudgetServicer(ledger)
     sweeper = ExpirySweeper(ledger, settings.sweep_interval_seconds)
     sweeper.start()

@@ -53,10 +53,6 @@ class BudgetSettings(ServiceSettings):
     sweep_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
     """How often reservations past their TTL are marked expired."""
 
-    test_reserve_delay_ms: int = Field(default=0, ge=0, le=10_000)
-    """TEST ONLY: sleep this long between counting and inserting a granted reservation, with the
-    user's lock held, so concurrency tests can widen the race window. Keep 0 in production."""
-
     @field_validator("model_prices")
     @classmethod
     def _prices_parse(cls, value: str) -> str:

@@ -12,9 +12,9 @@ and get domain errors (shared.errors) back.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
 from services.budget import repository, reservations
@@ -88,17 +88,24 @@ class LedgerPolicy:
     prices: PriceTable
     reservation_ttl: timedelta
     max_tokens_per_call: int
-    # TEST ONLY: held between the count and the insert of a granted reservation.
-    reserve_delay: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Seams where a test steps in (tests/support/budget_with_hooks.py widens the race window
+    between the count and the insert). Production builds the Ledger with the no-op default."""
+
+    before_insert: Callable[[], None] = field(default=lambda: None)
 
 
 class Ledger:
     """The usage log of every user, through one service role."""
 
-    def __init__(self, db: Database, clock: Clock, policy: LedgerPolicy) -> None:
+    def __init__(self, db: Database, clock: Clock, policy: LedgerPolicy, hooks: Hooks | None = None) -> None:
         self._db = db
         self._clock = clock
         self._policy = policy
+        self._hooks = hooks or Hooks()
 
     def reserve(self, request: CallRequest, *, principal: str) -> Reservation:
         """Grant one call or raise ResourceExhausted naming every window without room."""
@@ -120,8 +127,7 @@ class Ledger:
             )
             if decision.grant is None:
                 raise self._exhausted(conn, request, decision.shortfalls, bounds, price)
-            if self._policy.reserve_delay > timedelta(0):
-                time.sleep(self._policy.reserve_delay.total_seconds())
+            self._hooks.before_insert()
             grant = decision.grant
             row = repository.insert_reservation(
                 conn,

@@ -1,7 +1,8 @@
 """Zero overshoot (docs/design.md#budget-zero-overshoot) under a storm: 200 concurrent ReserveCalls through three budget service processes
 (each with its own pool) against a daily limit of 10 → exactly 10 granted, 190
-RESOURCE_EXHAUSTED, and exactly 10 counted rows. The service's test-only delay holds each granted
-reservation between its count and its insert for 50 ms, so without the per-user lock nearly
+RESOURCE_EXHAUSTED, and exactly 10 counted rows. The processes run the test-only entry point
+tests/support/budget_with_hooks.py, whose hook holds each granted reservation between its count
+and its insert for 50 ms, so without the per-user lock nearly
 every caller would count before anyone inserted and the limit would be overshot many times."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.integration.budget.servers import service_env
 CALLERS = 200
 INSTANCES = 3
 DAILY_LIMIT = 10
+DELAYED_BUDGET = "tests.support.budget_with_hooks"
 
 
 @pytest.mark.stress
@@ -31,7 +33,6 @@ def test_two_hundred_concurrent_reservations_through_three_instances_grant_exact
 ) -> None:
     env = service_env(
         postgres,
-        test_reserve_delay_ms="50",
         db_pool_max="12",
         db_pool_timeout_seconds="30",
         max_workers="80",
@@ -40,7 +41,10 @@ def test_two_hundred_concurrent_reservations_through_three_instances_grant_exact
     with ExitStack() as stack:
         with ThreadPoolExecutor(INSTANCES) as starter:  # start the three processes side by side
             futures = [
-                starter.submit(stack.enter_context, running_process("services.budget", env, tmp_path / f"b{i}.log"))
+                starter.submit(
+                    stack.enter_context,
+                    running_process(DELAYED_BUDGET, env, tmp_path / f"b{i}.log", args=["--reserve-delay-ms", "50"]),
+                )
                 for i in range(INSTANCES)
             ]
             services: list[ServiceProcess] = [f.result() for f in futures]

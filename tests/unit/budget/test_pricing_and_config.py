@@ -42,8 +42,14 @@ def test_settings_defaults_and_overrides() -> None:
     assert settings.price_table().price("m") == ModelPrice(Decimal(1), Decimal(2))
     assert settings.price_table().price("other") == parse_price(settings.default_model_price)
     assert settings.default_limits().daily_tokens == 500
-    assert settings.test_reserve_delay_ms == 0
     assert settings.reservation_ttl_seconds == 300
+
+
+def test_no_test_switch_reaches_production_settings() -> None:
+    """The old race-widening knob is not a setting any more: the storm uses the test-only entry
+    point tests/support/budget_with_hooks.py, and production ignores the variable."""
+    settings = load_settings({"BUDGET_TEST_RESERVE_DELAY_MS": "50"})
+    assert [name for name in type(settings).model_fields if "test" in name] == []
 
 
 def test_bad_settings_name_every_variable() -> None:
