@@ -1,5 +1,7 @@
 """Design citations: every ``design.md#<slug>`` in the repository names a heading of docs/design.md,
-and nothing cites a document that is not in the repository.
+nothing cites a document that is not in the repository, and every repository path docs/design.md
+names (``services/executor/validators.py``, ``shared/db/migrations/``, ``pyproject.toml``) exists,
+so the page cannot drift from the tree.
 
 No database, no network: the repository's text files are read and checked. A heading's slug is
 ``re.sub(r"[^a-z0-9 -]", "", heading.strip("# \\n").lower()).replace(" ", "-")`` (the rule the
@@ -30,6 +32,10 @@ CITATION = re.compile(r"design\.md#([A-Za-z0-9_-]+)")
 # An in-page link inside docs/design.md itself.
 IN_PAGE_LINK = re.compile(r"\]\(#([^)]*)\)")
 HEADING = re.compile(r"^#{1,6} .*$")
+# A repository path on the design page: anything under a top-level folder (services/..., tests/...,
+# a trailing "/" for a folder, "*" for a glob), or a backticked file name at the root (`Makefile`).
+TREE_PATH = re.compile(r"(?<![\w./-])((?:" + "|".join(SCANNED_DIRS) + r")/[\w./*-]*)")
+ROOT_FILE = re.compile(r"`([\w-]+\.(?:md|toml|yaml|yml|cfg|txt)|Makefile|Dockerfile)`")
 
 # Citations of documents that are not in the repository (the brief kept beside it, by section
 # number or by its upper-case name; paths outside the repository), and guarantee numbers with
@@ -125,6 +131,19 @@ def in_page_problems(markdown: str, rel: str = "docs/design.md") -> list[str]:
     return problems
 
 
+def missing_paths(markdown: str, root: Path = ROOT, rel: str = "docs/design.md") -> list[str]:
+    """Repository paths named in ``markdown`` that do not exist under ``root``."""
+    problems: list[str] = []
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        named = [p.rstrip(".") for p in TREE_PATH.findall(line)] + ROOT_FILE.findall(line)
+        problems += [
+            f"{rel}:{number}: {path} does not exist in the repository"
+            for path in named
+            if not (any(root.glob(path)) if "*" in path else (root / path).exists())
+        ]
+    return problems
+
+
 def design_anchors() -> set[str]:
     return {slug(h) for h in headings(DESIGN.read_text(encoding="utf-8"))}
 
@@ -147,6 +166,12 @@ def test_every_design_citation_names_an_existing_heading() -> None:
 
 def test_nothing_cites_a_document_outside_the_repository() -> None:
     assert foreign_citations(lines_of(scanned_files())) == []
+
+
+def test_every_path_the_design_page_names_exists() -> None:
+    text = DESIGN.read_text(encoding="utf-8")
+    assert len(TREE_PATH.findall(text)) >= 30, "the page names many files; finding few means the scan is broken"
+    assert missing_paths(text) == []
 
 
 def test_frozen_exceptions_still_exist() -> None:
@@ -210,6 +235,21 @@ def test_checks_catch_a_foreign_citation() -> None:
         "docs/d.md:4: cites DESIGN.md, which is not in the repository (cite docs/design.md#<slug>)",
         "docs/d.md:4: cites a path outside the repository",
         "shared/db/migrations/0099_new.sql:1: cites a guarantee by number; cite docs/design.md#<slug> instead",
+    ]
+
+
+def test_checks_catch_a_path_that_is_not_in_the_tree(tmp_path: Path) -> None:
+    (tmp_path / "services" / "executor").mkdir(parents=True)
+    (tmp_path / "services" / "executor" / "validators.py").touch()
+    (tmp_path / "pyproject.toml").touch()
+    page = (
+        "`services/executor/validators.py` owns the checks; see services/executor/.\n"
+        "The claim lives in `services/executor/claims.py` and `services/executor/*.py`.\n"
+        "Ruff reads `pyproject.toml`; the stack reads `Procfile` and docs/design.md#cooldown.\n"
+    )
+    assert missing_paths(page, tmp_path, "p.md") == [
+        "p.md:2: services/executor/claims.py does not exist in the repository",
+        "p.md:3: docs/design.md does not exist in the repository",
     ]
 
 
