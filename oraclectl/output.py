@@ -205,7 +205,8 @@ def jobs_table(jobs: Sequence[scanner_pb2.ScanJob], title: str = "") -> Table:
             ", ".join(j.markets),
             span(j, "interval"),
             label(j, "analyst"),
-            "paused" if j.paused else "active",
+            ("paused" if j.paused else "active")
+            + (", keeps proposing when trading is off" if j.keep_proposing else ""),
             when(j, "next_run_at"),
             when(j, "last_run_at"),
             str(j.attempts),

@@ -175,7 +175,10 @@ def trading_notice(live: executor_pb2.GetPolicyResponse) -> Text | None:
     for number, (scope, command) in enumerate(off):
         text.append("\n" if number else "")
         text.append("TRADING IS OFF", style="bold red")
-        text.append(f" {scope}: every proposal is refused with TRADING_DISABLED. Turn it on with: ")
+        text.append(
+            f" {scope}: the scan job skips its analysis (no LLM call) and the executor refuses every proposal "
+            "with TRADING_DISABLED. Turn it on with: "
+        )
         text.append(command, style="bold")
     return text
 
@@ -198,6 +201,8 @@ def cycle_view(
             idea = f"{label(proposal, 'side')} {eur(proposal.amount_quote)}, confidence {proposal.confidence}"
         elif outcome.proposal_id:
             idea = outcome.proposal_id
+        elif outcome.skipped_reason == "TRADING_DISABLED":  # the scanner did not analyse at all
+            idea = "skipped: TRADING_DISABLED (not analysed)"
         else:
             idea = f"none: {outcome.skipped_reason or 'no proposal'}"
         result = outcome_text(outcome, id_chars=8)

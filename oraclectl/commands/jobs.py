@@ -56,6 +56,14 @@ def create_job(
     market: MarketsOption = None,
     interval: Annotated[str, typer.Option(help="How often, e.g. 60s, 5m (at least 10s).")] = "5m",
     analyst: AnalystOption = "rules",
+    keep_proposing: Annotated[
+        bool,
+        typer.Option(
+            "--keep-proposing",
+            help="Analyse and propose even while the user's trading is off (by default such runs skip the "
+            "analysis and spend no LLM call).",
+        ),
+    ] = False,
     user: UserOption = DEFAULT_USER,
     json_flag: JsonOption = False,
 ) -> None:
@@ -66,7 +74,11 @@ def create_job(
     kind = _analyst(analyst, allow_default=False)
     session, out = use(ctx, json_flag)
     request = scanner_pb2.CreateScanJobRequest(
-        user_id=user, markets=markets, interval=duration_pb2.Duration(seconds=arguments.seconds(interval)), analyst=kind
+        user_id=user,
+        markets=markets,
+        interval=duration_pb2.Duration(seconds=arguments.seconds(interval)),
+        analyst=kind,
+        keep_proposing=keep_proposing,
     )
     reply = session.call("scanner", session.scanner().CreateScanJob, request)
     out.result(reply, output.jobs_table([reply.job], title="scan job created"))

@@ -40,6 +40,7 @@ class ScanJob:
     locked_by: str | None
     lock_expires_at: datetime | None
     last_outcomes: tuple[MarketOutcome, ...]
+    keep_proposing: bool  # analyse and propose even while the user's trading is off
 
     @classmethod
     def from_row(cls, row: Row) -> ScanJob:
@@ -59,6 +60,7 @@ class ScanJob:
             locked_by=row["locked_by"],
             lock_expires_at=row["lock_expires_at"],
             last_outcomes=tuple(MarketOutcome.from_json(o) for o in row["last_outcomes"] if isinstance(o, dict)),
+            keep_proposing=bool(row["keep_proposing"]),
         )
 
 
@@ -76,7 +78,14 @@ class ScanJobs:
         self._clock = clock
 
     def create(
-        self, user_id: str, markets: Sequence[str], interval: timedelta, analyst: str, *, principal: str
+        self,
+        user_id: str,
+        markets: Sequence[str],
+        interval: timedelta,
+        analyst: str,
+        *,
+        principal: str,
+        keep_proposing: bool = False,
     ) -> ScanJob:
         now = self._clock.now()
         with self._db.transaction(user_id) as conn:
@@ -87,6 +96,7 @@ class ScanJobs:
                 markets=markets,
                 interval_seconds=int(interval.total_seconds()),
                 analyst=analyst,
+                keep_proposing=keep_proposing,
                 next_run_at=now,
                 created_at=now,
             )
@@ -97,7 +107,12 @@ class ScanJobs:
                 kind="scan_job.created",
                 subject_id=job.job_id,
                 principal=principal,
-                payload={"markets": list(job.markets), "interval_seconds": row["interval_seconds"], "analyst": analyst},
+                payload={
+                    "markets": list(job.markets),
+                    "interval_seconds": row["interval_seconds"],
+                    "analyst": analyst,
+                    "keep_proposing": keep_proposing,
+                },
             )
         return job
 

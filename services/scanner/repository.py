@@ -23,7 +23,7 @@ _JOB_COLUMNS = """
     j.job_id::text AS job_id, j.user_id::text AS user_id, j.markets::text[] AS markets,
     j.interval_seconds, j.analyst, j.paused, j.next_run_at, j.locked_by, j.lock_expires_at,
     j.fencing_token, j.attempts, j.last_error, j.last_run_at, j.heartbeat_at, j.created_at,
-    j.last_outcomes
+    j.last_outcomes, j.keep_proposing
 """
 
 _PROPOSAL_COLUMNS = """
@@ -44,13 +44,14 @@ def insert_job(
     markets: Sequence[str],
     interval_seconds: int,
     analyst: str,
+    keep_proposing: bool,
     next_run_at: datetime,
     created_at: datetime,
 ) -> Row:
     row = conn.execute(
-        "INSERT INTO oracle.scan_jobs AS j (job_id, user_id, markets, interval_seconds, analyst, next_run_at,"
-        " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING" + _JOB_COLUMNS,
-        (job_id, user_id, list(markets), interval_seconds, analyst, next_run_at, created_at),
+        "INSERT INTO oracle.scan_jobs AS j (job_id, user_id, markets, interval_seconds, analyst, keep_proposing,"
+        " next_run_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING" + _JOB_COLUMNS,
+        (job_id, user_id, list(markets), interval_seconds, analyst, keep_proposing, next_run_at, created_at),
     ).fetchone()
     assert row is not None
     return row
@@ -141,6 +142,12 @@ def set_last_outcomes(conn: Conn, *, job_id: str, outcomes: list[dict[str, Any]]
 
 
 # ------------------------------------------------------------------------------- policy
+def global_trading_enabled(conn: Conn) -> bool:
+    """The global kill switch (account_settings, read-only for the scanner); no row = on."""
+    row = conn.execute("SELECT trading_enabled FROM oracle.account_settings WHERE id").fetchone()
+    return True if row is None else bool(row["trading_enabled"])
+
+
 def get_policy(conn: Conn, user_id: str) -> Row | None:
     """The user's live trading policy (read-only for the scanner)."""
     return conn.execute(

@@ -12,10 +12,16 @@ executor is called after it. When the user's *live* policy (read inside the tran
 auto-execute on, each new proposal goes to ExecutorService.ExecuteProposal without overrides;
 the answers are recorded in the audit trail and on the job (token-fenced again).
 
+While the user's trading is off (their policy, or the global kill switch in account_settings)
+a job's run analyses nothing: no LLM call, no rule-based proposal, every market recorded as
+``TRADING_DISABLED`` saying how to turn trading on, unless the job was created with
+``keep_proposing``. A scan on demand without a job (RunScan with markets) is a person asking
+now, so it runs the analysts either way (the executor refuses the proposals while trading is off).
+
 A failing scan (market data unavailable or rate-limited, database trouble, a bug) counts a
 failure on the job and backs off exponentially (jobs.retry_delay), never before a rate-limit
 reset. Per-market reasons that are not failures (HOLD, BUDGET_EXHAUSTED, LLM_INVALID_JSON,
-MARKET_NOT_TRADING, NO_POLICY …) are outcomes of a successful scan.
+MARKET_NOT_TRADING, NO_POLICY, TRADING_DISABLED …) are outcomes of a successful scan.
 
 One market never sinks the others: an analyst that raises is that market's ``ANALYST_ERROR``;
 every decision passes ``analyst.storable`` (``INVALID_IDEA`` for an idea no proposal may carry);
@@ -123,6 +129,7 @@ class _Run:
     principal: str
     instance: str
     started: datetime
+    keep_proposing: bool  # analyse even while the user's trading is off
     lease: Lease | None = None
     job: ScanJob | None = None
 
@@ -147,6 +154,21 @@ class _Run:
 def _policy(conn: Conn, user_id: str) -> Policy | None:
     row = repository.get_policy(conn, user_id)
     return None if row is None else Policy.from_row(row)
+
+
+def _trading_off(conn: Conn, policy: Policy) -> str | None:
+    """Why the user's trading is off (their policy, the global kill switch), or None when it is on."""
+    scopes = []
+    if not policy.trading_enabled:
+        scopes.append(f"for this user (their policy; turn it on with `oraclectl trading on --user {policy.user_id}`)")
+    if not repository.global_trading_enabled(conn):
+        scopes.append("for the whole account (turn it on with `oraclectl trading on --global`)")
+    if not scopes:
+        return None
+    return (
+        f"trading is off {' and '.join(scopes)}: the analysis was skipped (no LLM call); "
+        "a scan job created with keep_proposing proposes anyway"
+    )
 
 
 class ScanRunner:
@@ -206,6 +228,7 @@ class ScanRunner:
             principal=principal,
             instance=self._instance,
             started=self._clock.now(),
+            keep_proposing=job.keep_proposing,
             lease=lease,
             job=job,
         )
@@ -269,6 +292,7 @@ class ScanRunner:
             principal=principal,
             instance=self._instance,
             started=self._clock.now(),
+            keep_proposing=True,  # a person asked for this scan now
         )
         decisions = self._analyse(run, snapshots)
         with self._db.transaction(user_id) as conn:
@@ -287,6 +311,9 @@ class ScanRunner:
                 raise ScanFailed(data.reason, data.detail, retry_at=data.retry_at)
         with self._db.transaction(run.user_id) as conn:
             policy = _policy(conn, run.user_id)
+            trading_off = None if policy is None or run.keep_proposing else _trading_off(conn, policy)
+        if trading_off is not None:
+            log.info("scan skipped: %s", trading_off, extra={"user_id": run.user_id, "job_id": run.job_id})
         analyst = self._analysts.get(run.analyst)
         decisions: dict[str, Decision] = {}
         for market in run.markets:
@@ -297,6 +324,8 @@ class ScanRunner:
                 decisions[market] = NoTrade(data.reason, data.detail)
             elif policy is None:
                 decisions[market] = NoTrade("NO_POLICY", "the user has no trading policy")
+            elif trading_off is not None:
+                decisions[market] = NoTrade("TRADING_DISABLED", trading_off)
             elif analyst is None:
                 decisions[market] = NoTrade("ANALYST_NOT_CONFIGURED", f"no {run.analyst} analyst in this scanner")
             else:

@@ -110,6 +110,7 @@ def job_pb(job: ScanJob) -> pb.ScanJob:
         locked_by=job.locked_by or "",
         lock_expires_at=messages.optional_timestamp(job.lock_expires_at),
         last_outcomes=[outcome_pb(o) for o in job.last_outcomes],
+        keep_proposing=job.keep_proposing,
     )
 
 
@@ -160,7 +161,9 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         interval = checks.check(lambda: _interval(request.interval, request.HasField("interval")), MIN_INTERVAL)
         analyst = checks.check(lambda: _ANALYST[fields.enum(request.analyst, "analyst", frozenset(_ANALYST))], "")
         checks.raise_if_any()
-        job = self._jobs.create(user_id, markets, interval, analyst, principal=current_principal())
+        job = self._jobs.create(
+            user_id, markets, interval, analyst, principal=current_principal(), keep_proposing=request.keep_proposing
+        )
         return pb.CreateScanJobResponse(job=job_pb(job))
 
     def ListScanJobs(self, request: pb.ListScanJobsRequest, context: Any) -> pb.ListScanJobsResponse:

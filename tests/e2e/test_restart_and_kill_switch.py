@@ -1,6 +1,7 @@
 """What a first-time user meets around stopping and starting: the kill switch is announced at
 the start and at the head of every cycle with the command that turns trading on again; a
-``make run`` right after Ctrl-C starts on the same fixed ports; and oraclectl against the
+``make run`` right after Ctrl-C starts on the same fixed ports, and its cycle shows each market
+skipped (TRADING_DISABLED) because trading is off; and oraclectl against the
 stopped stack says it cannot reach it (exit 6) instead of printing raw gRPC text."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:.*XDG_RUNTIME_
 
 NOTICE = "TRADING IS OFF for user 'demo'"
 TURN_ON = "oraclectl trading on"
+SKIPPED = "skipped: TRADING_DISABLED (not analysed)"
 
 
 def _free_ports(count: int) -> list[int]:
@@ -90,3 +92,8 @@ def test_kill_switch_notice_restart_on_fixed_ports_and_a_stopped_stack(tmp_path)
     # once at the start, once at the head of the cycle
     assert only.count(NOTICE) == 2 and only.count(TURN_ON) == 2, only
     assert only.index(NOTICE) < only.index("Ctrl-C stops everything cleanly") < only.rindex(NOTICE), only
+    # trading was off for the whole cycle: the scan job analysed nothing (no LLM call, no proposal)
+    # and the cycle table says so on every market
+    numbers = re.search(r"^this cycle: (\d+) markets scanned · 0 proposals ·", only, re.M)
+    assert numbers is not None, only
+    assert int(numbers.group(1)) > 0 and only.count(SKIPPED) == int(numbers.group(1)), only

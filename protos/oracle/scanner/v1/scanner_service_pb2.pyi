@@ -150,6 +150,7 @@ class ScanJob(_message.Message):
     LOCKED_BY_FIELD_NUMBER: _builtins.int
     LOCK_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     LAST_OUTCOMES_FIELD_NUMBER: _builtins.int
+    KEEP_PROPOSING_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     user_id: _builtins.str
     analyst: Global___AnalystKind.ValueType
@@ -161,6 +162,8 @@ class ScanJob(_message.Message):
     """Incremented on every claim; a write with an older token is refused."""
     locked_by: _builtins.str
     """The instance holding the lease; empty when unleased."""
+    keep_proposing: _builtins.bool
+    """Analyse and propose even while the user's trading is off (CreateScanJobRequest.keep_proposing)."""
     @_builtins.property
     def markets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Markets like "BTC-EUR"."""
@@ -199,10 +202,11 @@ class ScanJob(_message.Message):
         locked_by: _builtins.str = ...,
         lock_expires_at: _timestamp_pb2.Timestamp | None = ...,
         last_outcomes: _abc.Iterable[Global___MarketOutcome] | None = ...,
+        keep_proposing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "interval", b"interval", "last_run_at", b"last_run_at", "lock_expires_at", b"lock_expires_at", "next_run_at", b"next_run_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "attempts", b"attempts", "created_at", b"created_at", "fencing_token", b"fencing_token", "interval", b"interval", "job_id", b"job_id", "last_error", b"last_error", "last_outcomes", b"last_outcomes", "last_run_at", b"last_run_at", "lock_expires_at", b"lock_expires_at", "locked_by", b"locked_by", "markets", b"markets", "next_run_at", b"next_run_at", "paused", b"paused", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "attempts", b"attempts", "created_at", b"created_at", "fencing_token", b"fencing_token", "interval", b"interval", "job_id", b"job_id", "keep_proposing", b"keep_proposing", "last_error", b"last_error", "last_outcomes", b"last_outcomes", "last_run_at", b"last_run_at", "lock_expires_at", b"lock_expires_at", "locked_by", b"locked_by", "markets", b"markets", "next_run_at", b"next_run_at", "paused", b"paused", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,8 +298,14 @@ class CreateScanJobRequest(_message.Message):
     MARKETS_FIELD_NUMBER: _builtins.int
     INTERVAL_FIELD_NUMBER: _builtins.int
     ANALYST_FIELD_NUMBER: _builtins.int
+    KEEP_PROPOSING_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     analyst: Global___AnalystKind.ValueType
+    keep_proposing: _builtins.bool
+    """false (the default): while the user's trading is off (their policy or the global kill
+    switch), a run skips the analysis, spends no LLM call and records every market as
+    TRADING_DISABLED. true: the analysts run and propose anyway (the executor still refuses).
+    """
     @_builtins.property
     def markets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """1..50 markets like "BTC-EUR"."""
@@ -311,10 +321,11 @@ class CreateScanJobRequest(_message.Message):
         markets: _abc.Iterable[_builtins.str] | None = ...,
         interval: _duration_pb2.Duration | None = ...,
         analyst: Global___AnalystKind.ValueType = ...,
+        keep_proposing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "interval", b"interval", "markets", b"markets", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "interval", b"interval", "keep_proposing", b"keep_proposing", "markets", b"markets", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
