@@ -30,7 +30,18 @@ class SimulatorAdmin:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, **params: Any) -> Any:
         query = {k: v for k, v in params.items() if v is not None}
-        response = self._session.request(method, self.url + path, json=body, params=query or None, timeout=self.timeout)
+        try:
+            response = self._session.request(
+                method, self.url + path, json=body, params=query or None, timeout=self.timeout
+            )
+        except requests.exceptions.ConnectionError:
+            # The kept-alive connection was closed under us by a fault of the simulator's own
+            # (refuse_connections closes every connection with the listener): a control call that
+            # got no answer was not processed, so it is sent once more on a new connection.
+            self._session.close()
+            response = self._session.request(
+                method, self.url + path, json=body, params=query or None, timeout=self.timeout
+            )
         if response.status_code != 200:
             raise RuntimeError(f"admin {method} {path}: {response.status_code} {response.text}")
         return response.json()
