@@ -34,6 +34,8 @@ class Policy:
     trading_enabled: bool
     updated_at: datetime | None = None
     updated_by: str = ""
+    max_daily_loss_eur: Decimal | None = None  # the loss breaker's daily loss limit; None: none
+    max_drawdown_eur: Decimal | None = None  # the loss breaker's drawdown limit; None: none
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Policy:
@@ -54,11 +56,17 @@ class Policy:
             trading_enabled=bool(row["trading_enabled"]),
             updated_at=row["updated_at"],
             updated_by=row["updated_by"],
+            max_daily_loss_eur=_optional_decimal(row.get("max_daily_loss_eur")),
+            max_drawdown_eur=_optional_decimal(row.get("max_drawdown_eur")),
         )
 
     def snapshot(self) -> dict[str, Any]:
         """The policy as JSON (decimals and times as strings, markets as a list), for the audit trail."""
         return {key: _json(value) for key, value in asdict(self).items()}
+
+
+def _optional_decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 def _json(value: object) -> object:

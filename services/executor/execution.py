@@ -38,7 +38,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from services.executor import SERVICE, policies, repository, state_machine, validators
+from services.executor import SERVICE, ledger, policies, repository, state_machine, validators
+from services.executor import books_repository as books
 from services.executor.model import Execution, MarketInfo, OrderView, Proposal, Side, Status
 from services.executor.validators import Check, Facts
 from services.executor.venue import Venue
@@ -275,6 +276,12 @@ class Executor:
             day_end=day_start + timedelta(days=1),
             balance_at=ctx.fetched_at,
         )
+        # The user's own coins (its books) and its SELLs in flight: read under the user's lock,
+        # which every claim of this user holds, so two SELLs cannot both count the same coins.
+        held = in_flight = Decimal(0)
+        if proposal.side is Side.SELL:
+            held = ledger.position_of(conn, self._venue.mode, proposal.market).quantity
+            in_flight = books.sells_in_flight_base(conn, mode=self._venue.mode, market=proposal.market)
         return Facts(
             proposal=proposal,
             policy=policy,
@@ -292,6 +299,8 @@ class Executor:
             account_daily_notional_cap_eur=account_cap_eur,
             override_cooldown=req.override_cooldown,
             override_anti_flip=req.override_anti_flip,
+            position_base=held,
+            sells_in_flight_base=in_flight,
         )
 
     def _claim(
@@ -315,6 +324,7 @@ class Executor:
             principal=req.principal,
             preflight={"validators": records, "price": str(facts.price_now or ""), "fetched_at": now.isoformat()},
             now=now,
+            amount_base=facts.sell_base if proposal.side is Side.SELL else None,
         )
         if row is None:  # the unique claim held against a caller that got past the lock somehow
             existing = repository.execution_by_proposal(conn, proposal.proposal_id)
@@ -366,6 +376,7 @@ class Executor:
                 side=submitting.side,
                 amount_quote=submitting.amount_quote,
                 client_order_id=submitting.client_order_id,
+                amount=submitting.amount_base,
             )
         except Exception as exc:  # every failure is recorded; none leads to a second order
             self._hooks.after_send(submitting)
@@ -526,11 +537,17 @@ def rejection(proposal: Proposal, failed: list[Check], ran: list[Check] | None =
 
 
 def _order_request(execution: Execution) -> dict[str, Any]:
-    """The order as it is sent (recorded before sending; operatorId is added by the client)."""
+    """The order as it is sent (recorded before sending; operatorId is added by the client): a
+    SELL by its checked base amount, a BUY by its EUR amount."""
+    size = (
+        {"amount": str(execution.amount_base)}
+        if execution.amount_base is not None
+        else {"amountQuote": str(execution.amount_quote)}
+    )
     return {
         "market": execution.market,
         "side": execution.side.value,
         "orderType": "market",
-        "amountQuote": str(execution.amount_quote),
+        **size,
         "clientOrderId": execution.client_order_id,
     }

@@ -93,6 +93,7 @@ class Execution:
     claimed_at: datetime
     submitting_at: datetime | None
     updated_at: datetime
+    amount_base: Decimal | None = None  # a SELL's size in the base asset, as sent; None for a BUY
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Execution:
@@ -119,6 +120,7 @@ class Execution:
             claimed_at=row["claimed_at"],
             submitting_at=row["submitting_at"],
             updated_at=row["updated_at"],
+            amount_base=None if row.get("amount_base") is None else Decimal(row["amount_base"]),
         )
 
     @property

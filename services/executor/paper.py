@@ -52,7 +52,9 @@ class PaperVenue(PublicReads):
             return self._balance_eur - eur_spent
         return base_held
 
-    def place(self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str) -> OrderView:
+    def place(
+        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, amount: Decimal | None = None
+    ) -> OrderView:
         try:
             price = self._markets.price(market)
             info = self._markets.info(market)
@@ -65,7 +67,8 @@ class PaperVenue(PublicReads):
             fee = amount_quote - filled_quote
             amount = (filled_quote / price).quantize(step, rounding=ROUND_DOWN)
         else:
-            amount = (amount_quote / price).quantize(step, rounding=ROUND_DOWN)
+            if amount is None:
+                amount = (amount_quote / price).quantize(step, rounding=ROUND_DOWN)
             filled_quote = amount * price
             fee = (filled_quote * self._fee_rate).quantize(_QUOTE_STEP, rounding=ROUND_DOWN)
         if amount <= 0:

@@ -96,8 +96,10 @@ def _limit_problems(policy: Policy) -> list[FieldViolation]:
         ("min_order_eur", policy.min_order_eur),
         ("max_order_eur", policy.max_order_eur),
         ("daily_notional_cap_eur", policy.daily_notional_cap_eur),
+        ("max_daily_loss_eur", policy.max_daily_loss_eur),
+        ("max_drawdown_eur", policy.max_drawdown_eur),
     ):
-        if amount < 0 or amount > MAX_EUR:
+        if amount is not None and (amount < 0 or amount > MAX_EUR):
             bad(field, f"must be between 0 and {MAX_EUR}")
     if policy.max_order_eur < policy.min_order_eur:
         bad("max_order_eur", "must be at least min_order_eur")
@@ -121,17 +123,33 @@ class AccountSettings:
     trading_enabled: bool
     daily_notional_cap_eur: Decimal
     version: int
+    daily_loss_limit_eur: Decimal | None = None  # the account's loss breaker limit; None: none
+    trading_state: str = "ACTIVE"  # ACTIVE or REDUCING (breaker.py); HALTED is trading_enabled off
+    state_reason: str = ""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> AccountSettings:
-        return cls(bool(row["trading_enabled"]), Decimal(row["daily_notional_cap_eur"]), int(row["version"]))
+        limit = row.get("daily_loss_limit_eur")
+        return cls(
+            bool(row["trading_enabled"]),
+            Decimal(row["daily_notional_cap_eur"]),
+            int(row["version"]),
+            daily_loss_limit_eur=None if limit is None else Decimal(limit),
+            trading_state=str(row.get("trading_state") or "ACTIVE"),
+            state_reason=str(row.get("state_reason") or ""),
+        )
 
 
-def account_problems(daily_notional_cap_eur: Decimal) -> list[FieldViolation]:
+def account_problems(
+    daily_notional_cap_eur: Decimal, daily_loss_limit_eur: Decimal | None = None
+) -> list[FieldViolation]:
     """Every reason the account settings cannot be stored, each naming its field."""
+    out = []
     if daily_notional_cap_eur < 0 or daily_notional_cap_eur > MAX_EUR:
-        return [FieldViolation("settings.daily_notional_cap_eur", f"must be between 0 and {MAX_EUR}")]
-    return []
+        out.append(FieldViolation("settings.daily_notional_cap_eur", f"must be between 0 and {MAX_EUR}"))
+    if daily_loss_limit_eur is not None and (daily_loss_limit_eur < 0 or daily_loss_limit_eur > MAX_EUR):
+        out.append(FieldViolation("settings.daily_loss_limit_eur", f"must be between 0 and {MAX_EUR}"))
+    return out
 
 
 class PolicyBook:
@@ -157,7 +175,12 @@ class PolicyBook:
         return policy, AccountSettings.from_row(account)
 
     def update_account(
-        self, *, daily_notional_cap_eur: Decimal, expected_version: int, principal: str
+        self,
+        *,
+        daily_notional_cap_eur: Decimal,
+        expected_version: int,
+        principal: str,
+        daily_loss_limit_eur: Decimal | None = None,
     ) -> AccountSettings:
         """Set the account daily notional cap if the stored version is ``expected_version``.
 
@@ -165,7 +188,7 @@ class PolicyBook:
         (they hold it shared) and every later claim reads the new cap; audited in the ``_system``
         chain with the old and the new values. The global kill switch is kept.
         """
-        found = account_problems(daily_notional_cap_eur)
+        found = account_problems(daily_notional_cap_eur, daily_loss_limit_eur)
         if found:
             raise InvalidArgument(found)
         now = self._clock.now()
@@ -175,6 +198,7 @@ class PolicyBook:
             row = repository.update_account_settings(
                 conn,
                 daily_notional_cap_eur=daily_notional_cap_eur,
+                daily_loss_limit_eur=daily_loss_limit_eur,
                 expected_version=expected_version,
                 now=now,
                 by=principal,
@@ -277,6 +301,7 @@ class PolicyBook:
 def _account_json(a: AccountSettings) -> dict[str, object]:
     return {
         "daily_notional_cap_eur": str(a.daily_notional_cap_eur),
+        "daily_loss_limit_eur": "" if a.daily_loss_limit_eur is None else str(a.daily_loss_limit_eur),
         "trading_enabled": a.trading_enabled,
         "version": a.version,
     }
@@ -296,4 +321,6 @@ def _policy_json(p: Policy) -> dict[str, object]:
         "price_guard_pct": str(p.price_guard_pct),
         "auto_execute": p.auto_execute,
         "trading_enabled": p.trading_enabled,
+        "max_daily_loss_eur": "" if p.max_daily_loss_eur is None else str(p.max_daily_loss_eur),
+        "max_drawdown_eur": "" if p.max_drawdown_eur is None else str(p.max_drawdown_eur),
     }

@@ -10,7 +10,7 @@ functions of migration 0022, the one home of each rule; this module only calls t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,7 +19,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from services.executor.model import Fill, Side, Status
+from services.executor.model import Side, Status
 from shared.db import Conn
 from shared.policy import Policy
 
@@ -29,7 +29,7 @@ Row = dict[str, Any]
 _POLICY_COLUMNS = (
     "user_id, version, allowed_markets::text[] AS allowed_markets, min_order_eur, max_order_eur, min_confidence,"
     " cooldown_seconds, anti_flip_seconds, daily_trade_cap, hourly_trade_cap, daily_notional_cap_eur,"
-    " price_guard_pct, auto_execute, trading_enabled, updated_at, updated_by"
+    " price_guard_pct, auto_execute, trading_enabled, updated_at, updated_by, max_daily_loss_eur, max_drawdown_eur"
 )
 
 _COUNTING = "oracle.execution_counts(status, filled_amount)"
@@ -92,13 +92,15 @@ def insert_claim(
     principal: str,
     preflight: Mapping[str, Any],
     now: datetime,
+    amount_base: Decimal | None = None,
 ) -> Row | None:
-    """The claim: one row per (user, proposal) whatever the number of callers; None if it exists."""
+    """The claim: one row per (user, proposal) whatever the number of callers; None if it exists.
+    ``amount_base`` is a SELL's checked size in the base asset (what is sent)."""
     return conn.execute(
         "INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"
         " amount_quote, status, client_order_id, override_cooldown, override_anti_flip, principal,"
-        " preflight, claimed_at, updated_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'CLAIMED', %s, %s, %s, %s, %s, %s, %s)"
+        " preflight, claimed_at, updated_at, amount_base)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'CLAIMED', %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING *",
         (
             execution_id,
@@ -115,6 +117,7 @@ def insert_claim(
             Jsonb(dict(preflight)),
             now,
             now,
+            amount_base,
         ),
     ).fetchone()
 
@@ -135,32 +138,6 @@ def compare_and_set_status(
         sql.SQL(", ").join(assignments)
     )
     return conn.execute(query, (*params, execution_id, expected.value)).fetchone()
-
-
-def insert_fills(conn: Conn, *, execution_id: str, user_id: str, market: str, side: Side, fills: Sequence[Fill]) -> int:
-    """Record fills reported by the exchange; a fill already recorded is left alone."""
-    added = 0
-    for fill in fills:
-        cur = conn.execute(
-            "INSERT INTO oracle.trade_history (execution_id, fill_id, user_id, market, side, amount, price,"
-            " fee, fee_currency, taker, filled_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (execution_id, fill_id) DO NOTHING",
-            (
-                execution_id,
-                fill.fill_id,
-                user_id,
-                market,
-                side.value,
-                fill.amount,
-                fill.price,
-                fill.fee,
-                fill.fee_currency,
-                fill.taker,
-                fill.filled_at,
-            ),
-        )
-        added += cur.rowcount
-    return added
 
 
 def list_executions(conn: Conn, *, limit: int, before: tuple[datetime, str] | None, status: Status | None) -> list[Row]:
@@ -255,7 +232,8 @@ def lock_account_row(conn: Conn) -> Row:
     or an UpdateAccountSettings slipping in between.
     """
     row = conn.execute(
-        "SELECT trading_enabled, daily_notional_cap_eur FROM oracle.account_settings WHERE id FOR UPDATE"
+        "SELECT trading_enabled, daily_notional_cap_eur, daily_loss_limit_eur, trading_state"
+        " FROM oracle.account_settings WHERE id FOR UPDATE"
     ).fetchone()
     if row is None:  # migration 0001 inserts the one row; without it nothing may trade
         raise RuntimeError("oracle.account_settings has no row: run the migrations")
@@ -297,7 +275,10 @@ def policy(conn: Conn) -> Row | None:
     return conn.execute(f"SELECT {_POLICY_COLUMNS} FROM oracle.trading_policies").fetchone()
 
 
-_ACCOUNT_COLUMNS = "trading_enabled, daily_notional_cap_eur, version, updated_at, updated_by"
+_ACCOUNT_COLUMNS = (
+    "trading_enabled, daily_notional_cap_eur, daily_loss_limit_eur, trading_state, state_reason, version,"
+    " updated_at, updated_by"
+)
 
 
 def account_settings(conn: Conn) -> Row:
@@ -308,14 +289,22 @@ def account_settings(conn: Conn) -> Row:
 
 
 def update_account_settings(
-    conn: Conn, *, daily_notional_cap_eur: Decimal, expected_version: int, now: datetime, by: str
+    conn: Conn,
+    *,
+    daily_notional_cap_eur: Decimal,
+    daily_loss_limit_eur: Decimal | None,
+    expected_version: int,
+    now: datetime,
+    by: str,
 ) -> Row | None:
-    """Set the account daily notional cap if the row's version is still ``expected_version``
-    (version + 1); None when it moved on. The kill switch is not touched."""
+    """Set the account daily notional cap and daily loss limit if the row's version is still
+    ``expected_version`` (version + 1); None when it moved on. The kill switch and the trading
+    state are not touched."""
     return conn.execute(
-        "UPDATE oracle.account_settings SET daily_notional_cap_eur = %s, version = version + 1, updated_at = %s,"
+        "UPDATE oracle.account_settings SET daily_notional_cap_eur = %s, daily_loss_limit_eur = %s,"
+        " version = version + 1, updated_at = %s,"
         f" updated_by = %s WHERE id AND version = %s RETURNING {_ACCOUNT_COLUMNS}",
-        (daily_notional_cap_eur, now, by, expected_version),
+        (daily_notional_cap_eur, daily_loss_limit_eur, now, by, expected_version),
     ).fetchone()
 
 
@@ -324,8 +313,9 @@ def insert_policy(conn: Conn, p: Policy, *, now: datetime, by: str) -> Row:
     row = conn.execute(
         "INSERT INTO oracle.trading_policies (user_id, version, allowed_markets, min_order_eur, max_order_eur,"
         " min_confidence, cooldown_seconds, anti_flip_seconds, daily_trade_cap, hourly_trade_cap,"
-        " daily_notional_cap_eur, price_guard_pct, auto_execute, trading_enabled, updated_at, updated_by)"
-        " VALUES (%s, 1, %s::oracle.market[], %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " daily_notional_cap_eur, price_guard_pct, auto_execute, max_daily_loss_eur, max_drawdown_eur,"
+        " trading_enabled, updated_at, updated_by)"
+        " VALUES (%s, 1, %s::oracle.market[], %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         f" RETURNING {_POLICY_COLUMNS}",
         (p.user_id, *_policy_values(p), p.trading_enabled, now, by),
     ).fetchone()
@@ -339,7 +329,8 @@ def update_policy(conn: Conn, p: Policy, *, expected_version: int, now: datetime
         "UPDATE oracle.trading_policies SET version = version + 1, allowed_markets = %s::oracle.market[], min_order_eur = %s,"
         " max_order_eur = %s, min_confidence = %s, cooldown_seconds = %s, anti_flip_seconds = %s,"
         " daily_trade_cap = %s, hourly_trade_cap = %s, daily_notional_cap_eur = %s, price_guard_pct = %s,"
-        " auto_execute = %s, updated_at = %s, updated_by = %s WHERE version = %s"
+        " auto_execute = %s, max_daily_loss_eur = %s, max_drawdown_eur = %s, updated_at = %s, updated_by = %s"
+        " WHERE version = %s"
         f" RETURNING {_POLICY_COLUMNS}",
         (*_policy_values(p), now, by, expected_version),
     ).fetchone()
@@ -380,6 +371,8 @@ def _policy_values(p: Policy) -> tuple[Any, ...]:
         p.daily_notional_cap_eur,
         p.price_guard_pct,
         p.auto_execute,
+        p.max_daily_loss_eur,
+        p.max_drawdown_eur,
     )
 
 

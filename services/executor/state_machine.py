@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.executor import SERVICE, repository
+from services.executor import SERVICE, ledger, repository
 from services.executor.model import Execution, OrderView, Status
 from shared import audit
 from shared.db import Conn
@@ -171,12 +171,6 @@ def record_order(
         },
     )
     if moved is not None:
-        repository.insert_fills(
-            conn,
-            execution_id=moved.execution_id,
-            user_id=moved.user_id,
-            market=moved.market,
-            side=moved.side,
-            fills=view.fills,
-        )
+        # the fills and the user's books, in this transaction (ledger.record_fills: the one way)
+        ledger.record_fills(conn, moved, view.fills, now=now)
     return moved

@@ -42,6 +42,7 @@ DAILY_NOTIONAL_CAP_REACHED = "DAILY_NOTIONAL_CAP_REACHED"
 ACCOUNT_NOTIONAL_CAP_REACHED = "ACCOUNT_NOTIONAL_CAP_REACHED"
 PRICE_MOVED = "PRICE_MOVED"
 INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+INSUFFICIENT_POSITION = "INSUFFICIENT_POSITION"
 
 
 @dataclass(frozen=True)
@@ -85,17 +86,35 @@ class Facts:
     account_daily_notional_cap_eur: Decimal
     override_cooldown: bool = False
     override_anti_flip: bool = False
+    position_base: Decimal = Decimal(0)  # the user's own holding of the base asset (its books)
+    sells_in_flight_base: Decimal = Decimal(0)  # the user's SELLs of this market not final, unfilled part
 
     @property
     def amount(self) -> Decimal:
         """The order size in EUR at the market's precision (rounded down, never up)."""
         return order_amount(self.proposal.amount_quote, self.market)
 
+    @property
+    def sell_base(self) -> Decimal:
+        """What a SELL sends: :attr:`amount` in the base asset at the checked price (0 for a BUY)."""
+        if self.proposal.side is not Side.SELL:
+            return Decimal(0)
+        return base_amount(self.amount, self.price_now, self.market)
+
 
 def order_amount(amount_quote: Decimal, market: MarketInfo | None) -> Decimal:
     """``amount_quote`` at the market's notional precision, rounded down."""
     places = 2 if market is None else max(0, min(market.notional_decimals, 2))
     return amount_quote.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+
+
+def base_amount(amount_eur: Decimal, price: Decimal | None, market: MarketInfo | None) -> Decimal:
+    """``amount_eur`` in the base asset at ``price``, rounded DOWN to the market's quantity
+    decimals, so the order never sells more than was checked (0 without a price or market)."""
+    if not price or market is None:
+        return Decimal(0)
+    step = Decimal(1).scaleb(-market.quantity_decimals)
+    return (amount_eur / price).quantize(step, rounding=ROUND_DOWN)
 
 
 def eur(value: Decimal) -> str:
@@ -270,6 +289,20 @@ def balance(f: Facts) -> Check:
     return Check("balance", ok, observed, f">= {eur(f.amount)}", "" if ok else INSUFFICIENT_BALANCE)
 
 
+def position(f: Facts) -> Check:
+    """A SELL sells only the user's own coins: its base amount must fit in the user's position
+    (per-user books on the shared account) net of the user's SELLs still in flight."""
+    if f.proposal.side is Side.BUY:
+        return Check("position", True, "buy", "sells only")
+    asset = f.market.base if f.market is not None else "base"
+    base = f.sell_base
+    available = f.position_base - f.sells_in_flight_base
+    ok = Decimal(0) < base <= available
+    observed = f"{base} {asset} ({eur(f.amount)} at {f.price_now})"
+    limit = f"<= {available} {asset} ({f.position_base} held, {f.sells_in_flight_base} in flight)"
+    return Check("position", ok, observed, limit, "" if ok else INSUFFICIENT_POSITION)
+
+
 VALIDATORS: tuple[Callable[[Facts], Check], ...] = (
     allowlist,
     market_status,
@@ -283,6 +316,7 @@ VALIDATORS: tuple[Callable[[Facts], Check], ...] = (
     account_notional,
     price_guard,
     balance,
+    position,
 )
 
 

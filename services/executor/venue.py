@@ -53,8 +53,11 @@ class Venue(Protocol):
         """Free (available) balance of ``symbol`` on the account (``market`` is being traded)."""
         ...
 
-    def place(self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str) -> OrderView:
-        """Send ONE market order sized in EUR. Never retried, here or by the caller."""
+    def place(
+        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, amount: Decimal | None = None
+    ) -> OrderView:
+        """Send ONE market order, sized in the base asset when ``amount`` is given (SELLs),
+        else in EUR. Never retried, here or by the caller."""
         ...
 
     def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
@@ -124,10 +127,15 @@ class LiveVenue(PublicReads):
     def free_balance(self, symbol: str, market: str) -> Decimal:
         return self._trade.balance(symbol).available
 
-    def place(self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str) -> OrderView:
-        order = self._trade.place_order(
-            market, side.value, OrderType.MARKET, client_order_id, amount_quote=amount_quote
-        )
+    def place(
+        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, amount: Decimal | None = None
+    ) -> OrderView:
+        if amount is not None:
+            order = self._trade.place_order(market, side.value, OrderType.MARKET, client_order_id, amount=amount)
+        else:
+            order = self._trade.place_order(
+                market, side.value, OrderType.MARKET, client_order_id, amount_quote=amount_quote
+            )
         return order_view(order)
 
     def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:

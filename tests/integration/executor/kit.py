@@ -293,8 +293,12 @@ class VenueProxy:
     def free_balance(self, symbol: str, market: str) -> Decimal:
         return self.inner.free_balance(symbol, market)
 
-    def place(self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str) -> OrderView:
-        return self.inner.place(market=market, side=side, amount_quote=amount_quote, client_order_id=client_order_id)
+    def place(
+        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, amount: Decimal | None = None
+    ) -> OrderView:
+        return self.inner.place(
+            market=market, side=side, amount_quote=amount_quote, client_order_id=client_order_id, amount=amount
+        )
 
     def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
         return self.inner.find(market=market, client_order_id=client_order_id, since=since)
@@ -398,6 +402,23 @@ def fills(postgres: Postgres, user_id: str) -> list[dict[str, Any]]:
         )
         names = [c.name for c in cur.description or ()]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def check_books(postgres: Postgres, user_id: str, mode: str = "live") -> list[str]:
+    """The differences between the user's stored books and a rebuild from its fills, read as the
+    executor role (services/executor/ledger.py ``check``); empty when they agree."""
+    from services.executor import ledger
+    from shared.db import Database
+
+    db = Database(postgres.url("executor"), name="books-check", min_size=1, max_size=1)
+    db.open()
+    try:
+        with db.transaction(user_id) as conn:
+            result = ledger.check(conn, user_id, mode)
+    finally:
+        db.close()
+    assert result.books > 0 or not result.differences
+    return result.differences
 
 
 def failure(call: Callable[[], Any]) -> ErrorReport:

@@ -21,6 +21,9 @@ USER_TABLES = (
     "trade_proposals",
     "trade_executions",
     "trade_history",
+    "book_positions",
+    "book_entries",
+    "trading_states",
     "budget_limits",
     "gpt_usage_log",
     "audit_events",
@@ -49,6 +52,18 @@ def seed_user(conn: psycopg.Connection[Any], user: str) -> None:
         " WHERE proposal_id = %s",
         (proposal_id,),
     )
+    conn.execute(
+        "INSERT INTO oracle.book_positions (user_id, mode, market, quantity, cost_eur) VALUES (%s, 'live', 'BTC-EUR',"
+        " 0.001, 50)",
+        (user,),
+    )
+    conn.execute(
+        "INSERT INTO oracle.book_entries (execution_id, fill_id, user_id, mode, market, side, filled_at,"
+        " quantity_delta, cost_delta_eur, realized_pnl_eur) SELECT execution_id, fill_id, user_id, 'live', market,"
+        " side, filled_at, amount, amount * price, 0 FROM oracle.trade_history WHERE user_id = %s",
+        (user,),
+    )
+    conn.execute("INSERT INTO oracle.trading_states (user_id, mode) VALUES (%s, 'live')", (user,))
     conn.execute("INSERT INTO oracle.budget_limits (user_id, daily_calls, hourly_calls) VALUES (%s, 10, 5)", (user,))
     conn.execute(
         "INSERT INTO oracle.gpt_usage_log (reservation_id, user_id, purpose, model, status, max_tokens,"

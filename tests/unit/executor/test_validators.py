@@ -90,6 +90,7 @@ def test_an_ordinary_proposal_passes_every_validator() -> None:
         "account_notional",
         "price_guard",
         "balance",
+        "position",
     ]
     assert all(c.passed and c.reason == "" for c in checks)
     assert set(checks[0].record()) == {"name", "passed", "observed", "limit", "reason", "overridden"}
@@ -142,8 +143,29 @@ def test_window_edges_are_exact() -> None:
 def test_a_sell_needs_the_base_asset_net_of_sells_in_flight() -> None:
     sell = proposal(side=Side.SELL)
     enough = Decimal("0.0002")  # 17 EUR at 85000
-    assert failed(facts(proposal=sell, free_balance=enough)) == []
-    assert failed(facts(proposal=sell, free_balance=enough, in_flight_eur=Decimal(8))) == [v.INSUFFICIENT_BALANCE]
+    mine = {"position_base": enough}
+    assert failed(facts(proposal=sell, free_balance=enough, **mine)) == []
+    assert failed(facts(proposal=sell, free_balance=enough, in_flight_eur=Decimal(8), **mine)) == [
+        v.INSUFFICIENT_BALANCE
+    ]
+
+
+def test_a_sell_is_sized_in_base_rounded_down_and_needs_the_users_own_position() -> None:
+    sell = proposal(side=Side.SELL)  # 10 EUR at 85000 = 0.000117647... BTC
+    f = facts(proposal=sell, free_balance=Decimal(1), position_base=Decimal("0.00011764"))
+    assert f.sell_base == Decimal("0.00011764")  # 8 quantity decimals, rounded down
+    assert failed(f) == []
+    # the account has plenty, the user does not: refused
+    assert failed(replace(f, position_base=Decimal("0.00011763"))) == [v.INSUFFICIENT_POSITION]
+    assert failed(replace(f, position_base=Decimal(0))) == [v.INSUFFICIENT_POSITION]
+    # net of the user's own SELLs in flight
+    assert failed(replace(f, position_base=Decimal("0.0002"), sells_in_flight_base=Decimal("0.0001"))) == [
+        v.INSUFFICIENT_POSITION
+    ]
+    record = next(c for c in v.run_validators(replace(f, position_base=Decimal(0))) if c.name == "position")
+    assert "0.00011764 BTC" in record.observed and "0 held" in record.limit
+    # a BUY is never refused for the position
+    assert failed(facts(position_base=Decimal(0))) == []
 
 
 def test_overrides_skip_only_their_own_check() -> None:
