@@ -29,6 +29,7 @@ _READS = frozenset(
         _EXECUTOR + "ListExecutions",
         _EXECUTOR + "GetPolicy",
         _EXECUTOR + "ListAuditEvents",
+        _EXECUTOR + "GetPositions",
         _BUDGET + "GetUsage",
         _SCANNER + "ListScanJobs",
         _SCANNER + "ListProposals",

@@ -16,8 +16,10 @@ from datetime import timedelta
 from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
+from services.executor.breaker import Marks
 from services.executor.config import ExecutorSettings, Mode
 from services.executor.execution import Executor, Hooks
+from services.executor.money import MoneyView
 from services.executor.paper import PaperVenue
 from services.executor.policies import PolicyBook
 from services.executor.reconciler import Reconciler, ReconcilerThread, Timing
@@ -99,12 +101,14 @@ def build(
         raise StartupRefused(
             f"{venue.mode} venue check failed: {type(exc).__name__}: {exc}", exit_code=EXIT_VENUE_REFUSED
         ) from exc
+    marks = Marks(venue.price, ttl_seconds=settings.marks_cache_seconds)
     executor = Executor(
         db,
         venue,
         clock,
         send_within=timedelta(seconds=settings.request_timeout_seconds),
         hooks=hooks,
+        marks=marks,
     )
     timing = Timing(
         request_timeout=timedelta(seconds=CONNECT_TIMEOUT_SECONDS + settings.request_timeout_seconds),
@@ -119,7 +123,9 @@ def build(
         clock,
         known_markets=lambda: _known_markets(venue),
     )
-    servicer = ExecutorServicer(db, executor, reconciler, policies)
+    servicer = ExecutorServicer(
+        db, executor, reconciler, policies, MoneyView(db, venue, clock, marks), clock=clock, mode=venue.mode
+    )
     thread = ReconcilerThread(reconciler, timedelta(seconds=settings.reconcile_interval_seconds))
     thread.start()
     binding = ServiceBinding(

@@ -267,33 +267,55 @@ def trip(db: Database, *, user_id: str, mode: str, verdict: Verdict, principal: 
         log.warning("ACCOUNT moved to REDUCING by the loss breaker", extra={"reasons": payload["reasons"]})
 
 
-def resume(db: Database, *, user_id: str | None, mode: str, reason: str, principal: str, now: datetime) -> str:
-    """An operator's deliberate return to ACTIVE (of ``user_id``, or the account when None),
-    audited. Returns the state before."""
+def set_state(
+    db: Database, *, user_id: str | None, mode: str, state: str, reason: str, principal: str, now: datetime
+) -> str:
+    """An operator's deliberate move of ``user_id`` (or of the account, when None) to ACTIVE or
+    REDUCING, audited; returns the state before. Back to ACTIVE, a user's drawdown peak starts
+    afresh at the next evaluation."""
+    kind = "trading_state.active" if state == ACTIVE else "trading_state.reducing"
     if user_id is None:
         with db.transaction(SYSTEM_USER) as conn:
             lock_account(conn, exclusive=True)
-            before = books.set_account_state(conn, state=ACTIVE, reason="", now=now, by=principal)
+            before = books.set_account_state(
+                conn, state=state, reason=reason if state == REDUCING else "", now=now, by=principal
+            )
             audit.append(
                 conn,
                 service=SERVICE,
-                kind="trading_state.active",
+                kind=kind,
                 principal=principal,
-                payload={"scope": "account", "before": before["trading_state"], "reason": reason},
+                payload={"scope": "account", "before": before["trading_state"], "reason": reason, "by": "operator"},
             )
+        log.warning("account trading state set to %s by %s", state, principal)
         return str(before["trading_state"])
     with db.transaction(user_id) as conn:
         lock_user(conn, LockSpace.USER_TRADING, user_id)
         row = books.set_user_state(
-            conn, user_id=user_id, mode=mode, state=ACTIVE, reason="", figures={}, now=now, by=principal
+            conn,
+            user_id=user_id,
+            mode=mode,
+            state=state,
+            reason=reason if state == REDUCING else "",
+            figures={},
+            now=now,
+            by=principal,
         )
-        books.reset_peak(conn, mode=mode)
+        if state == ACTIVE:
+            books.reset_peak(conn, mode=mode)
         audit.append(
             conn,
             service=SERVICE,
-            kind="trading_state.active",
+            kind=kind,
             subject_id=user_id,
             principal=principal,
-            payload={"scope": "user", "mode": mode, "before": row.get("state", ACTIVE), "reason": reason},
+            payload={
+                "scope": "user",
+                "mode": mode,
+                "before": row.get("state", ACTIVE),
+                "reason": reason,
+                "by": "operator",
+            },
         )
+    log.warning("user trading state set to %s by %s", state, principal, extra={"user": user_id})
     return str(row.get("state", ACTIVE))

@@ -72,6 +72,10 @@ class ExecutorSettings(ServiceSettings):
     market_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     """How long the exchange's market list (minimums, precision) is reused."""
 
+    marks_cache_seconds: float = Field(default=3.0, ge=0, le=10)
+    """How long a held market's price serves the loss breaker and the money view ("a few
+    seconds": the breaker must see a falling market)."""
+
     paper_balance_eur: Decimal = Field(default=Decimal("10000"), ge=0, max_digits=20, decimal_places=2)
     """Paper mode: the free EUR balance the balance check sees."""
 

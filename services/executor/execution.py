@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from services.executor import SERVICE, ledger, policies, repository, state_machine, validators
+from services.executor import SERVICE, breaker, ledger, policies, repository, state_machine, validators
 from services.executor import books_repository as books
 from services.executor.model import Execution, MarketInfo, OrderView, Proposal, Side, Status
 from services.executor.validators import Check, Facts
@@ -123,6 +123,7 @@ class MarketContext:
     price: Decimal | None
     free_balance: Decimal
     fetched_at: datetime
+    marks: Mapping[str, Decimal] = field(default_factory=dict)  # prices of held markets (the breaker)
 
 
 class Executor:
@@ -136,8 +137,10 @@ class Executor:
         *,
         send_within: timedelta,
         hooks: Hooks | None = None,
+        marks: breaker.Marks | None = None,
     ) -> None:
         self._db = db
+        self._marks = marks or breaker.Marks(venue.price, ttl_seconds=0)
         self._send_within = send_within
         self._venue = venue
         self._clock = clock
@@ -176,12 +179,18 @@ class Executor:
             price = self._venue.price(proposal.market) if market is not None else None
             symbol = "EUR" if proposal.side is Side.BUY else proposal.market.split("-", 1)[0]
             balance = self._venue.free_balance(symbol, proposal.market)
+            marks = self._marks.prices(self._held_markets()) if proposal.side is Side.BUY else {}
         except ExchangeError as exc:
             log.warning("exchange unavailable before a claim: %s", type(exc).__name__)
             raise Unavailable(
                 "the exchange could not be reached; nothing was claimed", reason="EXCHANGE_UNAVAILABLE"
             ) from exc
-        return MarketContext(market, price, balance, fetched_at)
+        return MarketContext(market, price, balance, fetched_at, marks)
+
+    def _held_markets(self) -> set[str]:
+        """Markets any user holds (the loss breaker prices them before the lock)."""
+        with self._db.transaction(None) as conn:
+            return breaker.held_markets(conn, self._venue.mode, start_of_utc_day(self._clock.now()))
 
     def _check_and_claim(self, req: ExecuteRequest, ctx: MarketContext) -> Execution:
         """The locked transaction: duplicate, proposal, kill switch, validators, claim."""
@@ -191,6 +200,16 @@ class Executor:
             outcome = self._decide(conn, req, ctx)
             if isinstance(outcome, OracleError):
                 self._audit_refusal(conn, req, outcome)
+        if isinstance(outcome, Rejection) and outcome.verdict is not None:
+            # the loss breaker's move, in a transaction of its own after the refusal
+            breaker.trip(
+                self._db,
+                user_id=req.user_id,
+                mode=self._venue.mode,
+                verdict=outcome.verdict,
+                principal=req.principal,
+                now=self._clock.now(),
+            )
         if isinstance(outcome, OracleError):
             raise outcome
         return outcome
@@ -226,9 +245,24 @@ class Executor:
             account_cap_eur=Decimal(account["daily_notional_cap_eur"]),
         )
         checks = validators.run_validators(facts)
+        verdict = None
+        if proposal.side is Side.BUY:  # the loss breaker stops BUYs only: a losing user can get out
+            verdict = breaker.evaluate(
+                conn,
+                user_id=req.user_id,
+                mode=self._venue.mode,
+                day_start=start_of_utc_day(now),
+                prices=ctx.marks,
+                max_daily_loss_eur=policy.max_daily_loss_eur,
+                max_drawdown_eur=policy.max_drawdown_eur,
+                account_state=str(account["trading_state"]),
+                account_daily_loss_limit_eur=_optional(account["daily_loss_limit_eur"]),
+            )
+            checks += verdict.checks
         failed = validators.failures(checks)
         if failed:
-            return rejection(proposal, failed, checks)
+            tripped = verdict if verdict is not None and (verdict.trip_user or verdict.trip_account) else None
+            return Rejection(proposal, failed, checks, verdict=tripped)
         return self._claim(conn, req, facts, checks, now)
 
     def _gate(self, conn: Conn, req: ExecuteRequest) -> Proposal | OracleError:
@@ -517,7 +551,9 @@ class Executor:
 class Rejection(FailedPreconditionError):
     """FAILED_PRECONDITION listing every failed check; ``records`` are all the checks that ran."""
 
-    def __init__(self, proposal: Proposal, failed: list[Check], ran: list[Check]) -> None:
+    def __init__(
+        self, proposal: Proposal, failed: list[Check], ran: list[Check], verdict: breaker.Verdict | None = None
+    ) -> None:
         super().__init__(
             [
                 PreconditionViolation(
@@ -529,11 +565,16 @@ class Rejection(FailedPreconditionError):
             metadata={"proposal_id": proposal.proposal_id},
         )
         self.records = [c.record() for c in ran]
+        self.verdict = verdict  # a loss limit crossed: the breaker moves to REDUCING after the refusal
 
 
 def rejection(proposal: Proposal, failed: list[Check], ran: list[Check] | None = None) -> Rejection:
     """The refusal of a proposal that failed ``failed`` (of the checks ``ran``)."""
     return Rejection(proposal, failed, ran if ran is not None else failed)
+
+
+def _optional(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 def _order_request(execution: Execution) -> dict[str, Any]:

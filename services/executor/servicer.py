@@ -16,12 +16,14 @@ from google.protobuf.struct_pb2 import Struct
 from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
-from services.executor import repository
+from services.executor import breaker, repository
 from services.executor.execution import ExecuteRequest, ExecutionExists, Executor
 from services.executor.model import Execution, Side, Status
+from services.executor.money import AccountMoney, MoneyView, UserMoney
 from services.executor.policies import MAX_EUR, AccountSettings, PolicyBook
 from services.executor.reconciler import Reconciler
 from shared import fields, messages
+from shared.clock import Clock
 from shared.db import SYSTEM_USER, Database
 from shared.errors import AlreadyExists, InvalidArgument, NotFound
 from shared.policy import Policy
@@ -45,16 +47,35 @@ _STATUS = {
 }
 _STATUS_OF = {number: status for status, number in _STATUS.items()}
 _MODE = {"live": pb.EXECUTION_MODE_LIVE, "paper": pb.EXECUTION_MODE_PAPER}
+_STATE = {
+    breaker.ACTIVE: pb.TRADING_STATE_ACTIVE,
+    breaker.REDUCING: pb.TRADING_STATE_REDUCING,
+    breaker.HALTED: pb.TRADING_STATE_HALTED,
+}
+_STATE_NAME = {number: name for name, number in _STATE.items()}
 
 
 class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
     """The gRPC face of the executor."""
 
-    def __init__(self, db: Database, executor: Executor, reconciler: Reconciler, policies: PolicyBook) -> None:
+    def __init__(
+        self,
+        db: Database,
+        executor: Executor,
+        reconciler: Reconciler,
+        policies: PolicyBook,
+        money: MoneyView,
+        *,
+        clock: Clock,
+        mode: str,
+    ) -> None:
         self._db = db
         self._executor = executor
         self._reconciler = reconciler
         self._policies = policies
+        self._money = money
+        self._clock = clock
+        self._mode = mode
 
     # ------------------------------------------------------------------ executions
 
@@ -148,6 +169,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
     ) -> pb.UpdateAccountSettingsResponse:
         errors = fields.FieldErrors()
         cap = Decimal(0)
+        loss_limit: Decimal | None = None
         if not request.HasField("settings"):
             errors.add("settings", "is required")
         else:
@@ -157,11 +179,23 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
                 ),
                 cap,
             )
+            loss_limit = errors.check(
+                lambda: fields.decimal(
+                    request.settings.daily_loss_limit_eur,
+                    "settings.daily_loss_limit_eur",
+                    maximum=MAX_EUR,
+                    allow_empty=True,
+                ),
+                None,
+            )
         if request.expected_version < 1:
             errors.add("expected_version", "must be the version read (GetPolicy's account.version, 1 or more)")
         errors.raise_if_any()
         stored = self._policies.update_account(
-            daily_notional_cap_eur=cap, expected_version=request.expected_version, principal=current_principal()
+            daily_notional_cap_eur=cap,
+            daily_loss_limit_eur=loss_limit,
+            expected_version=request.expected_version,
+            principal=current_principal(),
         )
         return pb.UpdateAccountSettingsResponse(settings=account_pb(stored))
 
@@ -183,6 +217,43 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         else:
             enabled = self._policies.set_global_trading(request.enabled, reason=reason, principal=principal)
         return pb.SetTradingEnabledResponse(scope=scope, user_id=user_id, enabled=enabled)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ money and trading states
+
+    def GetPositions(self, request: pb.GetPositionsRequest, context: Any) -> pb.GetPositionsResponse:
+        user_id = fields.user_id(request.user_id) if request.user_id else None
+        report = self._money.report(user_id, check_books=request.check_books)
+        return pb.GetPositionsResponse(
+            users=[_user_money_pb(u) for u in report.users],
+            account=_account_money_pb(report.account),
+            as_of=messages.timestamp(report.as_of),
+        )
+
+    def SetTradingState(self, request: pb.SetTradingStateRequest, context: Any) -> pb.SetTradingStateResponse:
+        errors = fields.FieldErrors()
+        scope = errors.check(
+            lambda: fields.enum(request.scope, "scope", {pb.KILL_SWITCH_SCOPE_USER, pb.KILL_SWITCH_SCOPE_GLOBAL}), 0
+        )
+        state = errors.check(
+            lambda: fields.enum(request.state, "state", {pb.TRADING_STATE_ACTIVE, pb.TRADING_STATE_REDUCING}), 0
+        )
+        reason = errors.check(lambda: fields.text(request.reason, "reason", max_len=MAX_REASON), "")
+        user_id: str | None = None
+        if scope == pb.KILL_SWITCH_SCOPE_USER:
+            user_id = errors.check(lambda: fields.user_id(request.user_id), "")
+        elif scope == pb.KILL_SWITCH_SCOPE_GLOBAL and request.user_id:
+            errors.add("user_id", "must be empty for KILL_SWITCH_SCOPE_GLOBAL")
+        errors.raise_if_any()
+        before = breaker.set_state(
+            self._db,
+            user_id=user_id,
+            mode=self._mode,
+            state=_STATE_NAME[pb.TradingState.ValueType(state)],
+            reason=reason,
+            principal=current_principal(),
+            now=self._clock.now(),
+        )
+        return pb.SetTradingStateResponse(previous=_STATE[before], state=state)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ audit
 
@@ -261,6 +332,8 @@ def policy_pb(p: Policy) -> pb.Policy:
         price_guard_pct=messages.decimal_string(p.price_guard_pct),
         auto_execute=p.auto_execute,
         trading_enabled=p.trading_enabled,
+        max_daily_loss_eur=_optional_text(p.max_daily_loss_eur),
+        max_drawdown_eur=_optional_text(p.max_drawdown_eur),
     )
     if p.updated_at is not None:
         message.updated_at.CopyFrom(messages.timestamp(p.updated_at))
@@ -272,6 +345,76 @@ def account_pb(a: AccountSettings) -> pb.AccountSettings:
         trading_enabled=a.trading_enabled,
         daily_notional_cap_eur=messages.decimal_string(a.daily_notional_cap_eur),
         version=a.version,
+        daily_loss_limit_eur=_optional_text(a.daily_loss_limit_eur),
+        trading_state=_STATE.get(a.trading_state, pb.TRADING_STATE_UNSPECIFIED),
+        state_reason=a.state_reason,
+    )
+
+
+def _optional_text(value: Decimal | None) -> str:
+    return "" if value is None else messages.decimal_string(value)
+
+
+def _user_money_pb(u: UserMoney) -> pb.UserPositions:
+    message = pb.UserPositions(
+        user_id=u.user_id,
+        positions=[
+            pb.Position(
+                market=p.position.market,
+                asset=p.position.asset,
+                quantity=messages.decimal_string(p.position.quantity),
+                cost_eur=messages.decimal_string(p.position.cost_eur),
+                average_cost_eur=messages.decimal_string(p.position.average_cost_eur),
+                realized_pnl_eur=messages.decimal_string(p.position.realized_pnl_eur),
+                price_eur=_optional_text(p.price),
+                unrealized_pnl_eur=_optional_text(p.unrealized_eur),
+                fills=p.position.fills,
+            )
+            for p in u.positions
+        ],
+        realized_pnl_eur=messages.decimal_string(u.figures.realized_total_eur),
+        realized_today_eur=messages.decimal_string(u.figures.realized_today_eur),
+        unrealized_pnl_eur=messages.decimal_string(u.figures.unrealized_eur),
+        daily_loss_eur=messages.decimal_string(u.figures.daily_loss_eur),
+        max_daily_loss_eur=_optional_text(u.max_daily_loss_eur),
+        drawdown_eur=messages.decimal_string(u.drawdown_eur),
+        max_drawdown_eur=_optional_text(u.max_drawdown_eur),
+        notional_today_eur=messages.decimal_string(u.notional_today_eur),
+        daily_notional_cap_eur=messages.decimal_string(u.daily_notional_cap_eur),
+        trades_today=u.trades_today,
+        daily_trade_cap=u.daily_trade_cap,
+        trades_last_hour=u.trades_last_hour,
+        hourly_trade_cap=u.hourly_trade_cap,
+        trading_state=_STATE.get(u.state, pb.TRADING_STATE_UNSPECIFIED),
+        state_reason=u.state_reason,
+    )
+    if u.books_check is not None:
+        message.books_check.CopyFrom(
+            pb.BooksCheck(consistent=u.books_check.ok, differences=list(u.books_check.differences))
+        )
+    return message
+
+
+def _account_money_pb(a: AccountMoney) -> pb.AccountPositions:
+    return pb.AccountPositions(
+        mode=_MODE.get(a.mode, pb.EXECUTION_MODE_UNSPECIFIED),
+        holdings=[
+            pb.AssetHolding(
+                asset=h.asset,
+                account_quantity=_optional_text(h.account_quantity),
+                users_quantity=messages.decimal_string(h.users_quantity),
+                unattributed_quantity=_optional_text(h.unattributed),
+            )
+            for h in a.holdings
+        ],
+        notional_today_eur=messages.decimal_string(a.notional_today_eur),
+        daily_notional_cap_eur=messages.decimal_string(a.daily_notional_cap_eur),
+        realized_today_eur=messages.decimal_string(a.figures.realized_today_eur),
+        unrealized_pnl_eur=messages.decimal_string(a.figures.unrealized_eur),
+        daily_loss_eur=messages.decimal_string(a.figures.daily_loss_eur),
+        daily_loss_limit_eur=_optional_text(a.daily_loss_limit_eur),
+        trading_state=_STATE.get(a.state, pb.TRADING_STATE_UNSPECIFIED),
+        state_reason=a.state_reason,
     )
 
 
@@ -307,6 +450,12 @@ def policy_from_pb(m: pb.Policy, errors: fields.FieldErrors) -> Policy:
         ),
         auto_execute=m.auto_execute,
         trading_enabled=True,
+        max_daily_loss_eur=errors.check(
+            lambda: fields.decimal(m.max_daily_loss_eur, "policy.max_daily_loss_eur", allow_empty=True), None
+        ),
+        max_drawdown_eur=errors.check(
+            lambda: fields.decimal(m.max_drawdown_eur, "policy.max_drawdown_eur", allow_empty=True), None
+        ),
     )
 
 

@@ -13,7 +13,6 @@ import functools
 from collections.abc import Iterator
 from contextlib import ExitStack
 from decimal import Decimal
-from pathlib import Path
 
 import grpc
 import pytest

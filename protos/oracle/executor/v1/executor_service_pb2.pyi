@@ -22,6 +22,32 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _TradingState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TradingStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TradingState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRADING_STATE_UNSPECIFIED: _TradingState.ValueType  # 0
+    TRADING_STATE_ACTIVE: _TradingState.ValueType  # 1
+    """Every order the validators allow."""
+    TRADING_STATE_REDUCING: _TradingState.ValueType  # 2
+    """Only SELLs (which only ever reduce the user's own position); set by the loss breaker."""
+    TRADING_STATE_HALTED: _TradingState.ValueType  # 3
+    """The kill switch is off: nothing trades."""
+
+class TradingState(_TradingState, metaclass=_TradingStateEnumTypeWrapper):
+    """TradingState of a user or of the account."""
+
+TRADING_STATE_UNSPECIFIED: TradingState.ValueType  # 0
+TRADING_STATE_ACTIVE: TradingState.ValueType  # 1
+"""Every order the validators allow."""
+TRADING_STATE_REDUCING: TradingState.ValueType  # 2
+"""Only SELLs (which only ever reduce the user's own position); set by the loss breaker."""
+TRADING_STATE_HALTED: TradingState.ValueType  # 3
+"""The kill switch is off: nothing trades."""
+Global___TradingState: _TypeAlias = TradingState  # noqa: Y015
+
 class _Side:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -498,6 +524,8 @@ class Policy(_message.Message):
     AUTO_EXECUTE_FIELD_NUMBER: _builtins.int
     TRADING_ENABLED_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    MAX_DAILY_LOSS_EUR_FIELD_NUMBER: _builtins.int
+    MAX_DRAWDOWN_EUR_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     version: _builtins.int
     """Incremented on every update; 0 when the user has no stored policy yet."""
@@ -520,6 +548,14 @@ class Policy(_message.Message):
     trading_enabled: _builtins.bool
     """The user's kill switch (false stops all trading for this user). Output only: UpdatePolicy
     keeps it; SetTradingEnabled flips it.
+    """
+    max_daily_loss_eur: _builtins.str
+    """The loss breaker: today's realized P&L plus open positions' unrealized losses may not reach
+    this loss (EUR, decimal string); empty means no limit.
+    """
+    max_drawdown_eur: _builtins.str
+    """The loss breaker: the cumulative P&L's fall from its peak may not reach this (EUR, decimal
+    string); empty means no limit.
     """
     @_builtins.property
     def allowed_markets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -553,10 +589,12 @@ class Policy(_message.Message):
         auto_execute: _builtins.bool = ...,
         trading_enabled: _builtins.bool = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        max_daily_loss_eur: _builtins.str = ...,
+        max_drawdown_eur: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["anti_flip_window", b"anti_flip_window", "cooldown", b"cooldown", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_markets", b"allowed_markets", "anti_flip_window", b"anti_flip_window", "auto_execute", b"auto_execute", "cooldown", b"cooldown", "daily_notional_cap_eur", b"daily_notional_cap_eur", "daily_trade_cap", b"daily_trade_cap", "hourly_trade_cap", b"hourly_trade_cap", "max_order_eur", b"max_order_eur", "min_confidence", b"min_confidence", "min_order_eur", b"min_order_eur", "price_guard_pct", b"price_guard_pct", "trading_enabled", b"trading_enabled", "updated_at", b"updated_at", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_markets", b"allowed_markets", "anti_flip_window", b"anti_flip_window", "auto_execute", b"auto_execute", "cooldown", b"cooldown", "daily_notional_cap_eur", b"daily_notional_cap_eur", "daily_trade_cap", b"daily_trade_cap", "hourly_trade_cap", b"hourly_trade_cap", "max_daily_loss_eur", b"max_daily_loss_eur", "max_drawdown_eur", b"max_drawdown_eur", "max_order_eur", b"max_order_eur", "min_confidence", b"min_confidence", "min_order_eur", b"min_order_eur", "price_guard_pct", b"price_guard_pct", "trading_enabled", b"trading_enabled", "updated_at", b"updated_at", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -573,6 +611,9 @@ class AccountSettings(_message.Message):
     TRADING_ENABLED_FIELD_NUMBER: _builtins.int
     DAILY_NOTIONAL_CAP_EUR_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    DAILY_LOSS_LIMIT_EUR_FIELD_NUMBER: _builtins.int
+    TRADING_STATE_FIELD_NUMBER: _builtins.int
+    STATE_REASON_FIELD_NUMBER: _builtins.int
     trading_enabled: _builtins.bool
     """The global kill switch. Output only: UpdateAccountSettings keeps it; SetTradingEnabled
     flips it.
@@ -583,16 +624,27 @@ class AccountSettings(_message.Message):
     """Incremented on every change (UpdateAccountSettings and the global kill switch). Output only:
     UpdateAccountSettingsRequest carries the version read as expected_version.
     """
+    daily_loss_limit_eur: _builtins.str
+    """The loss breaker across all users: the account's daily loss may not reach this (EUR, decimal
+    string); empty means no limit.
+    """
+    trading_state: Global___TradingState.ValueType
+    """Output only: ACTIVE or REDUCING (SetTradingState, the loss breaker); HALTED is the kill switch."""
+    state_reason: _builtins.str
+    """Output only: why the account is REDUCING."""
     def __init__(
         self,
         *,
         trading_enabled: _builtins.bool = ...,
         daily_notional_cap_eur: _builtins.str = ...,
         version: _builtins.int = ...,
+        daily_loss_limit_eur: _builtins.str = ...,
+        trading_state: Global___TradingState.ValueType = ...,
+        state_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_notional_cap_eur", b"daily_notional_cap_eur", "trading_enabled", b"trading_enabled", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_loss_limit_eur", b"daily_loss_limit_eur", "daily_notional_cap_eur", b"daily_notional_cap_eur", "state_reason", b"state_reason", "trading_enabled", b"trading_enabled", "trading_state", b"trading_state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -920,3 +972,359 @@ class ListAuditEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class Position(_message.Message):
+    """Position is one user's book of one market: what it holds of the base asset and what it made."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MARKET_FIELD_NUMBER: _builtins.int
+    ASSET_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    COST_EUR_FIELD_NUMBER: _builtins.int
+    AVERAGE_COST_EUR_FIELD_NUMBER: _builtins.int
+    REALIZED_PNL_EUR_FIELD_NUMBER: _builtins.int
+    PRICE_EUR_FIELD_NUMBER: _builtins.int
+    UNREALIZED_PNL_EUR_FIELD_NUMBER: _builtins.int
+    FILLS_FIELD_NUMBER: _builtins.int
+    market: _builtins.str
+    asset: _builtins.str
+    """The base asset, e.g. "BTC"."""
+    quantity: _builtins.str
+    """Quantity held, decimal string."""
+    cost_eur: _builtins.str
+    """EUR paid for what is held, fees included (average-cost method), decimal string."""
+    average_cost_eur: _builtins.str
+    """cost_eur / quantity, decimal string ("0" when nothing is held)."""
+    realized_pnl_eur: _builtins.str
+    """Realized P&L of this book so far (EUR, fees included), decimal string."""
+    price_eur: _builtins.str
+    """Current price at the exchange; empty when it could not be read."""
+    unrealized_pnl_eur: _builtins.str
+    """quantity x price - cost; empty without a price."""
+    fills: _builtins.int
+    """Fills recorded in this book."""
+    def __init__(
+        self,
+        *,
+        market: _builtins.str = ...,
+        asset: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        cost_eur: _builtins.str = ...,
+        average_cost_eur: _builtins.str = ...,
+        realized_pnl_eur: _builtins.str = ...,
+        price_eur: _builtins.str = ...,
+        unrealized_pnl_eur: _builtins.str = ...,
+        fills: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "average_cost_eur", b"average_cost_eur", "cost_eur", b"cost_eur", "fills", b"fills", "market", b"market", "price_eur", b"price_eur", "quantity", b"quantity", "realized_pnl_eur", b"realized_pnl_eur", "unrealized_pnl_eur", b"unrealized_pnl_eur"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Position: _TypeAlias = Position  # noqa: Y015
+
+@_typing.final
+class BooksCheck(_message.Message):
+    """BooksCheck compares the stored books with a rebuild from the recorded fills."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSISTENT_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    consistent: _builtins.bool
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What differs, as text; empty when consistent."""
+
+    def __init__(
+        self,
+        *,
+        consistent: _builtins.bool = ...,
+        differences: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistent", b"consistent", "differences", b"differences"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BooksCheck: _TypeAlias = BooksCheck  # noqa: Y015
+
+@_typing.final
+class UserPositions(_message.Message):
+    """UserPositions is one user's money view."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    REALIZED_PNL_EUR_FIELD_NUMBER: _builtins.int
+    REALIZED_TODAY_EUR_FIELD_NUMBER: _builtins.int
+    UNREALIZED_PNL_EUR_FIELD_NUMBER: _builtins.int
+    DAILY_LOSS_EUR_FIELD_NUMBER: _builtins.int
+    MAX_DAILY_LOSS_EUR_FIELD_NUMBER: _builtins.int
+    DRAWDOWN_EUR_FIELD_NUMBER: _builtins.int
+    MAX_DRAWDOWN_EUR_FIELD_NUMBER: _builtins.int
+    NOTIONAL_TODAY_EUR_FIELD_NUMBER: _builtins.int
+    DAILY_NOTIONAL_CAP_EUR_FIELD_NUMBER: _builtins.int
+    TRADES_TODAY_FIELD_NUMBER: _builtins.int
+    DAILY_TRADE_CAP_FIELD_NUMBER: _builtins.int
+    TRADES_LAST_HOUR_FIELD_NUMBER: _builtins.int
+    HOURLY_TRADE_CAP_FIELD_NUMBER: _builtins.int
+    TRADING_STATE_FIELD_NUMBER: _builtins.int
+    STATE_REASON_FIELD_NUMBER: _builtins.int
+    BOOKS_CHECK_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    realized_pnl_eur: _builtins.str
+    """Decimal strings in EUR."""
+    realized_today_eur: _builtins.str
+    unrealized_pnl_eur: _builtins.str
+    daily_loss_eur: _builtins.str
+    """The loss breaker's figures and the policy's limits (limits empty: no limit)."""
+    max_daily_loss_eur: _builtins.str
+    drawdown_eur: _builtins.str
+    max_drawdown_eur: _builtins.str
+    notional_today_eur: _builtins.str
+    """EUR claimed today against the policy's daily notional cap."""
+    daily_notional_cap_eur: _builtins.str
+    trades_today: _builtins.int
+    daily_trade_cap: _builtins.int
+    trades_last_hour: _builtins.int
+    hourly_trade_cap: _builtins.int
+    trading_state: Global___TradingState.ValueType
+    state_reason: _builtins.str
+    """Why the user is REDUCING (the limits it crossed)."""
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Position]: ...
+    @_builtins.property
+    def books_check(self) -> Global___BooksCheck:
+        """Set when GetPositionsRequest.check_books asked for it."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        positions: _abc.Iterable[Global___Position] | None = ...,
+        realized_pnl_eur: _builtins.str = ...,
+        realized_today_eur: _builtins.str = ...,
+        unrealized_pnl_eur: _builtins.str = ...,
+        daily_loss_eur: _builtins.str = ...,
+        max_daily_loss_eur: _builtins.str = ...,
+        drawdown_eur: _builtins.str = ...,
+        max_drawdown_eur: _builtins.str = ...,
+        notional_today_eur: _builtins.str = ...,
+        daily_notional_cap_eur: _builtins.str = ...,
+        trades_today: _builtins.int = ...,
+        daily_trade_cap: _builtins.int = ...,
+        trades_last_hour: _builtins.int = ...,
+        hourly_trade_cap: _builtins.int = ...,
+        trading_state: Global___TradingState.ValueType = ...,
+        state_reason: _builtins.str = ...,
+        books_check: Global___BooksCheck | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["books_check", b"books_check"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["books_check", b"books_check", "daily_loss_eur", b"daily_loss_eur", "daily_notional_cap_eur", b"daily_notional_cap_eur", "daily_trade_cap", b"daily_trade_cap", "drawdown_eur", b"drawdown_eur", "hourly_trade_cap", b"hourly_trade_cap", "max_daily_loss_eur", b"max_daily_loss_eur", "max_drawdown_eur", b"max_drawdown_eur", "notional_today_eur", b"notional_today_eur", "positions", b"positions", "realized_pnl_eur", b"realized_pnl_eur", "realized_today_eur", b"realized_today_eur", "state_reason", b"state_reason", "trades_last_hour", b"trades_last_hour", "trades_today", b"trades_today", "trading_state", b"trading_state", "unrealized_pnl_eur", b"unrealized_pnl_eur", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserPositions: _TypeAlias = UserPositions  # noqa: Y015
+
+@_typing.final
+class AssetHolding(_message.Message):
+    """AssetHolding is what the account holds of one asset, split between the users' books and the rest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_FIELD_NUMBER: _builtins.int
+    ACCOUNT_QUANTITY_FIELD_NUMBER: _builtins.int
+    USERS_QUANTITY_FIELD_NUMBER: _builtins.int
+    UNATTRIBUTED_QUANTITY_FIELD_NUMBER: _builtins.int
+    asset: _builtins.str
+    account_quantity: _builtins.str
+    """Available at the exchange (the paper wallet in paper mode), decimal string."""
+    users_quantity: _builtins.str
+    """The sum of every user's books."""
+    unattributed_quantity: _builtins.str
+    """account_quantity - users_quantity, never below 0: coins from before the system, deposits."""
+    def __init__(
+        self,
+        *,
+        asset: _builtins.str = ...,
+        account_quantity: _builtins.str = ...,
+        users_quantity: _builtins.str = ...,
+        unattributed_quantity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_quantity", b"account_quantity", "asset", b"asset", "unattributed_quantity", b"unattributed_quantity", "users_quantity", b"users_quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssetHolding: _TypeAlias = AssetHolding  # noqa: Y015
+
+@_typing.final
+class AccountPositions(_message.Message):
+    """AccountPositions is the money view of the one shared exchange account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    HOLDINGS_FIELD_NUMBER: _builtins.int
+    NOTIONAL_TODAY_EUR_FIELD_NUMBER: _builtins.int
+    DAILY_NOTIONAL_CAP_EUR_FIELD_NUMBER: _builtins.int
+    REALIZED_TODAY_EUR_FIELD_NUMBER: _builtins.int
+    UNREALIZED_PNL_EUR_FIELD_NUMBER: _builtins.int
+    DAILY_LOSS_EUR_FIELD_NUMBER: _builtins.int
+    DAILY_LOSS_LIMIT_EUR_FIELD_NUMBER: _builtins.int
+    TRADING_STATE_FIELD_NUMBER: _builtins.int
+    STATE_REASON_FIELD_NUMBER: _builtins.int
+    mode: Global___ExecutionMode.ValueType
+    notional_today_eur: _builtins.str
+    """Decimal strings in EUR."""
+    daily_notional_cap_eur: _builtins.str
+    realized_today_eur: _builtins.str
+    unrealized_pnl_eur: _builtins.str
+    daily_loss_eur: _builtins.str
+    daily_loss_limit_eur: _builtins.str
+    trading_state: Global___TradingState.ValueType
+    state_reason: _builtins.str
+    @_builtins.property
+    def holdings(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssetHolding]: ...
+    def __init__(
+        self,
+        *,
+        mode: Global___ExecutionMode.ValueType = ...,
+        holdings: _abc.Iterable[Global___AssetHolding] | None = ...,
+        notional_today_eur: _builtins.str = ...,
+        daily_notional_cap_eur: _builtins.str = ...,
+        realized_today_eur: _builtins.str = ...,
+        unrealized_pnl_eur: _builtins.str = ...,
+        daily_loss_eur: _builtins.str = ...,
+        daily_loss_limit_eur: _builtins.str = ...,
+        trading_state: Global___TradingState.ValueType = ...,
+        state_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_loss_eur", b"daily_loss_eur", "daily_loss_limit_eur", b"daily_loss_limit_eur", "daily_notional_cap_eur", b"daily_notional_cap_eur", "holdings", b"holdings", "mode", b"mode", "notional_today_eur", b"notional_today_eur", "realized_today_eur", b"realized_today_eur", "state_reason", b"state_reason", "trading_state", b"trading_state", "unrealized_pnl_eur", b"unrealized_pnl_eur"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountPositions: _TypeAlias = AccountPositions  # noqa: Y015
+
+@_typing.final
+class GetPositionsRequest(_message.Message):
+    """GetPositionsRequest names the user, or every user with a book."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CHECK_BOOKS_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Empty: every user with a book in this executor's mode."""
+    check_books: _builtins.bool
+    """Also compare each user's books with a rebuild from its fills."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        check_books: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_books", b"check_books", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPositionsRequest: _TypeAlias = GetPositionsRequest  # noqa: Y015
+
+@_typing.final
+class GetPositionsResponse(_message.Message):
+    """GetPositionsResponse is the money view at one moment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERS_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___UserPositions]: ...
+    @_builtins.property
+    def account(self) -> Global___AccountPositions: ...
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        users: _abc.Iterable[Global___UserPositions] | None = ...,
+        account: Global___AccountPositions | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "as_of", b"as_of", "users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPositionsResponse: _TypeAlias = GetPositionsResponse  # noqa: Y015
+
+@_typing.final
+class SetTradingStateRequest(_message.Message):
+    """SetTradingStateRequest moves a user (or the account) to ACTIVE or REDUCING."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    scope: Global___KillSwitchScope.ValueType
+    user_id: _builtins.str
+    """Required for KILL_SWITCH_SCOPE_USER, empty for KILL_SWITCH_SCOPE_GLOBAL (the account)."""
+    state: Global___TradingState.ValueType
+    """TRADING_STATE_ACTIVE or TRADING_STATE_REDUCING (HALTED is SetTradingEnabled's)."""
+    reason: _builtins.str
+    """Why; recorded in the audit trail."""
+    def __init__(
+        self,
+        *,
+        scope: Global___KillSwitchScope.ValueType = ...,
+        user_id: _builtins.str = ...,
+        state: Global___TradingState.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "scope", b"scope", "state", b"state", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTradingStateRequest: _TypeAlias = SetTradingStateRequest  # noqa: Y015
+
+@_typing.final
+class SetTradingStateResponse(_message.Message):
+    """SetTradingStateResponse says the state before and after."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    previous: Global___TradingState.ValueType
+    state: Global___TradingState.ValueType
+    def __init__(
+        self,
+        *,
+        previous: Global___TradingState.ValueType = ...,
+        state: Global___TradingState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous", b"previous", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTradingStateResponse: _TypeAlias = SetTradingStateResponse  # noqa: Y015

@@ -82,6 +82,16 @@ class ExecutorServiceStub:
                 request_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.GetPositions = channel.unary_unary(
+                '/oracle.executor.v1.ExecutorService/GetPositions',
+                request_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetPositionsRequest.SerializeToString,
+                response_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetPositionsResponse.FromString,
+                _registered_method=True)
+        self.SetTradingState = channel.unary_unary(
+                '/oracle.executor.v1.ExecutorService/SetTradingState',
+                request_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateRequest.SerializeToString,
+                response_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -165,6 +175,25 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPositions(self, request, context):
+        """GetPositions is the money view: per user its books (holdings, average cost, realized and
+        unrealized P&L at current prices), its loss-breaker figures, today's EUR and trades against
+        its caps and its trading state; for the account, what it holds per asset (attributed to users
+        and unattributed), its daily figures, limits and state. Prices are read from the exchange.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTradingState(self, request, context):
+        """SetTradingState is the operator's deliberate move of a user (or the account) between ACTIVE
+        and REDUCING; the loss breaker moves to REDUCING on its own. HALTED is SetTradingEnabled's.
+        Audited (kind trading_state.active / trading_state.reducing).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +241,16 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'GetPositions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPositions,
+                    request_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetPositionsRequest.FromString,
+                    response_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetPositionsResponse.SerializeToString,
+            ),
+            'SetTradingState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTradingState,
+                    request_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateRequest.FromString,
+                    response_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -460,6 +499,60 @@ class ExecutorService:
             '/oracle.executor.v1.ExecutorService/ListAuditEvents',
             oracle_dot_executor_dot_v1_dot_executor__service__pb2.ListAuditEventsRequest.SerializeToString,
             oracle_dot_executor_dot_v1_dot_executor__service__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPositions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oracle.executor.v1.ExecutorService/GetPositions',
+            oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetPositionsRequest.SerializeToString,
+            oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetPositionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTradingState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oracle.executor.v1.ExecutorService/SetTradingState',
+            oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateRequest.SerializeToString,
+            oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,17 @@ class ExecutorServiceStub:
     """SetTradingEnabled is the kill switch, per user or for the whole account."""
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.ListAuditEventsRequest, _executor_service_pb2.ListAuditEventsResponse]
     """ListAuditEvents returns a user's append-only, hash-chained audit trail in order."""
+    GetPositions: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.GetPositionsRequest, _executor_service_pb2.GetPositionsResponse]
+    """GetPositions is the money view: per user its books (holdings, average cost, realized and
+    unrealized P&L at current prices), its loss-breaker figures, today's EUR and trades against
+    its caps and its trading state; for the account, what it holds per asset (attributed to users
+    and unattributed), its daily figures, limits and state. Prices are read from the exchange.
+    """
+    SetTradingState: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.SetTradingStateRequest, _executor_service_pb2.SetTradingStateResponse]
+    """SetTradingState is the operator's deliberate move of a user (or the account) between ACTIVE
+    and REDUCING; the loss breaker moves to REDUCING on its own. HALTED is SetTradingEnabled's.
+    Audited (kind trading_state.active / trading_state.reducing).
+    """
 
 @_typing.type_check_only
 class ExecutorServiceAsyncStub(ExecutorServiceStub):
@@ -111,6 +122,17 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
     """SetTradingEnabled is the kill switch, per user or for the whole account."""
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.ListAuditEventsRequest, _executor_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """ListAuditEvents returns a user's append-only, hash-chained audit trail in order."""
+    GetPositions: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.GetPositionsRequest, _executor_service_pb2.GetPositionsResponse]  # type: ignore[assignment]
+    """GetPositions is the money view: per user its books (holdings, average cost, realized and
+    unrealized P&L at current prices), its loss-breaker figures, today's EUR and trades against
+    its caps and its trading state; for the account, what it holds per asset (attributed to users
+    and unattributed), its daily figures, limits and state. Prices are read from the exchange.
+    """
+    SetTradingState: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.SetTradingStateRequest, _executor_service_pb2.SetTradingStateResponse]  # type: ignore[assignment]
+    """SetTradingState is the operator's deliberate move of a user (or the account) between ACTIVE
+    and REDUCING; the loss breaker moves to REDUCING on its own. HALTED is SetTradingEnabled's.
+    Audited (kind trading_state.active / trading_state.reducing).
+    """
 
 class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     """ExecutorService is the last gate before real money moves. It holds the only trade keys,
@@ -204,5 +226,28 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_executor_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_executor_service_pb2.ListAuditEventsResponse]]:
         """ListAuditEvents returns a user's append-only, hash-chained audit trail in order."""
+
+    @_abc_1.abstractmethod
+    def GetPositions(
+        self,
+        request: _executor_service_pb2.GetPositionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_service_pb2.GetPositionsResponse, _abc.Awaitable[_executor_service_pb2.GetPositionsResponse]]:
+        """GetPositions is the money view: per user its books (holdings, average cost, realized and
+        unrealized P&L at current prices), its loss-breaker figures, today's EUR and trades against
+        its caps and its trading state; for the account, what it holds per asset (attributed to users
+        and unattributed), its daily figures, limits and state. Prices are read from the exchange.
+        """
+
+    @_abc_1.abstractmethod
+    def SetTradingState(
+        self,
+        request: _executor_service_pb2.SetTradingStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_service_pb2.SetTradingStateResponse, _abc.Awaitable[_executor_service_pb2.SetTradingStateResponse]]:
+        """SetTradingState is the operator's deliberate move of a user (or the account) between ACTIVE
+        and REDUCING; the loss breaker moves to REDUCING on its own. HALTED is SetTradingEnabled's.
+        Audited (kind trading_state.active / trading_state.reducing).
+        """
 
 def add_ExecutorServiceServicer_to_server(servicer: ExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
