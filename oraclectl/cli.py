@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from oraclectl import defaults, exitcodes, localstack
-from oraclectl.commands import account, budget, executions, jobs, policy, proposals
+from oraclectl.commands import account, budget, executions, jobs, money, policy, proposals
 from oraclectl.exitcodes import ExitCode
 from oraclectl.options import State
 from oraclectl.session import CliError, Session
@@ -45,6 +45,9 @@ app.command("reconcile")(executions.reconcile)
 app.command("audit")(executions.audit)
 app.command("scan")(jobs.scan)
 app.command("trading")(policy.trading)
+app.command("positions")(money.positions)
+app.command("status")(money.status)
+app.command("state")(money.state)
 
 
 def _read_token(token_file: Path | None) -> str | None:

@@ -454,3 +454,104 @@ def limits_detail(limits: budget_pb2.Limits) -> Table:
             ),
         ],
     )
+
+
+# ------------------------------------------------------------------------------------ money
+
+
+def _limit(value: str) -> str:
+    return eur(value) if value else "no limit"
+
+
+def state_text(message: Message, name: str = "trading_state", reason: str = "") -> str:
+    """A trading state in capitals, with why when it is not ACTIVE: ``REDUCING (DAILY_LOSS…)``."""
+    text = label(message, name).upper()
+    return f"{text} ({reason})" if reason and text != "ACTIVE" else text
+
+
+def positions_view(reply: executor_pb2.GetPositionsResponse) -> list[RenderableType]:
+    """Every user's books at current prices, then what the account holds beyond them."""
+    rows = [
+        (
+            u.user_id,
+            p.asset,
+            coin(p.quantity, p.asset),
+            eur(p.average_cost_eur),
+            eur(p.price_eur),
+            eur(p.realized_pnl_eur),
+            eur(p.unrealized_pnl_eur),
+        )
+        for u in reply.users
+        for p in u.positions
+    ]
+    books = _table(
+        "positions (per user, fees included)",
+        ("user", "asset", "held", "average cost", "price", "realized P&L", "unrealized P&L"),
+        rows,
+        whole=("user",),
+    )
+    holdings = _table(
+        "the account's holdings",
+        ("asset", "account", "users' books", "unattributed"),
+        [
+            (
+                h.asset,
+                coin(h.account_quantity, h.asset),
+                coin(h.users_quantity, h.asset),
+                coin(h.unattributed_quantity, h.asset),
+            )
+            for h in reply.account.holdings
+        ],
+    )
+    checks = [
+        Text(
+            f"books of {u.user_id}: "
+            + (
+                "consistent with the fills"
+                if u.books_check.consistent
+                else "DIFFER: " + "; ".join(u.books_check.differences)
+            ),
+            style="" if u.books_check.consistent else "red",
+        )
+        for u in reply.users
+        if u.HasField("books_check")
+    ]
+    return [books, holdings, *checks]
+
+
+def user_status_line(u: executor_pb2.UserPositions, calls_left: str) -> str:
+    """One user's figures in one line (oraclectl status, and each cycle of make run)."""
+    held = ", ".join(coin(p.quantity, p.asset) for p in u.positions if p.quantity not in ("", "0")) or "nothing"
+    return (
+        f"{u.user_id}: {state_text(u, reason=u.state_reason)} · holds {held} · P&L realized "
+        f"{eur(u.realized_pnl_eur)} (today {eur(u.realized_today_eur)}), unrealized {eur(u.unrealized_pnl_eur)} · "
+        f"daily loss {eur(u.daily_loss_eur)} of {_limit(u.max_daily_loss_eur)} · drawdown {eur(u.drawdown_eur)} of "
+        f"{_limit(u.max_drawdown_eur)} · today {eur(u.notional_today_eur)} of {eur(u.daily_notional_cap_eur)}, "
+        f"{u.trades_today}/{u.daily_trade_cap} trades, {u.trades_last_hour}/{u.hourly_trade_cap} this hour · "
+        f"LLM calls left {calls_left}"
+    )
+
+
+def account_status_line(a: executor_pb2.AccountPositions, kill_switch_on: bool) -> str:
+    """The account's figures in one line."""
+    unattributed = ", ".join(
+        coin(h.unattributed_quantity, h.asset) for h in a.holdings if h.unattributed_quantity not in ("", "0")
+    )
+    return (
+        f"account ({label(a, 'mode')}): {'HALTED (kill switch)' if not kill_switch_on else state_text(a, reason=a.state_reason)}"
+        f" · today {eur(a.notional_today_eur)} of {eur(a.daily_notional_cap_eur)} · daily loss {eur(a.daily_loss_eur)} of "
+        f"{_limit(a.daily_loss_limit_eur)} · realized today {eur(a.realized_today_eur)}, unrealized "
+        f"{eur(a.unrealized_pnl_eur)}" + (f" · unattributed {unattributed}" if unattributed else "")
+    )
+
+
+def calls_left(usage: budget_pb2.GetUsageResponse | None) -> str:
+    """LLM calls still allowed today and this hour: ``17/20 today, 3/5 this hour``."""
+    if usage is None:
+        return "unknown"
+    left = {w.window: ("unlimited" if w.unlimited else f"{w.remaining}/{w.limit}") for w in usage.windows}
+    return f"{left.get(budget_pb2.WINDOW_DAILY_CALLS, '?')} today, {left.get(budget_pb2.WINDOW_HOURLY_CALLS, '?')} this hour"
+
+
+def trading_state_result(reply: executor_pb2.SetTradingStateResponse, scope: str) -> Text:
+    return Text(f"{scope}: {label(reply, 'previous').upper()} -> {label(reply, 'state').upper()}")

@@ -130,6 +130,7 @@ def test_update_stores_audits_and_get_policy_reads_it_live(
     assert old["version"] == restored.version
     assert new == {
         "daily_notional_cap_eur": "1234.50",
+        "daily_loss_limit_eur": "",
         "trading_enabled": restored.trading_enabled,
         "version": restored.version + 1,
     }
@@ -349,6 +350,9 @@ def test_oraclectl_account_show_and_set(
         "trading_enabled": restored.trading_enabled,
         "daily_notional_cap_eur": "2500",
         "version": str(restored.version + 1),
+        "daily_loss_limit_eur": "",
+        "trading_state": "TRADING_STATE_ACTIVE",
+        "state_reason": "",
     }
     code, out, _ = oraclectl(ex, capsys, monkeypatch, "account", "show")
     assert code == 0 and "2500" in out and f"{restored.version + 1}" in out

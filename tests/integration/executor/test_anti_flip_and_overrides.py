@@ -33,10 +33,11 @@ def test_anti_flip_blocks_the_opposite_side_until_an_operator_overrides_it(
         ex.set_policy(uid, cooldown=60, anti_flip_window=3600)
         price = exchange.price("BTC-EUR")
 
-        def proposal(side: str) -> str:
-            return seed_proposal(postgres, uid, side=side, price=price, now=clock.now())
+        def proposal(side: str, amount: str = "10.00") -> str:
+            return seed_proposal(postgres, uid, side=side, amount=amount, price=price, now=clock.now())
 
-        assert ex.execute(uid, proposal("buy")).status == pb.EXECUTION_STATUS_FILLED
+        # 20 EUR bought: the user's own position covers the 10 EUR sell below (only anti-flip may refuse)
+        assert ex.execute(uid, proposal("buy", "20.00")).status == pb.EXECUTION_STATUS_FILLED
         clock.advance(timedelta(minutes=2))  # past the cooldown, inside the anti-flip window
 
         sell = proposal("sell")

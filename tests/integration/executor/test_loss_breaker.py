@@ -35,8 +35,9 @@ def propose(postgres: Postgres, exchange: Exchange, uid: str, side: str, amount:
 
 
 def state_of(ex: Executor, uid: str) -> pb.UserPositions:
-    reply = ex.operator.GetPositions(pb.GetPositionsRequest(user_id=uid, check_books=True))
-    [mine] = reply.users
+    reply: pb.GetPositionsResponse = ex.operator.GetPositions(pb.GetPositionsRequest(user_id=uid, check_books=True))
+    mine: pb.UserPositions = reply.users[0]
+    assert len(reply.users) == 1
     assert mine.books_check.consistent, mine.books_check.differences
     return mine
 

@@ -241,7 +241,22 @@ def test_insufficient_balance_for_a_sell(postgres: Postgres, module_exchange: Ex
     ex.set_policy(uid)
     module_exchange.admin.set_balance("SOL", "0")
     pid = seed_proposal(postgres, uid, market="SOL-EUR", side="sell", price=_price(module_exchange, "SOL-EUR"))
-    rejected_with(ex, module_exchange, uid, pid, "INSUFFICIENT_BALANCE")
+    # nothing on the account, and nothing in the user's own books either
+    rejected_with(ex, module_exchange, uid, pid, "INSUFFICIENT_BALANCE", "INSUFFICIENT_POSITION")
+
+
+def test_a_sell_beyond_the_users_own_position(postgres: Postgres, module_exchange: Exchange, ex: Executor) -> None:
+    """The account holds plenty of SOL (it passes the balance check), the user holds none."""
+    uid = user()
+    ex.set_policy(uid)
+    module_exchange.admin.set_balance("SOL", "1000")
+    try:
+        pid = seed_proposal(postgres, uid, market="SOL-EUR", side="sell", price=_price(module_exchange, "SOL-EUR"))
+        rejected_with(ex, module_exchange, uid, pid, "INSUFFICIENT_POSITION")
+        position = next(v for v in ex.refused(uid, pid).precondition_violations if v.subject == "position")
+        assert "0 held" in position.description
+    finally:
+        module_exchange.admin.set_balance("SOL", "0")
 
 
 def test_global_kill_switch(postgres: Postgres, module_exchange: Exchange, ex: Executor) -> None:
