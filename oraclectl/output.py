@@ -383,6 +383,8 @@ def policy_detail(reply: executor_pb2.GetPolicyResponse | executor_pb2.UpdatePol
         ("trades per day / hour", f"{p.daily_trade_cap} / {p.hourly_trade_cap}"),
         ("daily notional cap", eur(p.daily_notional_cap_eur)),
         ("price guard %", p.price_guard_pct),
+        ("max daily loss", _limit(p.max_daily_loss_eur)),
+        ("max drawdown", _limit(p.max_drawdown_eur)),
         ("auto execute", "on" if p.auto_execute else "off"),
         ("trading (user)", "enabled" if p.trading_enabled else "DISABLED"),
         ("updated", when(p, "updated_at")),
@@ -400,6 +402,8 @@ def account_detail(a: executor_pb2.AccountSettings) -> RenderableType:
     pairs = [
         ("trading (account)", "enabled" if a.trading_enabled else "DISABLED"),
         ("account daily notional cap", eur(a.daily_notional_cap_eur)),
+        ("account daily loss limit", _limit(a.daily_loss_limit_eur)),
+        ("trading state (account)", state_text(a, reason=a.state_reason)),
         ("version", str(a.version)),
     ]
     return _fields("account settings (every user)", pairs)

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from oraclectl import defaults
 from oraclectl.formatting import eur, label
-from oraclectl.output import outcome_text
+from oraclectl.output import account_status_line, calls_left, outcome_text, user_status_line
 from shared.exchange.sdk import PRODUCTION_REST_URL
 from stack.cycles import CycleReport, Totals
 from stack.demo import SCANNED_MARKETS
@@ -187,11 +187,34 @@ def _reasons(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} ×{n}" for reason, n in counts.most_common()) or "-"
 
 
+def status_lines(report: CycleReport, kill_switch_on: bool) -> list[Text]:
+    """The cycle's money and limits in a line each for the user and the account (the same lines
+    as ``oraclectl status``)."""
+    if report.money is None:
+        return [Text("status: the executor did not answer GetPositions")]
+    lines = [Text("status " + account_status_line(report.money.account, kill_switch_on))]
+    lines += [Text("status " + user_status_line(u, calls_left(report.usage))) for u in report.money.users]
+    return lines
+
+
 def cycle_view(
-    report: CycleReport, proposals: Mapping[str, scanner_pb2.Proposal], notice: Text | None = None
+    report: CycleReport,
+    proposals: Mapping[str, scanner_pb2.Proposal],
+    notice: Text | None = None,
+    *,
+    same_as: int | None = None,
+    kill_switch_on: bool = True,
 ) -> RenderableType:
-    """One finished cycle: the kill switch when it is on, what happened on each market, then the
-    cycle's numbers, each saying what it counts."""
+    """One finished cycle: the kill switch when it is on, what happened on each market (or one
+    line when it is what cycle ``same_as`` showed: no identical tables scroll by), then the
+    cycle's numbers and the status lines with the money, the limits and the states."""
+    head: list[RenderableType] = [] if notice is None else [notice]
+    status = status_lines(report, kill_switch_on)
+    if same_as is not None:
+        line = Text(
+            f"cycle {report.number} — scan finished {report.ran_at}: the same outcome on every market as cycle {same_as}"
+        )
+        return Group(*head, line, *status)
     table = Table(title=f"cycle {report.number} — scan finished {report.ran_at}", title_justify="left")
     for column in ("market", "proposal", "executor"):
         table.add_column(column, overflow="fold")
@@ -218,8 +241,7 @@ def cycle_view(
             else f" · orders at the simulated exchange since this run started: {report.exchange_orders}"
         )
     )
-    head: list[RenderableType] = [] if notice is None else [notice]
-    return Group(*head, table, line)
+    return Group(*head, table, line, *status)
 
 
 def summary_table(totals: Totals) -> Table:

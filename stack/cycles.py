@@ -49,6 +49,12 @@ class CycleReport:
     budget: BudgetLeft
     exchange_orders: int | None  # orders the simulated exchange holds in total (None: not counted)
     executions_total: int | None = None  # the user's executions in the database, every run (None: not counted)
+    money: executor_pb2.GetPositionsResponse | None = None  # the user's and the account's figures (GetPositions)
+    usage: budget_pb2.GetUsageResponse | None = None  # the user's LLM budget
+
+    def outcome_rows(self) -> tuple[tuple[str, str, int, str], ...]:
+        """What the cycle table shows, comparable between cycles: market, proposal, answer."""
+        return tuple((o.market, o.skipped_reason, o.auto_execute, ",".join(o.execution_reasons)) for o in self.outcomes)
 
     @property
     def proposals(self) -> int:
@@ -146,14 +152,29 @@ class CycleWatcher:
         self._seen = stamp
         self._pending = None
         self._number += 1
+        usage = self._usage()
         return CycleReport(
             number=self._number,
             ran_at=moment(job.last_run_at),
             outcomes=tuple(job.last_outcomes),
-            budget=BudgetLeft.of(self._usage()),
+            budget=BudgetLeft.of(usage),
             exchange_orders=self._count_orders(),
             executions_total=self._count_executions(),
+            money=self._money(),
+            usage=usage,
         )
+
+    def _money(self) -> executor_pb2.GetPositionsResponse | None:
+        """The demo user's and the account's figures (the executor's GetPositions)."""
+        try:
+            money: executor_pb2.GetPositionsResponse = self._session.call(
+                "executor",
+                self._session.executor().GetPositions,
+                executor_pb2.GetPositionsRequest(user_id=self._user),
+            )
+        except CliError:
+            return None
+        return money
 
     def _count_executions(self) -> int | None:
         """Every execution of the user in the database: this run's and the earlier runs'."""

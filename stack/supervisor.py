@@ -77,6 +77,7 @@ class Stack:
     addresses: dict[str, str] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
     session: Session | None = None
+    _last_table: tuple[int, tuple[tuple[str, str, int, str], ...]] | None = None  # the last cycle table shown
     _database: str = ""
     _admin_url: str = field(default="", repr=False)
     _job_id: str = ""
@@ -306,9 +307,19 @@ class Stack:
             reply = self.session.call("scanner", self.session.scanner().ListProposals, request)
             proposals = {p.proposal_id: p for p in reply.proposals}
         notice = None
+        kill_switch_on = True
         with contextlib.suppress(CliError):
-            notice = view.trading_notice(demo.live_policy(self.session, self.options.user))
-        self.console.print(view.cycle_view(report, proposals, notice), soft_wrap=True)
+            live = demo.live_policy(self.session, self.options.user)
+            notice = view.trading_notice(live)
+            kill_switch_on = live.account.trading_enabled
+        # a cycle whose every market ended as the last shown table's did gets one line, not the table again
+        same = self._last_table if self._last_table and self._last_table[1] == report.outcome_rows() else None
+        if same is None:
+            self._last_table = (report.number, report.outcome_rows())
+        view_ = view.cycle_view(
+            report, proposals, notice, same_as=None if same is None else same[0], kill_switch_on=kill_switch_on
+        )
+        self.console.print(view_, soft_wrap=True)
         self.totals.add(report)
         self._write_status()
 

@@ -50,6 +50,10 @@ def set_account(
         str | None,
         typer.Option(help="EUR all users together may claim per UTC day (at most 2 decimals; 0 refuses every order)."),
     ] = None,
+    daily_loss_limit_eur: Annotated[
+        str | None,
+        typer.Option(help="Loss breaker: the account's daily loss that moves it to REDUCING ('' = no limit)."),
+    ] = None,
     expected_version: ExpectedVersionOption = None,
     json_flag: JsonOption = False,
 ) -> None:
@@ -58,13 +62,22 @@ def set_account(
 
     Reads the settings, applies the flags and writes them back with the version it read; when a concurrent change wins it reads again and re-applies once (unless --expected-version is given).
     """
-    if daily_notional_cap_eur is None:
+    if daily_notional_cap_eur is None and daily_loss_limit_eur is None:
         raise typer.BadParameter("nothing to change: give at least one setting flag")
-    cap = arguments.decimal_text(daily_notional_cap_eur, "--daily-notional-cap-eur")
+    cap = (
+        None
+        if daily_notional_cap_eur is None
+        else arguments.decimal_text(daily_notional_cap_eur, "--daily-notional-cap-eur")
+    )
+    loss = (
+        daily_loss_limit_eur
+        if not daily_loss_limit_eur
+        else arguments.decimal_text(daily_loss_limit_eur, "--daily-loss-limit-eur")
+    )
     session, out = use(ctx, json_flag)
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            reply = _update_once(session, cap, expected_version)
+            reply = _update_once(session, cap, loss, expected_version)
         except RpcFailure as failure:
             if failure.exit_code is ExitCode.CONFLICT and expected_version is None and attempt < _ATTEMPTS:
                 continue
@@ -74,12 +87,15 @@ def set_account(
 
 
 def _update_once(
-    session: Session, cap: str, expected_version: int | None
+    session: Session, cap: str | None, loss: str | None, expected_version: int | None
 ) -> executor_pb2.UpdateAccountSettingsResponse:
     current = read_settings(session)
     settings = executor_pb2.AccountSettings()
     settings.CopyFrom(current)
-    settings.daily_notional_cap_eur = cap
+    if cap is not None:
+        settings.daily_notional_cap_eur = cap
+    if loss is not None:
+        settings.daily_loss_limit_eur = loss
     version = current.version if expected_version is None else expected_version
     request = executor_pb2.UpdateAccountSettingsRequest(settings=settings, expected_version=version)
     reply: executor_pb2.UpdateAccountSettingsResponse = session.call(

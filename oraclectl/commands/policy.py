@@ -57,6 +57,12 @@ def update_policy(
         bool | None,
         typer.Option("--auto-execute/--no-auto-execute", help="Let the scanner execute without an operator."),
     ] = None,
+    max_daily_loss_eur: Annotated[
+        str | None, typer.Option(help="Loss breaker: today's loss that moves the user to REDUCING ('' = no limit).")
+    ] = None,
+    max_drawdown_eur: Annotated[
+        str | None, typer.Option(help="Loss breaker: P&L fall from its peak that moves to REDUCING ('' = no limit).")
+    ] = None,
     expected_version: ExpectedVersionOption = None,
     json_flag: JsonOption = False,
 ) -> None:
@@ -77,6 +83,8 @@ def update_policy(
         if price_guard_pct is None
         else arguments.decimal_text(price_guard_pct, "--price-guard-pct"),
         "auto_execute": auto_execute,
+        "max_daily_loss_eur": _optional_limit(max_daily_loss_eur, "--max-daily-loss-eur"),
+        "max_drawdown_eur": _optional_limit(max_drawdown_eur, "--max-drawdown-eur"),
     }
     durations = {
         "cooldown": None if cooldown is None else arguments.seconds(cooldown),
@@ -101,6 +109,13 @@ def update_policy(
             raise
         out.result(reply, output.policy_detail(reply))
         return
+
+
+def _optional_limit(value: str | None, flag: str) -> str | None:
+    """A limit flag: None (not given), "" (no limit) or a decimal amount."""
+    if value is None or value == "":
+        return value
+    return arguments.decimal_text(value, flag)
 
 
 @dataclass(frozen=True)

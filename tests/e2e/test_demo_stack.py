@@ -34,19 +34,39 @@ def _refused_by_allowlist(stack: RunningStack) -> dict[str, Any]:
     """A proposal the executor refused because its market is not allowlisted, from the audit
     trail (the scheduler keeps scanning, so the job's last outcomes move on)."""
     events = stack.oraclectl_json("audit", "--limit", "1000")["events"]
+    found: list[dict[str, Any]] = []
     for event in events:
         validators = event["payload"].get("validators", [])
         if event["kind"] == "execution.rejected" and any(
             v.get("reason") == "MARKET_NOT_ALLOWLISTED" for v in validators
         ):
-            proposal: dict[str, Any] = stack.oraclectl_json("proposals", "show", event["subject_id"])["proposal"]
-            return proposal
-    pytest.fail("no proposal was refused by the allowlist")
+            found.append(stack.oraclectl_json("proposals", "show", event["subject_id"])["proposal"])
+    if not found:
+        pytest.fail("no proposal was refused by the allowlist")
+    # a BUY when there is one: a SELL is also refused while the demo user holds none of the coin
+    return next((p for p in found if p["side"] == "SIDE_BUY"), found[0])
 
 
 def _executions(stack: RunningStack) -> list[dict[str, Any]]:
     executions: list[dict[str, Any]] = stack.oraclectl_json("executions", "list", "--limit", "500")["executions"]
     return executions
+
+
+def test_each_cycle_shows_a_status_line_with_the_money(demo_stack: RunningStack) -> None:
+    """make run prints, per cycle, the user's and the account's figures (the lines of oraclectl
+    status), and GetPositions agrees with the books check."""
+    text = demo_stack.text()
+    assert "status account (live): " in text, text
+    [line] = [x for x in text.splitlines() if x.startswith("status demo: ")]
+    for figure in ("holds", "P&L realized", "daily loss", "drawdown", "trades", "LLM calls left"):
+        assert figure in line, line
+
+    status = demo_stack.oraclectl("status", "--user", "demo")
+    assert status.returncode == 0, status.stderr
+    assert "demo: ACTIVE" in status.stdout and "account (live): ACTIVE" in status.stdout
+    positions = demo_stack.oraclectl_json("positions", "--user", "demo", "--check")
+    [demo] = positions["users"]
+    assert demo["books_check"]["consistent"], demo["books_check"]
 
 
 def test_one_cycle_executes_and_rejects_with_reasons(demo_stack: RunningStack) -> None:
@@ -194,8 +214,11 @@ def test_grpcurl_reaches_every_service(demo_stack: RunningStack) -> None:
     done = demo_stack.grpcurl(
         "-d", json.dumps(overriding), executor, "oracle.executor.v1.ExecutorService/ExecuteProposal"
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert json.loads(done.stdout)["execution"]["proposal_id"] == refused["proposal_id"]
+    if refused["side"] == "SIDE_SELL":  # the demo user holds none of the coin: only its own coins may be sold
+        assert done.returncode != 0 and "INSUFFICIENT_POSITION" in done.stderr, done.stdout + done.stderr
+    else:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["execution"]["proposal_id"] == refused["proposal_id"]
 
     usage = demo_stack.grpcurl("-d", user, addresses["budget"], "oracle.budget.v1.BudgetService/GetUsage")
     assert usage.returncode == 0 and "windows" in json.loads(usage.stdout)
