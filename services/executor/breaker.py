@@ -40,6 +40,7 @@ from services.executor.validators import Check, eur
 from shared import audit
 from shared.db import SYSTEM_USER, Conn, Database
 from shared.db.locks import LockSpace, lock_account, lock_user
+from shared.exchange.errors import RequestRejectedError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ class Marks:
         self._cached: dict[str, tuple[float, Decimal]] = {}
 
     def prices(self, markets: Iterable[str]) -> dict[str, Decimal]:
-        """The price of each market (raises the venue's error when one cannot be read)."""
+        """The price of each market. A market the exchange definitively refuses to price (no
+        longer listed) is left out — :func:`figures` then counts its whole cost as lost; any other
+        failure (the exchange unreachable) is raised: nothing is decided on a blind breaker."""
         out: dict[str, Decimal] = {}
         for market in sorted(set(markets)):
             with self._lock:
@@ -75,7 +78,11 @@ class Marks:
             if hit is not None and time.monotonic() - hit[0] <= self._ttl:
                 out[market] = hit[1]
                 continue
-            price = self._price(market)
+            try:
+                price = self._price(market)
+            except RequestRejectedError as exc:
+                log.warning("no price for held market %s: %s", market, exc)
+                continue
             with self._lock:
                 self._cached[market] = (time.monotonic(), price)
             out[market] = price

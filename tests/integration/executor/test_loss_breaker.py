@@ -102,6 +102,9 @@ def test_realized_losses_count_toward_the_daily_loss(postgres: Postgres, exchang
     with in_process_executor(postgres, exchange.url, marks_cache_seconds="0") as ex:
         ex.set_policy(uid, price_guard_pct="50", max_daily_loss_eur="4")
         ex.execute(uid, propose(postgres, exchange, uid, "buy", "60.00"))
+        # coins beyond the user's on the account: the account-wide balance check (which counts
+        # other tests' SELLs still in flight in this shared database) never decides here
+        exchange.admin.set_balance("BTC", "1")
         move_price(exchange, "0.9")
         ex.execute(uid, propose(postgres, exchange, uid, "sell", "50.00"))  # realizes about -5.6 EUR
         mine = state_of(ex, uid)

@@ -30,8 +30,13 @@ def oraclectl(
 
 
 def test_get_positions_through_oraclectl_json(
-    postgres: Postgres, exchange: Exchange, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    private_postgres: Postgres,
+    exchange: Exchange,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # a database of its own: the account's holdings are this test's users' only
+    postgres = private_postgres
     uid = user()
     exchange.admin.set_balance("BTC", "2")  # coins on the account that no user bought
     with in_process_executor(postgres, exchange.url) as ex:
@@ -64,7 +69,7 @@ def test_get_positions_through_oraclectl_json(
         assert Decimal(mine["notional_today_eur"]) == Decimal(60)
         # the account holds more than the users' books: the rest is unattributed
         [holding] = [h for h in reply["account"]["holdings"] if h["asset"] == "BTC"]
-        assert Decimal(holding["users_quantity"]) >= held
+        assert Decimal(holding["users_quantity"]) == held
         assert Decimal(holding["unattributed_quantity"]) == Decimal(holding["account_quantity"]) - Decimal(
             holding["users_quantity"]
         )
