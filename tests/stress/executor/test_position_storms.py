@@ -152,3 +152,9 @@ def test_books_equal_a_rebuild_after_a_storm_of_buys_and_sells(
     assert any(isinstance(r, pb.Execution) and r.side == pb.SIDE_SELL for r in results)
     for uid in users:
         assert check_books(postgres, uid) == []
+    # the users' books together never hold more than the account does
+    held = Decimal(0)
+    for uid in users:
+        [mine] = pair[0].operator.GetPositions(pb.GetPositionsRequest(user_id=uid)).users
+        held += sum((Decimal(p.quantity) for p in mine.positions if p.market == MARKET), Decimal(0))
+    assert Decimal(0) < held <= exchange.admin.available("BTC")
