@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from oracle.executor.v1 import executor_service_pb2 as pb
 
-from services.executor import ledger, repository
+from services.executor import ledger
 from services.executor.model import Execution, Fill
 from shared.db import Database
 from tests.harness import Postgres, new_user_id
-from tests.integration.executor.kit import check_books
+from tests.integration.executor.kit import Exchange, Executor, check_books, in_process_executor, seed_proposal
 
 T0 = datetime(2033, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -112,6 +113,25 @@ def test_the_check_sees_books_that_drifted_from_the_fills(postgres: Postgres, db
     assert "rebuilt from fills 1.0" in difference
 
 
-def test_unused_repository_function_is_gone() -> None:
-    # fills have one way in: ledger.record_fills (the old trade_history insert is removed)
-    assert not hasattr(repository, "insert_fills")
+def test_fills_the_reconciler_finds_enter_the_books(postgres: Postgres, exchange: Exchange) -> None:
+    """An answer lost at the exchange: the books move when the reconciler records the fills."""
+    uid = new_user_id("ledger")
+    with in_process_executor(postgres, exchange.url) as ex:
+        ex.set_policy(uid)
+        exchange.admin.drop_next_order(place=True)
+        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
+        assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
+        assert positions(ex, uid) == []  # nothing recorded, nothing in the books
+
+        assert ex.reconcile(uid).changed == 1
+
+        settled = ex.get(uid, execution.execution_id)
+        [btc] = positions(ex, uid)
+        assert Decimal(btc.quantity) == Decimal(settled.filled_amount) > 0
+        assert Decimal(btc.cost_eur) == Decimal(settled.filled_amount_quote) + Decimal(settled.fee_paid)
+        assert check_books(postgres, uid) == []
+
+
+def positions(ex: Executor, uid: str) -> list[pb.Position]:
+    reply: pb.GetPositionsResponse = ex.operator.GetPositions(pb.GetPositionsRequest(user_id=uid))
+    return [p for u in reply.users for p in u.positions]
