@@ -135,3 +135,22 @@ def test_fills_the_reconciler_finds_enter_the_books(postgres: Postgres, exchange
 def positions(ex: Executor, uid: str) -> list[pb.Position]:
     reply: pb.GetPositionsResponse = ex.operator.GetPositions(pb.GetPositionsRequest(user_id=uid))
     return [p for u in reply.users for p in u.positions]
+
+
+def test_paper_and_live_books_are_kept_apart(postgres: Postgres, exchange: Exchange) -> None:
+    uid = new_user_id("ledger")
+    with (
+        in_process_executor(postgres, exchange.url, mode="paper", paper_balance_eur="1000") as paper,
+        in_process_executor(postgres, exchange.url) as live,
+    ):
+        paper.set_policy(uid)
+        bought = paper.execute(uid, seed_proposal(postgres, uid, amount="50.00", price=exchange.price("BTC-EUR")))
+        [btc] = positions(paper, uid)
+        assert Decimal(btc.quantity) == Decimal(bought.filled_amount)
+        assert positions(live, uid) == []  # the live book knows nothing of paper coins
+        # and a live SELL cannot sell them
+        report = live.refused(
+            uid, seed_proposal(postgres, uid, side="sell", amount="10.00", price=exchange.price("BTC-EUR"))
+        )
+        assert "INSUFFICIENT_POSITION" in [v.type for v in report.precondition_violations]
+        assert check_books(postgres, uid, mode="paper") == []
