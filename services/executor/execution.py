@@ -7,19 +7,24 @@ The order of events is the guarantee (docs/design.md#checking-a-proposal):
    (PERMISSION_DENIED, audited); then the proposal must exist. It reads no policy: the policy is
    read once, under the lock.
 2. Before any lock: fetch over the network what the validators need — the market's rules, its
-   current price, the account's free balance.
+   current price, the account's free balance; for a BUY, the prices of every held market (the
+   loss breaker's marks, breaker.Marks).
 3. One transaction for the user, holding the account lock (shared) and the user's trading lock:
    (1) the same gate again; (2) the user's live policy — the one read of it (a user without one
    has the default policy) — and the scanner only while it has auto-execute on
    (PERMISSION_DENIED, audited); (3) the proposal: expired → PROPOSAL_EXPIRED; (4) the account
    row, locked until commit — the one read of the global kill switch and the account's notional
    cap — and the kill switches → TRADING_DISABLED; (5) every validator against that policy and
-   cap → FAILED_PRECONDITION listing every failure (audited; the proposal stays executable);
+   cap (a SELL also against the user's own position: validators.position) and, for a BUY, the
+   loss breaker (breaker.evaluate) → FAILED_PRECONDITION listing every failure (audited; the
+   proposal stays executable; a crossed loss limit then moves the user or the account to
+   REDUCING in a transaction of its own, breaker.trip);
    (6) the claim: INSERT … ON CONFLICT (user_id, proposal_id) DO NOTHING, status CLAIMED.
 4. A new short transaction under the same locks re-reads the kill switches (the design's one
    required re-read: a switch turned off after the claim must stop the order): off → FAILED,
    nothing sent; on → CLAIMED→SUBMITTING, committed before anything leaves.
-5. The single POST /order with a clientOrderId derived from (user_id, proposal_id) — unless this
+5. The single POST /order (a SELL sized by its checked base amount, a BUY by its EUR amount) with
+   a clientOrderId derived from (user_id, proposal_id) — unless this
    process stalled since SUBMITTING for longer than the request timeout (then FAILED, nothing
    sent: the reconciler's "proven absent" rule must stay true). It is never sent again for this
    execution, by anyone: its answer — or the lack of one — only moves the execution
