@@ -1,5 +1,5 @@
 """Process wiring shared by the three services' entry points:
-settings → logging → tracing → database pool → servicers → server → wait for SIGTERM.
+settings → logging → tracing → metrics → database pool → servicers → server → wait for SIGTERM.
 
 Each ``services/<name>/__main__.py`` only says how to load its settings and which servicers to
 build; everything else happens here, once — including the one way to refuse to start:
@@ -18,6 +18,7 @@ from shared import audit
 from shared.config import ConfigError, ServiceSettings
 from shared.db import Database
 from shared.logs import setup_logging
+from shared.metrics import setup_metrics
 from shared.server import RunningServer, ServiceBinding, create_server
 from shared.telemetry import setup_tracing
 
@@ -69,6 +70,7 @@ def start_service(
     settings: ServiceSettings,
     db: Database,
     bindings: Sequence[ServiceBinding],
+    metrics_port: int | None = None,
 ) -> RunningServer:
     """Start the server for ``bindings``; refused principals go to the _system audit chain."""
 
@@ -78,7 +80,11 @@ def start_service(
     running = create_server(service=service, bindings=bindings, settings=settings, db=db, audit=record)
     running.on_shutdown.append(db.close)
     host = settings.listen_addr.rsplit(":", 1)[0] or "0.0.0.0"
-    log.info("listening", extra={"event": "listening", "address": f"{host}:{running.port}", "port": running.port})
+    where = {"event": "listening", "address": f"{host}:{running.port}", "port": running.port}
+    if metrics_port is not None:  # the plaintext scrape endpoint (shared.metrics)
+        metrics_host = settings.metrics_addr.rsplit(":", 1)[0] or "0.0.0.0"
+        where |= {"metrics_url": f"http://{metrics_host}:{metrics_port}/metrics", "metrics_port": metrics_port}
+    log.info("listening", extra=where)
     return running
 
 
@@ -99,6 +105,9 @@ def run_main(
         return _configuration_refused(service, exc)
     setup_logging(service, settings.log_level, env)
     setup_tracing(service, settings.trace_exporter, settings.otlp_endpoint)
+    metrics_port = setup_metrics(
+        service, settings.metrics_addr, otlp_endpoint=settings.otlp_endpoint if settings.metrics_otlp else None
+    )
     try:
         db = open_database(settings, service=service, role=role)
     except ConfigError as exc:  # no DATABASE_URL: open_database is where that rule lives
@@ -110,7 +119,7 @@ def run_main(
         sys.stderr.write(f"{service}: refusing to start: {exc}\n")
         db.close()
         return exc.exit_code
-    running = start_service(service=service, settings=settings, db=db, bindings=bindings)
+    running = start_service(service=service, settings=settings, db=db, bindings=bindings, metrics_port=metrics_port)
     running.on_shutdown.extend(hooks)
     running.run_until_signalled()
     return 0

@@ -95,6 +95,13 @@ class ServiceSettings(Settings):
     otlp_endpoint: str = "http://127.0.0.1:4317"
     """OTLP collector endpoint when trace_exporter is otlp."""
 
+    metrics_addr: str = Field(default="127.0.0.1:0", pattern=r"^([^\s:]*:\d{1,5})?$")
+    """host:port of the plaintext Prometheus ``/metrics`` endpoint (port 0 picks a free port,
+    printed at startup; empty: no endpoint). It carries counts and states only, never a secret."""
+
+    metrics_otlp: bool = False
+    """Also push metrics over OTLP to ``otlp_endpoint``."""
+
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     """Logging level."""
 

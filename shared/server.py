@@ -26,7 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from shared import principals
+from shared import metrics, principals
 from shared.config import AuthMode, ServiceSettings, parse_principal_tokens
 from shared.db import Database
 from shared.errors import InvalidArgument, OracleError, PermissionDenied, Unauthenticated
@@ -141,13 +141,15 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             log.exception("unexpected error in %s", method)
             context.abort(grpc.StatusCode.INTERNAL, "internal error")
         finally:
+            elapsed = time.monotonic() - started
+            metrics.rpc_served(self._service, method, code.name, elapsed)
             log.info(
                 "rpc",
                 extra={
                     "rpc_method": method,
                     "principal": principal,
                     "code": code.name,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )
         return None  # unreachable: abort raises
@@ -250,12 +252,14 @@ class RunningServer:
     service_names: tuple[str, ...]
     grace_seconds: float
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    service: str = ""
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *self.service_names):
             self.health.set(name, status)
+        metrics.service_ready(self.service, serving)
 
     def shutdown(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, run hooks."""
@@ -314,7 +318,7 @@ def create_server(
     port = server.add_insecure_port(settings.listen_addr)
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen_addr}")
-    running = RunningServer(server, port, health_servicer, names, settings.grace_seconds)
+    running = RunningServer(server, port, health_servicer, names, settings.grace_seconds, service=service)
     health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     server.start()
     if db is None:

@@ -1,4 +1,5 @@
-"""OpenTelemetry: one tracer provider per process, gRPC server and client spans, psycopg spans.
+"""OpenTelemetry: one tracer provider per process; gRPC server and client spans, psycopg spans,
+exchange request spans (shared.exchange.instrumentation).
 
 The exporter is chosen by configuration: none (spans are still made, so log lines carry trace
 ids), console, or OTLP. Instrumentation patches grpc globally, so :func:`setup_tracing` runs
@@ -13,12 +14,24 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 
 from shared.config import TraceExporter
 
 _done = threading.Lock()
 _installed = False
+
+
+def sampler_for(exporter: TraceExporter) -> Sampler:
+    """What a process records.
+
+    Without an exporter nothing is recorded (ids are still made and propagated, so log lines and
+    downstream calls carry the trace id) — recording would only cost CPU. With one, every span
+    is recorded, whatever the caller's sampled flag says: a caller that does not export (flag
+    off) must not silence a service that does, or the executor's spans of a scan started by a
+    non-exporting scanner would be lost. The trace id and parent still come from the caller.
+    """
+    return ALWAYS_OFF if exporter is TraceExporter.NONE else ALWAYS_ON
 
 
 def setup_tracing(service: str, exporter: TraceExporter, otlp_endpoint: str = "") -> None:
@@ -27,9 +40,7 @@ def setup_tracing(service: str, exporter: TraceExporter, otlp_endpoint: str = ""
     with _done:
         if _installed:
             return
-        # Without an exporter spans are not recorded (ids are still made and propagated, so log
-        # lines and downstream calls carry the trace id) — recording them would only cost CPU.
-        sampler = ParentBased(ALWAYS_OFF) if exporter is TraceExporter.NONE else ParentBased(ALWAYS_ON)
+        sampler = sampler_for(exporter)
         provider = TracerProvider(resource=Resource.create({"service.name": f"oracle-{service}"}), sampler=sampler)
         span_exporter: SpanExporter | None = None
         if exporter is TraceExporter.CONSOLE:
@@ -44,9 +55,18 @@ def setup_tracing(service: str, exporter: TraceExporter, otlp_endpoint: str = ""
 
         from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
         from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+        from shared.exchange import instrumentation
 
         GrpcInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
         GrpcInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
         # Statement text only, never parameters: parameters can hold user data.
         PsycopgInstrumentor().instrument(enable_commenter=False)
+        # Exchange requests (the official SDK sends them with requests): a span each, named and
+        # counted by shared.exchange.instrumentation; request headers (key, signature) are never
+        # captured.
+        RequestsInstrumentor().instrument(
+            request_hook=instrumentation.request_hook, response_hook=instrumentation.response_hook
+        )
         _installed = True

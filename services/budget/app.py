@@ -12,6 +12,7 @@ from datetime import timedelta
 from oracle.budget.v1 import budget_service_pb2 as pb
 from oracle.budget.v1 import budget_service_pb2_grpc as pb_grpc
 
+from services.budget import metrics
 from services.budget.config import BudgetSettings
 from services.budget.ledger import Hooks, Ledger, LedgerPolicy
 from services.budget.servicer import BudgetServicer
@@ -44,6 +45,7 @@ def build(
     passes none.
     """
     ledger = create_ledger(settings, db, clock, hooks)
+    metrics.start()
     servicer = BudgetServicer(ledger)
     sweeper = ExpirySweeper(ledger, settings.sweep_interval_seconds)
     sweeper.start()

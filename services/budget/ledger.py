@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-from services.budget import repository, reservations
+from services.budget import metrics, repository, reservations
 from services.budget.pricing import ModelPrice, PriceTable
 from services.budget.repository import NewReservation
 from services.budget.reservations import Reservation
@@ -125,6 +125,7 @@ class Ledger:
                 cap=self._policy.max_tokens_per_call,
                 price=price,
             )
+            metrics.decided(decision, limits, usage)
             if decision.grant is None:
                 raise self._exhausted(conn, request, decision.shortfalls, bounds, price)
             self._hooks.before_insert()
@@ -222,6 +223,9 @@ class Ledger:
             )
             if row is None:  # pragma: no cover - the row lock makes this impossible
                 raise Aborted("the reservation changed concurrently; retry", reason="RESERVATION_CHANGED")
+            metrics.committed(
+                self._policy.prices.listed(current.model), usage.prompt_tokens, usage.completion_tokens, cost
+            )
             audit.append(
                 conn,
                 service=SERVICE,

@@ -51,6 +51,10 @@ class PriceTable:
         """The price of ``model`` (the default price when it is not listed)."""
         return self.prices.get(model, self.default)
 
+    def listed(self, model: str) -> str:
+        """``model`` when the table lists it, else ``other``: a bounded metric label."""
+        return model if model in self.prices else "other"
+
 
 def parse_price(text: str) -> ModelPrice:
     """``"input:output"`` in USD per million tokens, e.g. ``"0.15:0.60"``."""

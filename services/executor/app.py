@@ -16,6 +16,7 @@ from datetime import timedelta
 from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
+from services.executor import metrics
 from services.executor.breaker import Marks
 from services.executor.config import ExecutorSettings, Mode
 from services.executor.execution import Executor, Hooks
@@ -131,7 +132,7 @@ def build(
     binding = ServiceBinding(
         SERVICE_NAME, lambda server: pb_grpc.add_ExecutorServiceServicer_to_server(servicer, server)
     )
-    return [binding], [thread.stop]
+    return [binding], [thread.stop, metrics.watch(db, clock)]
 
 
 def _known_markets(venue: Venue) -> frozenset[str] | None:

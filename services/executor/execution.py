@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from services.executor import SERVICE, breaker, ledger, policies, repository, state_machine, validators
+from services.executor import SERVICE, breaker, ledger, metrics, policies, repository, state_machine, validators
 from services.executor import books_repository as books
 from services.executor.model import Execution, MarketInfo, OrderView, Proposal, Side, Status
 from services.executor.validators import Check, Facts
@@ -370,6 +370,7 @@ class Executor:
             assert existing is not None
             return ExecutionExists(Execution.from_row(existing))
         claimed = Execution.from_row(row)
+        metrics.claimed()
         audit.append(
             conn,
             service=SERVICE,
@@ -551,6 +552,7 @@ class Executor:
         audit.append(
             conn, service=SERVICE, kind=kind, subject_id=req.proposal_id, principal=req.principal, payload=payload
         )
+        metrics.refused(kind, error.reason)
 
 
 class Rejection(FailedPreconditionError):

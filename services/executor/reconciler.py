@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from services.executor import repository, state_machine
+from services.executor import metrics, repository, state_machine
 from services.executor.model import Execution, Status
 from services.executor.venue import Venue
 from shared.clock import Clock
@@ -75,19 +76,21 @@ class Reconciler:
 
     def run(self, user_id: str | None = None) -> Summary:
         """One pass over ``user_id``'s non-final executions, or every user's."""
-        summary = Summary()
+        summary, started = Summary(), time.monotonic()
         for execution_id, owner in self._candidates(user_id):
             summary.examined += 1
             try:
                 after, moved = self._resolve(owner, execution_id)
             except OracleError as exc:  # database trouble: the next pass retries
                 log.warning("reconcile of %s deferred: %s", execution_id, exc.reason)
+                metrics.reconciler_failure("database")
                 summary.unresolved += 1
                 continue
             if moved and after is not None:
                 summary.changed.append(after)
             if after is not None and after.status in (Status.SUBMITTING, Status.UNKNOWN):
                 summary.unresolved += 1
+        metrics.reconciler_pass([e.status.value for e in summary.changed], time.monotonic() - started)
         if summary.examined:
             log.info(
                 "reconciled",
@@ -128,6 +131,7 @@ class Reconciler:
             )
         except Exception as exc:  # a lookup that fails proves nothing: keep the status
             log.warning("lookup of order %s failed (%s); status kept", execution.client_order_id, type(exc).__name__)
+            metrics.reconciler_failure("lookup")
             return execution, False
         if view is None:
             return self._conclude_absent(execution, looked_at)
@@ -185,5 +189,6 @@ class ReconcilerThread:
                 self._reconciler.run()
             except Exception:  # never let the loop die; the next pass retries
                 log.exception("reconciler pass failed")
+                metrics.reconciler_failure("pass")
             if self._stop.wait(self._interval):
                 return

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.executor import SERVICE, ledger, repository
+from services.executor import SERVICE, ledger, metrics, repository
 from services.executor.model import Execution, OrderView, Status
 from shared import audit
 from shared.db import Conn
@@ -90,6 +90,8 @@ def advance(
     if row is None:
         return None
     moved = Execution.from_row(row)
+    if new in TERMINAL:
+        metrics.final(new.value)
     audit.append(
         conn,
         service=SERVICE,

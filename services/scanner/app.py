@@ -18,6 +18,7 @@ import openai
 from oracle.scanner.v1 import scanner_service_pb2 as pb
 from oracle.scanner.v1 import scanner_service_pb2_grpc as pb_grpc
 
+from services.scanner import metrics
 from services.scanner.account import ReadonlyAccount
 from services.scanner.analyst import Analyst, RuleAnalyst
 from services.scanner.budget_client import BudgetClient
@@ -197,6 +198,7 @@ def build(
     """The service binding, and the shutdown hooks of the started threads (run in reverse order)."""
     verify_readonly_key(settings)
     scanner = assemble(settings, db, clock, analysts=analysts)
+    metrics.start(settings.llm_model)
     scanner.heartbeat.start()
     scanner.sweeper.start()
     if settings.scheduler_enabled:

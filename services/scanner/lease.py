@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from services.scanner import repository
+from services.scanner import metrics, repository
 from services.scanner.jobs import ScanJob
 from services.scanner.repository import Row
 from shared.clock import Clock
@@ -78,6 +78,7 @@ class Fence:
         with self._db.transaction(lease.user_id) as conn:
             row = repository.lock_job_fenced(conn, job_id=lease.job_id, fencing_token=lease.fencing_token)
             if row is None:
+                metrics.fenced_write_refused(first=not lease.lost.is_set())
                 lease.lost.set()
                 raise LeaseLost(lease)
             yield conn, row
@@ -96,9 +97,11 @@ class Leases:
     def claim_due(self, limit: int) -> list[Lease]:
         """Claim up to ``limit`` due jobs of any user."""
         with self._db.transaction(None) as conn:
+            now = self._clock.now()
             rows = repository.claim_due_jobs(
-                conn, instance=self.instance, limit=limit, lease_seconds=self.lease_seconds, now=self._clock.now()
+                conn, instance=self.instance, limit=limit, lease_seconds=self.lease_seconds, now=now
             )
+        metrics.claimed([r["next_run_at"] for r in rows], now)
         return [Lease.claimed(r, self.instance) for r in rows]
 
     def claim(self, user_id: str, job_id: str) -> Lease | None:

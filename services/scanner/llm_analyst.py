@@ -50,6 +50,7 @@ from openai.types.chat import (
 )
 from openai.types.shared_params import ResponseFormatJSONObject
 
+from services.scanner import metrics
 from services.scanner.analyst import (
     CENT,
     MAX_AMOUNT_EUR,
@@ -216,7 +217,8 @@ class LlmAnalyst:
             ) as grant:
                 grant.started()
                 try:
-                    completion = self._client.chat.completions.create(
+                    completion = metrics.llm_call(
+                        self._client.chat.completions.create,
                         model=self._model,
                         messages=messages,
                         max_tokens=grant.max_tokens,

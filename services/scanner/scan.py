@@ -42,7 +42,7 @@ from typing import Protocol
 
 import psycopg
 
-from services.scanner import SERVICE, proposals, repository
+from services.scanner import SERVICE, metrics, proposals, repository
 from services.scanner.analyst import AnalysisRequest, Analyst, Decision, NoTrade, OrderBounds, storable
 from services.scanner.jobs import ScanJob, retry_delay
 from services.scanner.lease import Fence, Lease, LeaseLost
@@ -197,11 +197,13 @@ class ScanRunner:
         self._backoff = backoff
         self._instance = instance
 
+    @metrics.traced("scan.market_data")
     def snapshots(self, leases: Sequence[Lease]) -> dict[str, MarketSnapshot | MarketDataError]:
         """The market data of every market of the leased jobs, read once for all of them."""
         return self._market_data.snapshots([m for lease in leases for m in _job_of(lease).markets])
 
     # ---------------------------------------------------------------------------- jobs
+    @metrics.scan_run
     def run_leased(
         self,
         lease: Lease,
