@@ -98,10 +98,16 @@ class ServiceProcess:
     proc: subprocess.Popen[str]
     port: int
     log_path: Path
+    metrics_port: int | None = None
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def metrics(self) -> Metrics:
+        """The process's /metrics, scraped now."""
+        assert self.metrics_port is not None, "this process serves no /metrics"
+        return scrape(self.metrics_port)
 
     def logs(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -136,6 +142,7 @@ def start_process(
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     port = 0
+    metrics_port: int | None = None
     while time.monotonic() < deadline and port == 0:
         ready, _, _ = select.select([proc.stdout], [], [], 0.2)
         if not ready:
@@ -153,6 +160,7 @@ def start_process(
             continue
         if record.get("event") == "listening":
             port = int(record["port"])
+            metrics_port = record.get("metrics_port")
     if port == 0:
         proc.kill()
         rest = proc.stdout.read() if proc.stdout else ""
@@ -160,7 +168,7 @@ def start_process(
         log_file.close()
         raise RuntimeError(f"{module} did not start:\n{log_path.read_text()}")
     _drain(proc, log_file)
-    return ServiceProcess(proc, port, log_path)
+    return ServiceProcess(proc, port, log_path, metrics_port)
 
 
 def _drain(proc: subprocess.Popen[str], log_file: Any) -> None:
@@ -200,3 +208,34 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0, interval: float
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One scrape of a Prometheus endpoint: every sample, and the text as served."""
+
+    samples: tuple[tuple[str, dict[str, str], float], ...]
+    text: str
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sum of the samples of ``name`` whose labels include ``labels`` (0 when none)."""
+        return sum(v for n, lab, v in self.samples if n == name and labels.items() <= lab.items())
+
+    def names(self) -> set[str]:
+        return {n for n, _, _ in self.samples}
+
+
+def scrape(port: int, host: str = "127.0.0.1") -> Metrics:
+    """GET http://host:port/metrics and parse it (prometheus_client's own parser)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as answer:  # noqa: S310
+        text = answer.read().decode("utf-8")
+    samples = tuple(
+        (sample.name, dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    )
+    return Metrics(samples, text)

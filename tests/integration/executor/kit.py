@@ -124,6 +124,7 @@ class Executor:
     operator: pb_grpc.ExecutorServiceStub
     scanner: pb_grpc.ExecutorServiceStub
     channels: list[grpc.Channel] = field(default_factory=list)
+    metrics_port: int | None = None  # a process executor's /metrics (shared.metrics)
 
     @property
     def target(self) -> str:
@@ -265,6 +266,7 @@ def process_executor(
     module, args = (CRASHING_MODULE, ["--crash-at", crash_at]) if crash_at else (MODULE, [])
     with running_process(module, env, log_path, args=args) as proc:
         executor = _stubs(proc.port, postgres)
+        executor.metrics_port = proc.metrics_port
         try:
             yield executor, proc
         finally:

@@ -18,7 +18,7 @@ import pytest
 from oracle.executor.v1 import executor_service_pb2 as pb
 
 from shared.errors import ErrorReport
-from tests.harness import Postgres
+from tests.harness import Postgres, scrape
 from tests.integration.executor.kit import (
     Exchange,
     Executor,
@@ -78,6 +78,12 @@ def fire_users(pair: list[Executor], attempts: list[tuple[str, str]]) -> list[An
     return storm(calls)
 
 
+def executions(pair: list[Executor], outcome: str, reason: str) -> float:
+    """oracle_executor_executions_total{outcome, reason} added up over both processes' /metrics."""
+    name = "oracle_executor_executions_total"
+    return sum(scrape(e.metrics_port).value(name, outcome=outcome, reason=reason) for e in pair if e.metrics_port)
+
+
 def split(results: list[Any]) -> tuple[list[pb.Execution], list[ErrorReport]]:
     executed = [r for r in results if isinstance(r, pb.Execution)]
     refused = [r for r in results if isinstance(r, ErrorReport)]
@@ -90,6 +96,7 @@ def test_duplicate_storm_one_order(postgres: Postgres, exchange: Exchange, pair:
     pair[0].set_policy(uid)
     pid = seed_proposal(postgres, uid, price=exchange.price("BTC-EUR"))
     before = exchange.post_count()
+    duplicates, claims = executions(pair, "duplicate", "EXECUTION_EXISTS"), executions(pair, "claimed", "CLAIMED")
 
     executed, refused = split(fire(pair, uid, [pid] * 50))
 
@@ -106,6 +113,9 @@ def test_duplicate_storm_one_order(postgres: Postgres, exchange: Exchange, pair:
     assert (again.code, again.reason) == (grpc.StatusCode.ALREADY_EXISTS, "EXECUTION_EXISTS")
     assert unpack_execution(again).status == pb.EXECUTION_STATUS_FILLED
     assert exchange.post_count() - before == 1
+    # The operator's figure agrees with what the callers saw: every refusal counted, once.
+    assert executions(pair, "duplicate", "EXECUTION_EXISTS") - duplicates == len(refused) + 1
+    assert executions(pair, "claimed", "CLAIMED") - claims == 1
 
 
 def test_cooldown_storm_one_order(postgres: Postgres, exchange: Exchange, pair: list[Executor]) -> None:
@@ -114,6 +124,7 @@ def test_cooldown_storm_one_order(postgres: Postgres, exchange: Exchange, pair: 
     price = exchange.price("BTC-EUR")
     proposals = [seed_proposal(postgres, uid, price=price) for _ in range(20)]
     before = exchange.post_count()
+    cooldowns = executions(pair, "rejected", "COOLDOWN_ACTIVE")
 
     executed, refused = split(fire(pair, uid, proposals))
 
@@ -122,6 +133,7 @@ def test_cooldown_storm_one_order(postgres: Postgres, exchange: Exchange, pair: 
     assert all(r.code is grpc.StatusCode.FAILED_PRECONDITION for r in refused)
     assert all(violation_types(r) == ["COOLDOWN_ACTIVE"] for r in refused)
     assert exchange.post_count() - before == 1
+    assert executions(pair, "rejected", "COOLDOWN_ACTIVE") - cooldowns == len(refused)
 
 
 @pytest.mark.parametrize(
