@@ -54,6 +54,19 @@ def listening_port(line: str) -> str | None:
     return None
 
 
+def metrics_url(log_path: Path) -> str:
+    """The Prometheus URL a service's last "listening" log line names ("" when it serves none)."""
+    url = ""
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "listening":
+            url = str(record.get("metrics_url", ""))
+    return url
+
+
 def printed_url(line: str) -> str | None:
     """A simulator's first stdout line: its base URL."""
     text = line.strip()

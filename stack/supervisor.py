@@ -39,7 +39,7 @@ from stack import demo, environments
 from stack.credentials import SIM_ACCOUNT, Credentials
 from stack.cycles import CycleReport, CycleWatcher, Totals
 from stack.layout import Layout
-from stack.processes import Child, listening_port, printed_url, spawn, wait_serving
+from stack.processes import Child, listening_port, metrics_url, printed_url, spawn, wait_serving
 
 STOP_TIMEOUT = 20.0  # seconds a child may take after SIGTERM before it is killed
 
@@ -214,6 +214,8 @@ class Stack:
     def _start_service(self, name: str, env: dict[str, str]) -> None:
         child = self._spawn(name, [sys.executable, "-m", f"services.{name}"], env, listening_port)
         self.addresses[name] = f"127.0.0.1:{child.ready_value}"
+        self.addresses[f"{name}-metrics"] = metrics_url(child.log_path)
+        self.console.print(f"{name} metrics (Prometheus): {self.addresses[f'{name}-metrics']}")
         with self.console.status(f"waiting for {name} to be SERVING…"):
             wait_serving(self.addresses[name])
         self._write_status()

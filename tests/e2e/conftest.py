@@ -96,16 +96,19 @@ class RunningStack:
         return self.proc.wait(timeout)
 
 
-def start_stack(state_dir: Path, *args: str, ports: str = "auto") -> RunningStack:
+def start_stack(
+    state_dir: Path, *args: str, ports: str = "auto", env: dict[str, str] | None = None
+) -> RunningStack:
     """``python -m stack run --state-dir … --ports auto …`` in a process group of its own
-    (``ports``: ``scanner,executor,budget`` instead of free ones)."""
+    (``ports``: ``scanner,executor,budget`` instead of free ones; ``env``: the operator's own
+    service variables, ``SCANNER_…`` and so on, passed to that service)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     output = state_dir / "stack-output.txt"
     with output.open("ab") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "stack", "run", "--state-dir", str(state_dir), "--ports", ports, *args],
             cwd=PROJECT_ROOT,
-            env=stack_environment(),
+            env=stack_environment() | (env or {}),
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
