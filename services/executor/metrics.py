@@ -138,6 +138,8 @@ def watch(db: Database, clock: Clock) -> Callable[[], None]:
     not_final_statuses = [s.value for s in TRANSITIONS if s not in TERMINAL]
     for status in TERMINAL:
         ORDERS_FINAL.add(0, {"status": status.value})
+    for status in {target for targets in TRANSITIONS.values() for target in targets}:
+        RECONCILER_CHANGES.add(0, {"status": status.value})
     for stage in FAILURE_STAGES:
         RECONCILER_FAILURES.add(0, {"stage": stage})
     RECONCILER_PASSES.add(0)

@@ -175,7 +175,8 @@ CANARY = "canary-pw-4f1d9a7c"
 
 
 def test_secrets_never_reach_the_logs(postgres: Postgres, exchange_url: str, tmp_path: Path) -> None:
-    """A live executor with a key and secret whose calls fail: neither appears in its output.
+    """A live executor with a key and secret whose calls fail: neither appears in its output (log
+    lines and the spans it prints) nor in its /metrics.
 
     Control: the exchange URL carries a password (the canary) and the executor logs that URL at
     startup, so a secret does travel towards the log — and must arrive redacted.
@@ -190,6 +191,9 @@ def test_secrets_never_reach_the_logs(postgres: Postgres, exchange_url: str, tmp
         "EXECUTOR_BITVAVO_API_SECRET": DEFAULT_TRADE_SECRET,
         "EXECUTOR_OPERATOR_ID": "1001",
         "EXECUTOR_LOG_LEVEL": "DEBUG",
+        # Spans (with their attributes) printed to the same output: the startup's signed
+        # exchange requests and the calls below each leave one.
+        "EXECUTOR_TRACE_EXPORTER": "console",
     }
     with running_process("services.executor", env, tmp_path / "executor.log") as proc:
         wait_serving(proc.target)
@@ -208,9 +212,14 @@ def test_secrets_never_reach_the_logs(postgres: Postgres, exchange_url: str, tmp
         assert code_of(stub_calls[0], proc.port, OPERATOR_TOKEN)[0] is grpc.StatusCode.INVALID_ARGUMENT
         assert code_of(stub_calls[1], proc.port, OPERATOR_TOKEN)[0] is grpc.StatusCode.NOT_FOUND
         assert code_of(stub_calls[1], proc.port, "wrong-token-0123456789")[0] is grpc.StatusCode.UNAUTHENTICATED
+        metrics = proc.metrics().text
         proc.terminate()
         output = proc.logs()
     assert '"rpc"' in output  # calls were logged
+    assert '"exchange.endpoint"' in output  # exchange request spans were printed
+    assert "oracle_rpc_server_calls_total" in metrics
+    for secret in (DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, OPERATOR_TOKEN, SCANNER_TOKEN, VIEWER_TOKEN, CANARY):
+        assert secret not in metrics
     assert f"http://oracle:***@{host_and_path}" in output  # the URL was logged, its password redacted
     for secret in (DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, OPERATOR_TOKEN, SCANNER_TOKEN, VIEWER_TOKEN, CANARY):
         assert secret not in output
