@@ -96,9 +96,7 @@ class RunningStack:
         return self.proc.wait(timeout)
 
 
-def start_stack(
-    state_dir: Path, *args: str, ports: str = "auto", env: dict[str, str] | None = None
-) -> RunningStack:
+def start_stack(state_dir: Path, *args: str, ports: str = "auto", env: dict[str, str] | None = None) -> RunningStack:
     """``python -m stack run --state-dir … --ports auto …`` in a process group of its own
     (``ports``: ``scanner,executor,budget`` instead of free ones; ``env``: the operator's own
     service variables, ``SCANNER_…`` and so on, passed to that service)."""
