@@ -131,16 +131,28 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
 
 
 def _order_trace(spans: list[Span]) -> list[Span] | None:
-    """The spans of the trace in which the executor placed an order, once they all arrived: a
-    root ``scan.job`` and every span's parent present."""
+    """The spans of the trace in which the executor placed an order, once they all arrived
+    (each process exports in batches of its own): a root, the LLM call, a span of every
+    service, and every span's parent."""
     orders = [s for s in spans if s.attributes.get("exchange.endpoint") == "POST /order"]
     for order in orders:
         trace = [s for s in spans if s.trace_id == order.trace_id]
         ids = {s.span_id for s in trace}
-        roots = [s for s in trace if not s.parent_id]
-        if roots and all(not s.parent_id or s.parent_id in ids for s in trace):
+        arrived = (
+            any(not s.parent_id for s in trace)
+            and any(s.name == "llm.chat" for s in trace)
+            and {s.service for s in trace} >= {f"oracle-{service}" for service in SERVICES}
+            and all(not s.parent_id or s.parent_id in ids for s in trace)
+        )
+        if arrived:
             return trace
     return None
+
+
+def _order_traces(spans: list[Span]) -> list[list[Span]]:
+    """Every trace with an order, complete or not (what a failure shows)."""
+    ids = {s.trace_id for s in spans if s.attributes.get("exchange.endpoint") == "POST /order"}
+    return [[s for s in spans if s.trace_id == i] for i in ids]
 
 
 def _ancestry(span: Span, trace: list[Span]) -> list[Span]:
@@ -153,7 +165,8 @@ def _ancestry(span: Span, trace: list[Span]) -> list[Span]:
 
 def test_one_cycle_is_one_trace_from_the_scan_to_the_exchange(observed: Observed) -> None:
     trace = observed.receiver.wait_for(_order_trace)
-    assert trace, f"no complete trace with an order; spans: {[(s.service, s.name) for s in observed.receiver.spans]}"
+    shown = [[(s.service, s.name, s.span_id, s.parent_id) for s in t] for t in _order_traces(observed.receiver.spans)]
+    assert trace, f"no trace from a root through every service to an order; traces with an order: {shown}"
 
     roots = [s for s in trace if not s.parent_id]
     assert [(r.service, r.name) for r in roots] == [("oracle-scanner", "scan.job")]
