@@ -106,7 +106,7 @@ def run_main(
     setup_logging(service, settings.log_level, env)
     setup_tracing(service, settings.trace_exporter, settings.otlp_endpoint)
     metrics_port = setup_metrics(
-        service, settings.metrics_addr, otlp_endpoint=settings.otlp_endpoint if settings.metrics_otlp else None
+        service, settings.metrics_endpoint, otlp_endpoint=settings.otlp_endpoint if settings.metrics_otlp else None
     )
     try:
         db = open_database(settings, service=service, role=role)

@@ -95,9 +95,9 @@ class ServiceSettings(Settings):
     otlp_endpoint: str = "http://127.0.0.1:4317"
     """OTLP collector endpoint when trace_exporter is otlp."""
 
-    metrics_addr: str = Field(default="127.0.0.1:0", pattern=r"^([^\s:]*:\d{1,5})?$")
+    metrics_addr: str = Field(default="127.0.0.1:0", pattern=r"^(off|[^\s:]*:\d{1,5})$")
     """host:port of the plaintext Prometheus ``/metrics`` endpoint (port 0 picks a free port,
-    printed at startup; empty: no endpoint). It carries counts and states only, never a secret."""
+    printed at startup), or ``off``. It carries counts and states only, never a secret."""
 
     metrics_otlp: bool = False
     """Also push metrics over OTLP to ``otlp_endpoint``."""
@@ -119,6 +119,11 @@ class ServiceSettings(Settings):
                     " loopback address (localhost or 127.0.0.0/8)"
                 )
         return value
+
+    @property
+    def metrics_endpoint(self) -> str | None:
+        """Where to serve ``/metrics`` (host:port), or None when it is off."""
+        return None if self.metrics_addr == "off" else self.metrics_addr
 
     @field_validator("principal_tokens")
     @classmethod

@@ -119,9 +119,9 @@ _port: int | None = None
 _installed = False
 
 
-def setup_metrics(service: str, addr: str, *, otlp_endpoint: str | None = None) -> int | None:
+def setup_metrics(service: str, addr: str | None, *, otlp_endpoint: str | None = None) -> int | None:
     """Install the meter provider once per process; serve ``/metrics`` on ``addr`` (host:port,
-    port 0 = a free one) unless it is empty. Returns the bound port (None without an endpoint)."""
+    port 0 = a free one) unless it is None. Returns the bound port (None without an endpoint)."""
     global _port, _installed
     with _setup_lock:
         if _installed:
