@@ -48,3 +48,14 @@ def private_postgres(tmp_path: Path) -> Iterator[Postgres]:
         cluster.stop()
     except Exception:
         pass
+
+
+@pytest.fixture(scope="session")
+def metrics_port() -> int:
+    """This test process's own /metrics (shared.metrics), for in-process services: the meter
+    provider is process-wide, so counters add up over the session — tests read differences."""
+    from shared.metrics import setup_metrics
+
+    port = setup_metrics("tests", "127.0.0.1:0")
+    assert port is not None
+    return port

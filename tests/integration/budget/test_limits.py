@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import grpc
 from oracle.budget.v1 import budget_service_pb2 as pb
 
-from tests.harness import Postgres, new_user_id
+from tests.harness import Postgres, new_user_id, scrape
 from tests.integration.budget.servers import Budget, in_process_budget
 
 
@@ -89,3 +89,24 @@ def test_a_zero_call_limit_refuses_without_a_retry_time(budget: Budget) -> None:
     refused = budget.refused(user)
     assert {v.subject for v in refused.quota_violations} == {f"user:{user}/daily_calls", f"user:{user}/hourly_calls"}
     assert refused.retry_after is None  # time alone never makes room
+
+
+def test_reservations_are_counted_granted_or_denied_by_the_windows_that_refused(
+    postgres: Postgres, metrics_port: int
+) -> None:
+    name = "oracle_budget_reservations_total"
+    with in_process_budget(postgres, default_daily_calls="3", default_hourly_calls="2") as budget:
+        user = new_user_id("counted")
+        before = scrape(metrics_port)
+        budget.reserve(user)
+        budget.reserve(user)
+        refusals = [budget.refused(user) for _ in range(3)]
+        after = scrape(metrics_port)
+    assert all(r.code is grpc.StatusCode.RESOURCE_EXHAUSTED for r in refusals)
+    granted = after.value(name, outcome="granted") - before.value(name, outcome="granted")
+    denied = after.value(name, outcome="denied", reason="hourly_calls") - before.value(
+        name, outcome="denied", reason="hourly_calls"
+    )
+    assert (granted, denied) == (2, len(refusals))
+    ratio = "oracle_budget_window_use_ratio_count"
+    assert after.value(ratio, window="hourly_calls") - before.value(ratio, window="hourly_calls") == 5

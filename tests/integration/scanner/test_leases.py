@@ -15,7 +15,7 @@ from services.scanner.analyst import RuleAnalyst
 from services.scanner.lease import Lease, LeaseLost
 from shared.clock import ManualClock
 from shared.errors import FailedPrecondition
-from tests.harness import Postgres, new_user_id
+from tests.harness import Postgres, new_user_id, scrape
 from tests.integration.scanner.kit import (
     Exchange,
     GatedAnalyst,
@@ -34,8 +34,11 @@ def job_row(postgres: Postgres, job_id: str) -> dict[str, object]:
     return rows(postgres, "SELECT * FROM oracle.scan_jobs WHERE job_id = %s", job_id)[0]
 
 
-def test_a_zombie_whose_lease_was_taken_over_writes_nothing(private_postgres: Postgres, exchange: Exchange) -> None:
+def test_a_zombie_whose_lease_was_taken_over_writes_nothing(
+    private_postgres: Postgres, exchange: Exchange, metrics_port: int
+) -> None:
     pg = private_postgres
+    before = scrape(metrics_port)
     clock = ManualClock(datetime.now(UTC))
     user = new_user_id("zombie")
     seed_policy(pg, user)
@@ -76,6 +79,16 @@ def test_a_zombie_whose_lease_was_taken_over_writes_nothing(private_postgres: Po
 
     runs = [r for r in scan_runs(pg) if r["job_id"] == job_id]
     assert [(r["instance"], r["fencing_token"]) for r in runs] == [("healthy-b", token_b)]
+    # The operator sees it: two writes refused by the fence (the zombie's results, its
+    # heartbeat), each by a lease not yet known lost, so two takeovers noticed; one lost run.
+    after_metrics = scrape(metrics_port)
+    for name, added in (
+        ("oracle_scanner_fenced_writes_refused_total", 2),
+        ("oracle_scanner_lease_takeovers_total", 2),
+        ("oracle_scanner_run_duration_seconds_count", 1),
+    ):
+        labels = {"result": "lease_lost"} if name.startswith("oracle_scanner_run") else {}
+        assert after_metrics.value(name, **labels) - before.value(name, **labels) == added, name
     assert scan_runs(pg, "scan.failed") == []
     after = job_row(pg, job_id)
     assert after["fencing_token"] == token_b
