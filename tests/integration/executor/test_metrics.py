@@ -37,9 +37,9 @@ def test_a_lookup_failure_injected_at_the_exchange_moves_the_reconciler_failure_
         failures = stuck.value("oracle_executor_reconciler_failures_total", stage="lookup")
         answered_107 = stuck.value("oracle_exchange_requests_total", code="107")
 
-        # Every lookup of the order fails (the read is retried 3 times): the reconciler changes
-        # nothing and counts the failure.
-        exchange.admin.fail_next_request("/order", 107, count=3)
+        # Every lookup of the order fails, however often the read is retried: the reconciler
+        # changes nothing and counts the failure.
+        exchange.admin.fail_next_request("/order", 107, count=1000)
         assert ex.reconcile(uid).unresolved == 1
         failed = metrics_of(ex)
         assert failed.value("oracle_executor_reconciler_failures_total", stage="lookup") == failures + 1
@@ -48,6 +48,7 @@ def test_a_lookup_failure_injected_at_the_exchange_moves_the_reconciler_failure_
         changes_before = failed.value("oracle_executor_reconciler_changes_total", status="FILLED")
 
         # The next pass finds the order: FILLED, counted as a reconciler change and a final order.
+        exchange.admin.clear_faults()
         ex.reconcile(uid)
         assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_FILLED
         settled = metrics_of(ex)
