@@ -80,7 +80,13 @@ def start_service(
     running = create_server(service=service, bindings=bindings, settings=settings, db=db, audit=record)
     running.on_shutdown.append(db.close)
     host = settings.listen_addr.rsplit(":", 1)[0] or "0.0.0.0"
-    where = {"event": "listening", "address": f"{host}:{running.port}", "port": running.port}
+    where = {
+        "event": "listening",
+        "address": f"{host}:{running.port}",
+        "port": running.port,
+        "health_port": running.health_port,
+        "tls": settings.tls_enabled,
+    }
     if metrics_port is not None:  # the plaintext scrape endpoint (shared.metrics)
         metrics_host = settings.metrics_addr.rsplit(":", 1)[0] or "0.0.0.0"
         where |= {"metrics_url": f"http://{metrics_host}:{metrics_port}/metrics", "metrics_port": metrics_port}

@@ -14,12 +14,22 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 T = TypeVar("T", bound=BaseModel)
 
 # Names of variables whose values are secrets, whatever the prefix (used by log redaction too).
-SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PRINCIPALS|DATABASE_URL)", re.IGNORECASE)
+# A *_FILE variable holds the path of a mounted secret (TLS key, token file), not the secret.
+SECRET_NAME = re.compile(r"^(?!.*_FILE$).*(KEY|SECRET|TOKEN|PASSWORD|PRINCIPALS|DATABASE_URL)", re.IGNORECASE)
 
 
 class ConfigError(Exception):
@@ -89,6 +99,48 @@ class ServiceSettings(Settings):
     principal_tokens: SecretStr = SecretStr("")
     """Comma-separated name:token pairs of the principals allowed to call this service."""
 
+    principal_tokens_file: str = ""
+    """File of name:token pairs (one per line or comma-separated), re-read on change: a token
+    rotates by listing the next one beside the current one, then removing the current one."""
+
+    tls_cert_file: str = ""
+    """This service's certificate chain (PEM). With the key and the CA bundle: TLS with client
+    certificates on the service port, and for this service's own calls to other services."""
+
+    tls_key_file: str = ""
+    """The private key of tls_cert_file (PEM)."""
+
+    tls_ca_file: str = ""
+    """CA bundle (PEM) that peers' certificates must chain to: the current CA and, during a
+    rotation, the next one. All three TLS files are re-read on change (and on SIGHUP)."""
+
+    tls_terminated_by_mesh: bool = False
+    """A service mesh terminates TLS in front of this service: plaintext on a non-loopback
+    listen_addr is allowed. Without it (or TLS files), only a loopback address may be plaintext."""
+
+    health_listen_addr: str = Field(default="", pattern=r"^([^\s:]*:\d{1,5})?$")
+    """host:port of a plaintext port serving only grpc.health.v1 (kubelet probes cannot speak
+    TLS); empty: health is served on the service port only."""
+
+    user_token_public_keys_file: str = ""
+    """PEM file of the ES256 public keys user tokens are verified with (current and next),
+    re-read on change. Empty: no user principals."""
+
+    user_token_issuer: str = ""
+    """The iss every user token must carry."""
+
+    user_token_audience: str = ""
+    """The aud every user token must carry."""
+
+    user_token_leeway_seconds: float = Field(default=30.0, ge=0, le=120)
+    """Clock skew allowed on exp, nbf and iat."""
+
+    user_token_max_lifetime_seconds: int = Field(default=900, ge=60, le=3600)
+    """Longest exp - iat a user token may have."""
+
+    user_token_revoked_file: str = ""
+    """File of revoked user-token ids (jti), one per line, re-read on change."""
+
     trace_exporter: TraceExporter = TraceExporter.NONE
     """none, console or otlp."""
 
@@ -130,6 +182,29 @@ class ServiceSettings(Settings):
     def _tokens_parse(cls, value: SecretStr) -> SecretStr:
         parse_principal_tokens(value.get_secret_value())
         return value
+
+    @property
+    def tls_enabled(self) -> bool:
+        """True when the service port speaks TLS with client certificates."""
+        return bool(self.tls_cert_file)
+
+    @model_validator(mode="after")
+    def _transport_is_safe(self) -> ServiceSettings:
+        tls = (self.tls_cert_file, self.tls_key_file, self.tls_ca_file)
+        if any(tls) and not all(tls):
+            raise ValueError("TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE are set together or not at all")
+        if (
+            not any(tls)
+            and not self.tls_terminated_by_mesh
+            and not is_loopback_host(self.listen_addr.rpartition(":")[0])
+        ):
+            raise ValueError(
+                f"LISTEN_ADDR {self.listen_addr} is not loopback: set TLS_CERT_FILE, TLS_KEY_FILE and "
+                "TLS_CA_FILE, or TLS_TERMINATED_BY_MESH=true when a service mesh terminates TLS"
+            )
+        if self.user_token_public_keys_file and not (self.user_token_issuer and self.user_token_audience):
+            raise ValueError("USER_TOKEN_PUBLIC_KEYS_FILE needs USER_TOKEN_ISSUER and USER_TOKEN_AUDIENCE")
+        return self
 
 
 def is_loopback_host(host: str) -> bool:
@@ -175,6 +250,8 @@ def load(model: type[T], environ: Mapping[str, str], prefix: str) -> T:
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_input=False, include_url=False):
-            loc = err["loc"][0] if err["loc"] else "?"
-            problems.append(f"{prefix}{str(loc).upper()}: {err['msg']}")
+            if not err["loc"]:  # a rule over several fields: its message names them
+                problems.append(f"{prefix}{err['msg'].removeprefix('Value error, ')}")
+                continue
+            problems.append(f"{prefix}{str(err['loc'][0]).upper()}: {err['msg']}")
         raise ConfigError(problems) from None

@@ -1,10 +1,18 @@
-"""Who may call what: the one authorization table, and the current call's principal.
+"""Who may call what, for whom: the one authorization table, and the current call's principal.
 
-Every call carries ``authorization: Bearer <token>``; the token maps to a principal name through
-the service's PRINCIPAL_TOKENS setting, and :data:`RIGHTS` says which RPCs that principal may
-call. This table is the only place the project decides call rights. Finer rules that depend on
-the request (the scanner may execute only without overrides, only with auto-execute on) live
-with the RPC that has them and read :func:`current_principal`.
+A call's principal is established by the server interceptor (shared.server): from the verified
+client certificate when one is presented (TLS; the bearer credential is then a second factor that
+must name the same principal), otherwise from the bearer credential alone (loopback plaintext).
+A bearer credential is either a principal token (operator, scanner, viewer; the service's
+PRINCIPAL_TOKENS) or a user token (a JWT bound to one user id; shared.user_tokens).
+
+:data:`RIGHTS` is the only place the project decides call rights, in two dimensions: which RPCs a
+principal may call, and for which users — any user (operator, scanner, viewer, dev) or only its
+own (a user principal). The user a request acts for is read from the request itself
+(:func:`acted_for`: every ``user_id`` field of the request message, nested ones included), so
+a new RPC that takes a user id is covered without a line here. Finer rules that depend on stored
+state (the scanner may execute only while the user's policy has auto-execute on) live with the
+RPC that has them and ask :func:`may_override` or read :func:`current_principal`.
 """
 
 from __future__ import annotations
@@ -13,11 +21,21 @@ import contextvars
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
 
-OPERATOR = "operator"  # the operator / user-facing principal: oraclectl, app back ends
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+OPERATOR = "operator"  # the operator: oraclectl, operations back ends; acts for any user
 SCANNER = "scanner"  # the scanner service calling the executor and the budget
 VIEWER = "viewer"  # read-only dashboards
+USER = "user"  # one user (a user token); acts only for that user
 DEV = "dev"  # the principal of every call in insecure-dev mode
+
+# Principals that are services: their certificate names them, and their token is the second factor.
+SERVICE_PRINCIPALS = frozenset({SCANNER})
 
 _EXECUTOR = "/oracle.executor.v1.ExecutorService/"
 _BUDGET = "/oracle.budget.v1.BudgetService/"
@@ -37,35 +55,143 @@ _READS = frozenset(
     }
 )
 
+# What a user may do for itself: read, run its own scans, execute (with overrides) its own
+# proposals, set its own policy and its own kill switch. Not the account-wide settings, the
+# global switch, the budget's limits or the scanner's budget calls.
+_OWN_ACTIONS = frozenset(
+    {
+        _EXECUTOR + "ExecuteProposal",
+        _EXECUTOR + "UpdatePolicy",
+        _EXECUTOR + "SetTradingEnabled",
+        _EXECUTOR + "ReconcileExecutions",
+        _SCANNER + "CreateScanJob",
+        _SCANNER + "PauseScanJob",
+        _SCANNER + "DeleteScanJob",
+        _SCANNER + "RunScan",
+    }
+)
+
 ALL = "*"
 
-# principal -> the full method names it may call ("*" = every RPC of every service).
-RIGHTS: Mapping[str, frozenset[str]] = {
-    OPERATOR: frozenset({ALL}),
-    DEV: frozenset({ALL}),
-    SCANNER: frozenset(
-        {
-            _EXECUTOR + "ExecuteProposal",
-            _BUDGET + "ReserveCall",
-            _BUDGET + "CommitCall",
-            _BUDGET + "ReleaseCall",
-            _BUDGET + "GetUsage",
-        }
+
+class Users(Enum):
+    """For which users a principal may act."""
+
+    ANY = "any"
+    OWN = "own"  # only the user id its credential is bound to
+
+
+@dataclass(frozen=True)
+class Rights:
+    """The RPCs a principal may call ("*" = all) and for which users."""
+
+    methods: frozenset[str]
+    users: Users = Users.ANY
+    overrides: bool = False  # may set validator overrides on ExecuteProposal (own proposals for a user)
+
+
+RIGHTS: Mapping[str, Rights] = {
+    OPERATOR: Rights(frozenset({ALL}), overrides=True),
+    DEV: Rights(frozenset({ALL}), overrides=True),
+    SCANNER: Rights(
+        frozenset(
+            {
+                _EXECUTOR + "ExecuteProposal",
+                _BUDGET + "ReserveCall",
+                _BUDGET + "CommitCall",
+                _BUDGET + "ReleaseCall",
+                _BUDGET + "GetUsage",
+            }
+        )
     ),
-    VIEWER: _READS,
+    VIEWER: Rights(_READS),
+    USER: Rights(_READS | _OWN_ACTIONS, users=Users.OWN, overrides=True),
 }
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a principal name, and for a user principal the one user it is."""
+
+    name: str
+    user_id: str = ""
+
+    def __str__(self) -> str:
+        # What audit rows and logs record: "user:<id>" says which user acted.
+        return f"{USER}:{self.user_id}" if self.name == USER else self.name
+
+
+def refusal(principal: Principal, method: str, request: Message | None) -> str | None:
+    """None when ``principal`` may call ``method`` with ``request``; else the refusal's reason."""
+    rights = RIGHTS.get(principal.name)
+    if rights is None or not (ALL in rights.methods or method in rights.methods):
+        return "METHOD_NOT_ALLOWED"
+    if rights.users is Users.OWN:
+        named = acted_for(request) if request is not None else None
+        # Every user id the request names must be the principal's own: none named (an
+        # account-wide call, "every user") is not "own" either.
+        if not named or any(user != principal.user_id for user in named) or not principal.user_id:
+            return "NOT_OWN_USER"
+    return None
+
+
+def may_call(principal: str, method: str) -> bool:
+    """True when the principal named ``principal`` may call ``method`` for some user."""
+    rights = RIGHTS.get(principal)
+    return rights is not None and (ALL in rights.methods or method in rights.methods)
+
+
+def may_override(principal: str) -> bool:
+    """True when the principal (as :func:`current_principal` names it) may set validator overrides.
+
+    A user principal reaches ExecuteProposal only for its own user (:func:`refusal`), so its
+    overrides are on its own proposals.
+    """
+    name = principal.split(":", 1)[0]
+    rights = RIGHTS.get(name)
+    return rights is not None and rights.overrides
+
+
+@cache
+def _user_id_paths(descriptor: Descriptor) -> tuple[tuple[str, ...], ...]:
+    """Paths to every singular string ``user_id`` field of a message type, nested ones included."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(desc: Descriptor, prefix: tuple[str, ...], seen: frozenset[str]) -> None:
+        for field in desc.fields:
+            if field.is_repeated:
+                continue
+            nested = field.message_type
+            if field.name == "user_id" and field.type == FieldDescriptor.TYPE_STRING:
+                paths.append((*prefix, field.name))
+            elif nested is not None and nested.full_name not in seen:
+                walk(nested, (*prefix, field.name), seen | {nested.full_name})
+
+    walk(descriptor, (), frozenset({descriptor.full_name}))
+    return tuple(paths)
+
+
+def acted_for(request: Message) -> tuple[str, ...]:
+    """The user ids a request names (empty ones included); () when its type has no user_id."""
+    found = []
+    for path in _user_id_paths(request.DESCRIPTOR):
+        value: object = request
+        for name in path:
+            value = getattr(value, name)
+        found.append(str(value))
+    return tuple(found)
+
+
+def takes_user_id(descriptor: Descriptor) -> bool:
+    """True when requests of this type name a user (the user dimension of RIGHTS applies)."""
+    return bool(_user_id_paths(descriptor))
+
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default="")
 
 
-def may_call(principal: str, method: str) -> bool:
-    """True when ``principal`` may call the full method name ``method``."""
-    rights = RIGHTS.get(principal, frozenset())
-    return ALL in rights or method in rights
-
-
 def current_principal() -> str:
-    """The principal of the call being served ("" outside a call)."""
+    """The principal of the call being served, as audit rows record it ("" outside a call)."""
     return _current.get()
 
 

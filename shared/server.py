@@ -26,10 +26,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from shared import metrics, principals
-from shared.config import AuthMode, ServiceSettings, parse_principal_tokens
+from shared import metrics, principals, watched
+from shared.authentication import Authenticator
+from shared.config import AuthMode, ServiceSettings
 from shared.db import Database
 from shared.errors import InvalidArgument, OracleError, PermissionDenied, Unauthenticated
+from shared.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +56,13 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def __init__(
         self,
         service: str,
-        auth_mode: AuthMode,
-        tokens: dict[str, str],
+        authenticator: Authenticator,
         audit: AuditHook | None,
         *,
         audit_limit: RefusalAuditLimit | None = None,
     ) -> None:
         self._service = service
-        self._auth_mode = auth_mode
-        self._tokens = principals.TokenTable(tokens)
+        self._authenticator = authenticator
         self._audit = audit
         self._audit_limit = audit_limit or RefusalAuditLimit()
 
@@ -87,13 +87,6 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             response_serializer=handler.response_serializer,
         )
 
-    def _resolve(self, metadata: tuple[Any, ...]) -> str | None:
-        """The principal named by the call's token (None: unknown or missing)."""
-        if self._auth_mode is AuthMode.INSECURE_DEV:
-            return principals.DEV
-        token = principals.bearer(metadata)
-        return self._tokens.resolve(token) if token else None
-
     def _record(self, kind: str, principal: str, payload: dict[str, Any]) -> None:
         if self._audit is None:
             return
@@ -111,12 +104,17 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         code = grpc.StatusCode.OK
         principal = ""
         try:
-            principal = self._resolve(metadata) or ""
-            if not principal:
-                self._record("auth.unauthenticated", "", {"method": method})
-                raise Unauthenticated("a valid principal token is required", reason="UNKNOWN_PRINCIPAL")
-            if not principals.may_call(principal, method):
-                raise PermissionDenied(f"principal {principal} may not call {method}", reason="METHOD_NOT_ALLOWED")
+            try:
+                caller, refused = self._authenticator.identify(metadata, context.auth_context())
+            except Unauthenticated as exc:
+                self._record("auth.unauthenticated", "", {"method": method, "reason": exc.reason})
+                raise
+            principal = str(caller)
+            # An undecodable request names no user: a principal bound to one user is refused it.
+            readable = None if isinstance(request, Undecodable) else request
+            refused = refused or principals.refusal(caller, method, readable)
+            if refused:
+                raise PermissionDenied(f"principal {principal} may not call {method} for this user", reason=refused)
             if isinstance(request, Undecodable):
                 self._record("request.undecodable", principal, {"method": method, "error": request.error})
                 raise InvalidArgument.one(
@@ -253,6 +251,7 @@ class RunningServer:
     grace_seconds: float
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
     service: str = ""
+    health_port: int | None = None  # the plaintext grpc.health.v1 port, when one is configured
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def set_serving(self, serving: bool) -> None:
@@ -279,6 +278,8 @@ class RunningServer:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        # SIGHUP: re-read every credential file now (they are also re-read when they change).
+        signal.signal(signal.SIGHUP, lambda *_: watched.reload_all())
         while not stop.wait(0.5):
             pass
         log.info("signal received, shutting down", extra={"grace_seconds": self.grace_seconds})
@@ -295,18 +296,18 @@ def create_server(
     audit: AuditHook | None = None,
 ) -> RunningServer:
     """Build and start a server for ``bindings``; returns it with its bound port."""
-    tokens = parse_principal_tokens(settings.principal_tokens.get_secret_value())
+    authenticator = Authenticator.from_settings(settings)
     if settings.auth_mode is AuthMode.INSECURE_DEV:
         for _ in range(3):
             log.warning(
                 "AUTHENTICATION IS OFF (auth_mode=insecure-dev): every caller is trusted. "
                 "Local development only; never expose this port."
             )
-    elif not tokens:
+    elif not authenticator.has_credentials:
         log.warning("no principal tokens configured: every call will be UNAUTHENTICATED")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{service}-rpc"),
-        interceptors=[CallInterceptor(service, settings.auth_mode, tokens, audit)],
+        interceptors=[CallInterceptor(service, authenticator, audit)],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
     for binding in bindings:
@@ -315,17 +316,50 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = tuple(b.full_name for b in bindings)
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.listen_addr)
+    if settings.tls_enabled:
+        tls = TlsFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_ca_file)
+        port = server.add_secure_port(settings.listen_addr, tls.server_credentials())
+    else:  # loopback, or a mesh terminates TLS (ServiceSettings refuses anything else)
+        port = server.add_insecure_port(settings.listen_addr)
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen_addr}")
     running = RunningServer(server, port, health_servicer, names, settings.grace_seconds, service=service)
     health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     server.start()
+    if settings.health_listen_addr:
+        probe = start_plain_port(
+            settings.health_listen_addr, health_pb2_grpc.add_HealthServicer_to_server, health_servicer
+        )
+        running.health_port = probe.port
+        running.on_shutdown.append(probe.stop)
     if db is None:
         running.set_serving(True)
     else:
         _watch_database(running, db, settings.db_health_interval_seconds)
     return running
+
+
+@dataclass(frozen=True)
+class PlainPort:
+    """A plaintext side port (probes): where it listens and how to stop it."""
+
+    port: int
+    stop: Callable[[], None]
+
+
+def start_plain_port(listen_addr: str, register: Callable[[Any, grpc.Server], None], servicer: Any) -> PlainPort:
+    """A plaintext gRPC server on ``listen_addr`` serving only ``servicer``.
+
+    No interceptor and no reflection: it carries nothing but what it is given (grpc.health.v1
+    for kubelet's gRPC probes, which cannot speak TLS), so it needs no credential.
+    """
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe"))
+    register(servicer, server)
+    port = server.add_insecure_port(listen_addr)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {listen_addr}")
+    server.start()
+    return PlainPort(port, lambda: server.stop(0).wait())
 
 
 def _watch_database(running: RunningServer, db: Database, interval: float) -> None:

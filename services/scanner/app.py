@@ -39,6 +39,7 @@ from shared.exchange.errors import ExchangeError, TradeCapableKeyError
 from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ApiCredentials, ExchangeSettings
 from shared.server import ServiceBinding
+from shared.tls import service_tls
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def assemble(
             settings.executor_addr,
             settings.executor_token.get_secret_value(),
             timeout_seconds=settings.executor_timeout_seconds,
+            tls=service_tls(settings),
         )
         closers.append(executor.close)
     leases = Leases(db, clock, instance=settings.instance_id, lease_seconds=settings.lease_seconds)
@@ -175,7 +177,10 @@ def configured_analysts(settings: ScannerSettings, closers: list[Callable[[], No
         log.warning("SCANNER_LLM_BASE_URL is set but SCANNER_BUDGET_ADDR is not: the LLM analyst is off")
         return analysts
     budget = BudgetClient(
-        settings.budget_addr, settings.budget_token.get_secret_value(), timeout_seconds=settings.budget_timeout_seconds
+        settings.budget_addr,
+        settings.budget_token.get_secret_value(),
+        timeout_seconds=settings.budget_timeout_seconds,
+        tls=service_tls(settings),
     )
     client = openai.OpenAI(
         base_url=settings.llm_base_url,

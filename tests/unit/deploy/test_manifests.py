@@ -375,7 +375,8 @@ def _config_value(objects: list[Obj], container: Obj, key: str) -> str | None:
 def key_separation_problems(objects: list[Obj]) -> list[str]:
     """Key separation (docs/design.md#key-separation) in the manifests: only the executor's Deployment (and its own ServiceAccount,
     which allow-lists it) mention executor-secrets or a trade-key variable; the scanner gets no
-    variable saying TRADE or EXECUTOR_BITVAVO; every pod uses only its own <sa>-secrets."""
+    variable saying TRADE or EXECUTOR_BITVAVO; every pod uses only its own <sa>-secrets and its
+    own <sa>-tls (certificate, key and CA bundle)."""
     problems: list[str] = []
     allowed = {"Deployment/executor", "ServiceAccount/executor"}
     for obj in objects:
@@ -386,7 +387,7 @@ def key_separation_problems(objects: list[Obj]) -> list[str]:
                 problems.append(f"{ident(obj)} mentions the executor's trade secrets: {text[:80]!r}")
     for obj, spec in pod_specs(objects):
         account = spec.get("serviceAccountName", "default")
-        for name in secret_refs(spec) - {f"{account}-secrets"}:
+        for name in secret_refs(spec) - {f"{account}-secrets", f"{account}-tls"}:
             problems.append(f"{ident(obj)} (ServiceAccount {account}) uses Secret {name!r}, not its own")
         if app_name(obj) == "scanner":
             for var in env_names(objects, spec):
