@@ -93,15 +93,15 @@ class Authority:
     def key_pem(self) -> bytes:
         return _pem_key(self._key)
 
-    def issue(self, principal: str, *, dns: tuple[str, ...] = (), days: int = 90) -> Issued:
+    def issue(self, principal: str, *, dns: tuple[str, ...] = (), days: int = 90, named: bool = True) -> Issued:
         """A certificate naming ``principal`` (URI SAN), valid as a TLS client and server.
 
         Every certificate also names localhost and 127.0.0.1, so the same files serve ``python -m
-        stack run --tls`` on loopback.
+        stack run --tls`` on loopback. ``named=False`` leaves the principal out (tests).
         """
         key = _key()
         now = dt.datetime.now(dt.UTC)
-        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(principal_uri(principal))]
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(principal_uri(principal))] if named else []
         names += [x509.DNSName(d) for d in (*dns, "localhost")]
         names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
         cert = (

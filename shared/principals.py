@@ -153,7 +153,7 @@ def may_override(principal: str) -> bool:
 
 
 @cache
-def _user_id_paths(descriptor: Descriptor) -> tuple[tuple[str, ...], ...]:
+def user_id_paths(descriptor: Descriptor) -> tuple[tuple[str, ...], ...]:
     """Paths to every singular string ``user_id`` field of a message type, nested ones included."""
     paths: list[tuple[str, ...]] = []
 
@@ -174,7 +174,7 @@ def _user_id_paths(descriptor: Descriptor) -> tuple[tuple[str, ...], ...]:
 def acted_for(request: Message) -> tuple[str, ...]:
     """The user ids a request names (empty ones included); () when its type has no user_id."""
     found = []
-    for path in _user_id_paths(request.DESCRIPTOR):
+    for path in user_id_paths(request.DESCRIPTOR):
         value: object = request
         for name in path:
             value = getattr(value, name)
@@ -184,7 +184,7 @@ def acted_for(request: Message) -> tuple[str, ...]:
 
 def takes_user_id(descriptor: Descriptor) -> bool:
     """True when requests of this type name a user (the user dimension of RIGHTS applies)."""
-    return bool(_user_id_paths(descriptor))
+    return bool(user_id_paths(descriptor))
 
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default="")

@@ -71,9 +71,6 @@ log = logging.getLogger(__name__)
 # Fixed namespace of every clientOrderId this project sends: uuid5(NAMESPACE, "user:proposal").
 CLIENT_ORDER_NAMESPACE = uuid.UUID("6f1c2a4e-9b7d-5e83-a0c4-2d5f8e1b3a97")
 
-# Principals whose calls may carry override flags.
-OVERRIDE_PRINCIPALS = frozenset({principals.OPERATOR, principals.DEV})
-
 
 def client_order_id(user_id: str, proposal_id: str) -> str:
     """The order's clientOrderId: the same for every attempt at one proposal, unique across them."""
@@ -276,7 +273,7 @@ class Executor:
         existing = repository.execution_by_proposal(conn, req.proposal_id)
         if existing is not None:
             return ExecutionExists(Execution.from_row(existing))
-        if req.overrides and req.principal not in OVERRIDE_PRINCIPALS:
+        if req.overrides and not principals.may_override(req.principal):
             return PermissionDenied(
                 f"principal {req.principal} may not override validators", reason="OVERRIDE_NOT_ALLOWED"
             )

@@ -47,6 +47,7 @@ class Budget:
     clock: ManualClock
     port: int
     postgres: Postgres
+    health_port: int | None = None  # the plaintext health port, when one is configured
 
     @property
     def target(self) -> str:
@@ -116,7 +117,7 @@ def in_process_budget(postgres: Postgres, clock: ManualClock | None = None, **ov
     running.on_shutdown.extend(hooks)
     chan = channel(running.port, OPERATOR_TOKEN)
     try:
-        yield Budget(pb_grpc.BudgetServiceStub(chan), clock, running.port, postgres)
+        yield Budget(pb_grpc.BudgetServiceStub(chan), clock, running.port, postgres, running.health_port)
     finally:
         chan.close()
         running.grace_seconds = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from shared import user_tokens
 from shared.certs import Authority, Issued, signing_key_pair, write_file
@@ -58,11 +59,13 @@ class Pki:
         self.revoked = self.root / "revoked.txt"
         write_file(self.revoked, b"# revoked user-token ids\n", secret=False)
 
-    def party(self, principal: str, authority: Authority | None = None, *, name: str | None = None) -> Party:
+    def party(
+        self, principal: str, authority: Authority | None = None, *, name: str | None = None, named: bool = True
+    ) -> Party:
         """Files for ``principal``, issued by ``authority`` (default: the CA), trusting the CA."""
         name = name or principal
         party = Party(self.root / f"{name}.crt", self.root / f"{name}.key", self.root / f"{name}-ca.crt")
-        party.install((authority or self.ca).issue(principal), self.ca.cert_pem)
+        party.install((authority or self.ca).issue(principal, named=named), self.ca.cert_pem)
         return party
 
     def user_token(
@@ -80,19 +83,36 @@ class Pki:
             key or self.signing_key, user_id, issuer=issuer, audience=audience, lifetime=lifetime, now=now, jti=jti
         )
 
-    def server_settings(self, party: Party) -> dict[str, str]:
+    def server_settings(self, party: Party) -> ServerSettings:
         """Settings (by field name) for a server with ``party``'s files and user tokens on."""
-        return {
-            "tls_cert_file": str(party.cert),
-            "tls_key_file": str(party.key),
-            "tls_ca_file": str(party.ca),
+        return ServerSettings(
+            tls_cert_file=str(party.cert),
+            tls_key_file=str(party.key),
+            tls_ca_file=str(party.ca),
             **self.user_token_settings(),
-        }
+        )
 
-    def user_token_settings(self) -> dict[str, str]:
-        return {
-            "user_token_public_keys_file": str(self.public_keys),
-            "user_token_issuer": ISSUER,
-            "user_token_audience": AUDIENCE,
-            "user_token_revoked_file": str(self.revoked),
-        }
+    def user_token_settings(self) -> UserTokenSettings:
+        return UserTokenSettings(
+            user_token_public_keys_file=str(self.public_keys),
+            user_token_issuer=ISSUER,
+            user_token_audience=AUDIENCE,
+            user_token_revoked_file=str(self.revoked),
+        )
+
+
+class UserTokenSettings(TypedDict):
+    """Service settings (by field name) that turn user tokens on."""
+
+    user_token_public_keys_file: str
+    user_token_issuer: str
+    user_token_audience: str
+    user_token_revoked_file: str
+
+
+class ServerSettings(UserTokenSettings):
+    """… and TLS with client certificates."""
+
+    tls_cert_file: str
+    tls_key_file: str
+    tls_ca_file: str
