@@ -118,6 +118,11 @@ class ServiceSettings(Settings):
     """A service mesh terminates TLS in front of this service: plaintext on a non-loopback
     listen_addr is allowed. Without it (or TLS files), only a loopback address may be plaintext."""
 
+    max_connection_age_seconds: float = Field(default=600.0, ge=0.1, le=86400)
+    """A client connection is asked to reconnect after this long (its calls finish first), so
+    every connection handshakes again with the current certificates and CA bundle: a retired
+    certificate or CA stops working within this time, not when the peer happens to reconnect."""
+
     health_listen_addr: str = Field(default="", pattern=r"^([^\s:]*:\d{1,5})?$")
     """host:port of a plaintext port serving only grpc.health.v1 (kubelet probes cannot speak
     TLS); empty: health is served on the service port only."""
