@@ -61,6 +61,10 @@ check-generated: generate ## Fail when generated code is stale
 migrate: $(RUN_STAMP) ## Apply database migrations (embedded PostgreSQL unless DATABASE_URL is set)
 	$(PY) -m shared.db.migrate
 
+.PHONY: certs
+certs: $(RUN_STAMP) ## A local CA, a certificate per service and client, and the user-token keys in .certs/ (never committed)
+	$(PY) -m shared.certs .certs
+
 .PHONY: run
 run: $(RUN_STAMP) ## The whole system on embedded PostgreSQL with the exchange and LLM simulators
 	$(PY) -m stack run

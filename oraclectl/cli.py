@@ -17,6 +17,7 @@ from oraclectl.commands import account, budget, executions, jobs, money, policy,
 from oraclectl.exitcodes import ExitCode
 from oraclectl.options import State
 from oraclectl.session import CliError, Session
+from shared.tls import TlsFiles
 
 HELP = """Operate Auto Invest Oracle: proposals, executions, policies, account settings, the kill
 switch, the LLM budget and scan jobs, over gRPC as the operator principal.
@@ -63,6 +64,19 @@ def _read_token(token_file: Path | None) -> str | None:
         raise CliError(ExitCode.USAGE, f"cannot read the token file {path}: {exc.strerror}") from None
 
 
+def _tls(cert: Path | None, key: Path | None, ca: Path | None) -> TlsFiles | None:
+    """TLS with a client certificate when all three files are given; plaintext when none is."""
+    given = [p for p in (cert, key, ca) if p is not None]
+    if not given:
+        return None
+    if cert is None or key is None or ca is None:
+        raise CliError(ExitCode.USAGE, "TLS needs --tls-cert, --tls-key and --tls-ca together")
+    try:
+        return TlsFiles(cert, key, ca)
+    except (OSError, ValueError) as exc:
+        raise CliError(ExitCode.USAGE, f"cannot use the TLS files: {exc}") from None
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -85,6 +99,18 @@ def root(
             help="File holding the operator token (ORACLE_TOKEN, if set, wins).",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(envvar="ORACLE_TLS_CERT", show_envvar=True, dir_okay=False, help="TLS client certificate (PEM)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(envvar="ORACLE_TLS_KEY", show_envvar=True, dir_okay=False, help="Its private key (PEM)."),
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(envvar="ORACLE_TLS_CA", show_envvar=True, dir_okay=False, help="CA bundle the services chain to."),
+    ] = None,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a call may take.")] = 30.0,
     json_flag: Annotated[bool, typer.Option("--json", help="Print results as protobuf JSON (for scripts).")] = False,
 ) -> None:
@@ -97,4 +123,5 @@ def root(
         budget_addr=budget_addr,
         token=_read_token(token_file),
         timeout=timeout,
+        tls=_tls(tls_cert, tls_key, tls_ca),
     )

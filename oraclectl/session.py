@@ -20,6 +20,7 @@ from oraclectl.exitcodes import ExitCode, for_status
 from oraclectl.formatting import is_unreachable, unreachable
 from shared.channel import open_channel
 from shared.errors import ErrorReport, from_rpc_error
+from shared.tls import TlsFiles
 
 M = TypeVar("M", bound=Message)
 Req = TypeVar("Req", bound=Message)
@@ -81,11 +82,12 @@ class Session:
     token: str | None = field(repr=False)
     timeout: float = 30.0
     json: bool = False
+    tls: TlsFiles | None = None  # the client certificate, key and CA bundle; None: plaintext (loopback)
     _channels: dict[str, grpc.Channel] = field(default_factory=dict, repr=False)
 
     def _channel(self, target: str) -> grpc.Channel:
         if target not in self._channels:
-            self._channels[target] = open_channel(target, self.token)
+            self._channels[target] = open_channel(target, self.token, tls=self.tls)
         return self._channels[target]
 
     def scanner(self) -> scanner_grpc.ScannerServiceStub:

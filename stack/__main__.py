@@ -57,6 +57,9 @@ def run(
     ] = f"{defaults.SCANNER_PORT},{defaults.EXECUTOR_PORT},{defaults.BUDGET_PORT}",
     interval: Annotated[int, typer.Option(min=10, help="Seconds between scans of the demo job (when created).")] = 30,
     user: Annotated[str, typer.Option(help="The demo user.")] = defaults.DEMO_USER,
+    tls: Annotated[
+        bool, typer.Option(help="TLS with client certificates between every party (a new local CA per run).")
+    ] = False,
 ) -> None:
     """Start PostgreSQL, the simulators and the three services; seed the demo; show each cycle."""
     options = Options(
@@ -67,6 +70,7 @@ def run(
         keep_serving=keep_serving,
         interval_seconds=interval,
         user=user,
+        tls=tls,
     )
     console = make_console()
     try:

@@ -106,8 +106,13 @@ def endpoints_table(endpoints: Sequence[Endpoint]) -> Table:
     return table
 
 
-def how_to_reach(addresses: Mapping[str, str], token_file: str, default_layout: bool, user: str) -> Text:
-    """oraclectl and grpcurl, ready to paste (the token is read from its file, never shown)."""
+def how_to_reach(
+    addresses: Mapping[str, str], token_file: str, default_layout: bool, user: str, *, certs: str | None = None
+) -> Text:
+    """oraclectl and grpcurl, ready to paste (the token is read from its file, never shown).
+
+    ``certs``: the TLS mode's certificate folder; the operator's certificate is presented.
+    """
     text = Text()
     fixed = (
         addresses["scanner"] == defaults.SCANNER_ADDR
@@ -127,6 +132,14 @@ def how_to_reach(addresses: Mapping[str, str], token_file: str, default_layout: 
         exports.append(f"ORACLE_TOKEN_FILE={token_file}")
     if user != defaults.DEMO_USER:
         exports.append(f"ORACLE_USER={user}")
+    transport = "-plaintext"
+    if certs is not None:
+        exports += [
+            f"ORACLE_TLS_CERT={certs}/operator.crt",
+            f"ORACLE_TLS_KEY={certs}/operator.key",
+            f"ORACLE_TLS_CA={certs}/ca-bundle.crt",
+        ]
+        transport = f"-cacert {certs}/ca-bundle.crt -cert {certs}/operator.crt -key {certs}/operator.key"
     if exports:
         text.append("For oraclectl in another terminal:\n", style="bold")
         text.append(f"  export {' '.join(exports)}\n")
@@ -134,10 +147,10 @@ def how_to_reach(addresses: Mapping[str, str], token_file: str, default_layout: 
     text.append('  export PATH="$PWD/.venv/bin:$PATH"\n')
     text.append("  oraclectl executions list\n  oraclectl proposals list\n  oraclectl policy show\n")
     text.append(
-        f'  grpcurl -plaintext -H "authorization: Bearer $(cat {token_file})" '
+        f'  grpcurl {transport} -H "authorization: Bearer $(cat {token_file})" '
         f'-d \'{{"user_id": "{user}"}}\' {addresses["executor"]} oracle.executor.v1.ExecutorService/GetPolicy\n'
     )
-    text.append(f"  grpcurl -plaintext {addresses['scanner']} list\n")
+    text.append(f"  grpcurl {transport} {addresses['scanner']} list\n")
     text.append("Ctrl-C stops everything cleanly.", style="dim")
     return text
 

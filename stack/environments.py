@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from stack.credentials import Credentials
 
@@ -60,6 +61,7 @@ class Wiring:
     llm_url: str  # the simulator's ("" when not started)
     llm_api_key: str
     llm_model: str
+    certs: Path | None = None  # the TLS mode's certificates (shared.certs layout); None: plaintext
 
 
 class KeySeparationError(RuntimeError):
@@ -81,12 +83,19 @@ def _compose(prefix: str, demo: Mapping[str, str], environ: Mapping[str, str]) -
 
 
 def _common(service: str, listen: str, wiring: Wiring, *principals: str) -> dict[str, str]:
-    return {
+    common = {
         "LISTEN_ADDR": listen,
         "DATABASE_URL": wiring.database_urls[service],
         "PRINCIPAL_TOKENS": wiring.credentials.principal_tokens(*principals),
         "AUTH_MODE": "token",
     }
+    if wiring.certs is not None:  # TLS with client certificates; the service's own pair
+        common |= {
+            "TLS_CERT_FILE": str(wiring.certs / f"{service}.crt"),
+            "TLS_KEY_FILE": str(wiring.certs / f"{service}.key"),
+            "TLS_CA_FILE": str(wiring.certs / "ca-bundle.crt"),
+        }
+    return common
 
 
 def simulator(environ: Mapping[str, str]) -> dict[str, str]:

@@ -56,6 +56,11 @@ class Layout:
         return self.state_dir / STATUS_FILE_NAME
 
     @property
+    def certs(self) -> Path:
+        """The TLS mode's CA, certificates and keys (``shared.certs``; new every run)."""
+        return self.state_dir / "certs"
+
+    @property
     def exchange_keys_file(self) -> Path:
         return self.state_dir / "exchange-keys.json"
 

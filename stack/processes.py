@@ -26,6 +26,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from oraclectl.defaults import PROJECT_ROOT
+from shared.channel import open_channel
+from shared.tls import TlsFiles
 
 _PR_SET_PDEATHSIG = 1
 try:  # loaded before any fork: the pre-exec hook must not import or allocate much
@@ -202,11 +204,11 @@ def spawn(
     return child
 
 
-def wait_serving(target: str, timeout: float = 30.0) -> None:
-    """Wait until ``target``'s standard health check answers SERVING."""
+def wait_serving(target: str, timeout: float = 30.0, tls: TlsFiles | None = None) -> None:
+    """Wait until ``target``'s standard health check answers SERVING (over TLS with ``tls``)."""
     deadline = time.monotonic() + timeout
     last = "no answer"
-    with grpc.insecure_channel(target) as channel:
+    with open_channel(target, None, tls=tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:

