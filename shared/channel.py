@@ -44,6 +44,11 @@ class TokenFile:
         return self._file.get()
 
 
+def token_file_or(path: str, token: str) -> Credential:
+    """The token of the file at ``path`` (followed as it changes) when one is given, else ``token``."""
+    return TokenFile(path) if path else token
+
+
 def _first_line(data: bytes) -> str:
     for line in data.decode().splitlines():
         if line.strip():

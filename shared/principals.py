@@ -56,13 +56,13 @@ _READS = frozenset(
 )
 
 # What a user may do for itself: read, run its own scans, execute (with overrides) its own
-# proposals, set its own policy and its own kill switch. Not the account-wide settings, the
-# global switch, the budget's limits or the scanner's budget calls.
+# proposals, set its own policy, reconcile its own executions. Not the kill switches (an
+# operator's stop must not be lifted by the user it stopped), the account-wide settings, the
+# budget's limits or the scanner's budget calls.
 _OWN_ACTIONS = frozenset(
     {
         _EXECUTOR + "ExecuteProposal",
         _EXECUTOR + "UpdatePolicy",
-        _EXECUTOR + "SetTradingEnabled",
         _EXECUTOR + "ReconcileExecutions",
         _SCANNER + "CreateScanJob",
         _SCANNER + "PauseScanJob",

@@ -3,10 +3,15 @@
 :func:`create_server` builds a sync gRPC server (thread pool) with: the standard health service
 (NOT_SERVING while the database is unreachable, SERVING again when it is back), server
 reflection with names taken from the generated descriptors, and :class:`CallInterceptor`, which
-authenticates the principal, checks :data:`shared.principals.RIGHTS`, maps domain errors to
-status codes with google.rpc details, and writes one JSON log line per call. Request bytes that
-do not decode (or carry invalid UTF-8 in a string field) are refused by the same interceptor as
-INVALID_ARGUMENT, audited through the same token bucket as the other refusals, never INTERNAL.
+establishes the principal (shared.authentication), checks :data:`shared.principals.RIGHTS` for
+the method and the user the request names, maps domain errors to status codes with google.rpc
+details, and writes one JSON log line per call. The service port speaks TLS with required client
+certificates when the settings name the files (shared.tls), plaintext otherwise (loopback or
+behind a mesh: ServiceSettings refuses anything else); :func:`start_plain_port` serves the
+health service alone on a plaintext side port for kubelet probes.
+Request bytes that do not decode (or carry invalid UTF-8 in a string field) are refused by the
+same interceptor as INVALID_ARGUMENT, audited through the same token bucket as the other
+refusals, never INTERNAL.
 :meth:`RunningServer.run_until_signalled` handles SIGTERM/SIGINT with a graceful shutdown.
 """
 

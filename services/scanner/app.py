@@ -33,6 +33,7 @@ from services.scanner.scan import Backoff, ScanRunner
 from services.scanner.scheduler import Scheduler
 from services.scanner.servicer import ScannerServicer
 from shared.bootstrap import StartupRefused
+from shared.channel import token_file_or
 from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.exchange.errors import ExchangeError, TradeCapableKeyError
@@ -117,7 +118,7 @@ def assemble(
     if settings.executor_addr:
         executor = ExecutorClient(
             settings.executor_addr,
-            settings.executor_token.get_secret_value(),
+            token_file_or(settings.executor_token_file, settings.executor_token.get_secret_value()),
             timeout_seconds=settings.executor_timeout_seconds,
             tls=service_tls(settings),
         )
@@ -178,7 +179,7 @@ def configured_analysts(settings: ScannerSettings, closers: list[Callable[[], No
         return analysts
     budget = BudgetClient(
         settings.budget_addr,
-        settings.budget_token.get_secret_value(),
+        token_file_or(settings.budget_token_file, settings.budget_token.get_secret_value()),
         timeout_seconds=settings.budget_timeout_seconds,
         tls=service_tls(settings),
     )

@@ -36,7 +36,7 @@ import grpc
 from oracle.budget.v1 import budget_service_pb2 as pb
 from oracle.budget.v1 import budget_service_pb2_grpc as pb_grpc
 
-from shared.channel import open_channel
+from shared.channel import Credential, open_channel
 from shared.errors import ErrorReport, OracleError, QuotaViolation, ResourceExhausted, Unavailable, from_rpc_error
 from shared.tls import TlsFiles
 
@@ -127,7 +127,7 @@ class BudgetClient:
     """A connection to the budget service, for reserving and settling LLM calls."""
 
     def __init__(
-        self, target: str, token: str | None, *, timeout_seconds: float = 5.0, tls: TlsFiles | None = None
+        self, target: str, token: Credential, *, timeout_seconds: float = 5.0, tls: TlsFiles | None = None
     ) -> None:
         self._channel = open_channel(target, token, tls=tls)
         self._stub = pb_grpc.BudgetServiceStub(self._channel)

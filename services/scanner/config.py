@@ -60,6 +60,9 @@ class ScannerSettings(ServiceSettings):
     budget_token: SecretStr = SecretStr("")
     """The scanner principal's token at the budget service."""
 
+    budget_token_file: str = ""
+    """File holding that token instead, re-read on change (rotation without a restart)."""
+
     budget_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     """Deadline of one budget call."""
 
@@ -68,6 +71,9 @@ class ScannerSettings(ServiceSettings):
 
     executor_token: SecretStr = SecretStr("")
     """The scanner principal's token at the executor."""
+
+    executor_token_file: str = ""
+    """File holding that token instead, re-read on change (rotation without a restart)."""
 
     executor_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     """Deadline of one ExecuteProposal call."""

@@ -16,7 +16,7 @@ from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
 from services.scanner.outcomes import AutoExecuteStatus, AutoExecution
-from shared.channel import open_channel
+from shared.channel import Credential, open_channel
 from shared.errors import from_rpc_error
 from shared.tls import TlsFiles
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class ExecutorClient:
     """ExecuteProposal without overrides; every answer becomes an :class:`AutoExecution`."""
 
-    def __init__(self, target: str, token: str, *, timeout_seconds: float, tls: TlsFiles | None = None) -> None:
+    def __init__(self, target: str, token: Credential, *, timeout_seconds: float, tls: TlsFiles | None = None) -> None:
         self._channel = open_channel(target, token, tls=tls)
         self._stub = pb_grpc.ExecutorServiceStub(self._channel)
         self._timeout = timeout_seconds
