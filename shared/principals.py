@@ -34,9 +34,6 @@ VIEWER = "viewer"  # read-only dashboards
 USER = "user"  # one user (a user token); acts only for that user
 DEV = "dev"  # the principal of every call in insecure-dev mode
 
-# Principals that are services: their certificate names them, and their token is the second factor.
-SERVICE_PRINCIPALS = frozenset({SCANNER})
-
 _EXECUTOR = "/oracle.executor.v1.ExecutorService/"
 _BUDGET = "/oracle.budget.v1.BudgetService/"
 _SCANNER = "/oracle.scanner.v1.ScannerService/"
@@ -135,12 +132,6 @@ def refusal(principal: Principal, method: str, request: Message | None) -> str |
     return None
 
 
-def may_call(principal: str, method: str) -> bool:
-    """True when the principal named ``principal`` may call ``method`` for some user."""
-    rights = RIGHTS.get(principal)
-    return rights is not None and (ALL in rights.methods or method in rights.methods)
-
-
 def may_override(principal: str) -> bool:
     """True when the principal (as :func:`current_principal` names it) may set validator overrides.
 
@@ -180,11 +171,6 @@ def acted_for(request: Message) -> tuple[str, ...]:
             value = getattr(value, name)
         found.append(str(value))
     return tuple(found)
-
-
-def takes_user_id(descriptor: Descriptor) -> bool:
-    """True when requests of this type name a user (the user dimension of RIGHTS applies)."""
-    return bool(user_id_paths(descriptor))
 
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default="")

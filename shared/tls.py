@@ -8,9 +8,8 @@ certificate and key, drop the old CA — no restart at any step.
 - Servers (:meth:`TlsFiles.server_credentials`) require a client certificate signed by the bundle
   and pick up new files at the next handshake (gRPC asks before every handshake); connections
   already open keep going, so no call is dropped.
-- Clients (:meth:`TlsFiles.channel_credentials`) present their certificate and verify the
-  server's against the bundle; :mod:`shared.channel` opens a new connection when the files
-  change.
+- Clients (:mod:`shared.channel`) present their certificate and verify the server's against
+  the bundle, and open a new connection when the files change.
 
 A certificate names its principal in a URI subject alternative name
 ``spiffe://auto-invest-oracle/<principal>`` (:func:`certificate_principal`); the server's
@@ -122,11 +121,6 @@ class TlsFiles:
             return config(latest)
 
         return grpc.dynamic_ssl_server_credentials(config(served), fetch, require_client_authentication=True)
-
-    def channel_credentials(self) -> grpc.ChannelCredentials:
-        """Client credentials: present the certificate, verify the server against the bundle."""
-        cert, key, ca = self.current()
-        return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
 
 def service_tls(settings: ServiceSettings) -> TlsFiles | None:

@@ -10,6 +10,7 @@ again.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from collections import Counter
@@ -237,6 +238,18 @@ def test_grpcurl_reaches_every_service(demo_stack: RunningStack) -> None:
                 check=False,
             )
             assert plain.returncode != 0 and "allowed_markets" not in plain.stdout
+
+
+def test_the_grpcurl_lines_the_stack_prints_work_as_printed(demo_stack: RunningStack) -> None:
+    """What the stack prints to paste (with -plaintext, or with the TLS flags in --tls mode)."""
+    printed = [line.strip() for line in demo_stack.text().splitlines() if line.strip().startswith("grpcurl ")]
+    assert len(printed) == 2, printed
+    for line in printed:
+        assert ("-cacert" in line and "-cert" in line and "-key" in line) if demo_stack.tls else "-plaintext" in line
+        env = {**demo_stack.client_env(), "PATH": f"{GRPCURL.parent}:{os.environ.get('PATH', '')}"}
+        done = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, (line, done.stderr)
+        assert ("allowed_markets" in done.stdout) if "GetPolicy" in line else ("ScannerService" in done.stdout)
 
 
 def test_every_order_at_the_exchange_belongs_to_exactly_one_execution(demo_stack: RunningStack) -> None:

@@ -63,7 +63,7 @@ def methods_taking_a_user_id() -> list[tuple[str, MethodDescriptor]]:
         (service, method)
         for service, descriptor in SERVICES.items()
         for method in descriptor.methods
-        if principals.takes_user_id(method.input_type)
+        if principals.user_id_paths(method.input_type)
     ]
     assert len(found) >= 20  # every RPC but UpdateAccountSettings names a user
     return found

@@ -46,12 +46,17 @@ def test_log_lines_are_json_and_redacted(capsys: object) -> None:
 def test_rights() -> None:
     execute = "/oracle.executor.v1.ExecutorService/ExecuteProposal"
     update = "/oracle.executor.v1.ExecutorService/UpdatePolicy"
-    assert principals.may_call("operator", update)
-    assert principals.may_call("scanner", execute)
-    assert not principals.may_call("scanner", update)
-    assert not principals.may_call("viewer", execute)
-    assert principals.may_call("viewer", "/oracle.executor.v1.ExecutorService/GetPolicy")
-    assert not principals.may_call("stranger", "/oracle.executor.v1.ExecutorService/GetPolicy")
+    get = "/oracle.executor.v1.ExecutorService/GetPolicy"
+
+    def refused(name: str, method: str) -> str | None:
+        return principals.refusal(principals.Principal(name), method, None)
+
+    assert refused("operator", update) is None
+    assert refused("scanner", execute) is None
+    assert refused("scanner", update) == "METHOD_NOT_ALLOWED"
+    assert refused("viewer", execute) == "METHOD_NOT_ALLOWED"
+    assert refused("viewer", get) is None
+    assert refused("stranger", get) == "METHOD_NOT_ALLOWED"
 
 
 def test_token_table() -> None:
