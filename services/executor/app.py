@@ -117,6 +117,10 @@ def build(
         safety_margin=timedelta(seconds=settings.reconcile_safety_margin_seconds),
         stale_claimed=timedelta(seconds=settings.stale_claimed_seconds),
         batch=settings.reconcile_batch,
+        found_late_watch=timedelta(hours=settings.found_late_watch_hours),
+        backoff=timedelta(seconds=settings.reconcile_backoff_seconds),
+        backoff_max=timedelta(seconds=settings.reconcile_backoff_max_seconds),
+        weight_per_minute=settings.reconcile_weight_per_minute,
     )
     reconciler = Reconciler(db, venue, clock, timing)
     policies = PolicyBook(

@@ -67,7 +67,21 @@ class ExecutorSettings(ServiceSettings):
     """A CLAIMED execution older than this was never sent (its process died): it becomes FAILED."""
 
     reconcile_batch: int = Field(default=500, ge=1, le=100000)
-    """Most executions one reconciler pass looks at."""
+    """Most executions one reconciler pass looks at (the longest-waiting first)."""
+
+    reconcile_weight_per_minute: int = Field(default=300, ge=1, le=1000)
+    """Exchange weight the reconciler may spend in any minute (Bitvavo allows 1000 per key, shared
+    with the orders; a history lookup costs 5 per 24 h window and endpoint)."""
+
+    reconcile_backoff_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """First wait before an execution whose reconciliation failed (or found nothing during the
+    found-late watch) is looked at again; doubles each time."""
+
+    reconcile_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    """Longest such wait."""
+
+    found_late_watch_hours: float = Field(default=48.0, gt=0, le=720)
+    """How long an execution FAILED as PROVEN_ABSENT is still looked up (an order found is adopted)."""
 
     market_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     """How long the exchange's market list (minimums, precision) is reused."""

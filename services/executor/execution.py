@@ -23,11 +23,14 @@ The order of events is the guarantee (docs/design.md#checking-a-proposal):
 4. A new short transaction under the same locks re-reads the kill switches (the design's one
    required re-read: a switch turned off after the claim must stop the order): off → FAILED,
    nothing sent; on → CLAIMED→SUBMITTING, committed before anything leaves.
+   SUBMITTING stores the signing deadline in exchange time (``sign_deadline_ms``: exchange clock
+   at SUBMITTING + ``send_within``; docs/design.md#late-send-deadline).
 5. The single POST /order (a SELL sized by its checked base amount, a BUY by its EUR amount) with
-   a clientOrderId derived from (user_id, proposal_id) — unless this
-   process stalled since SUBMITTING for longer than the request timeout (then FAILED, nothing
-   sent: the reconciler's "proven absent" rule must stay true). It is never sent again for this
-   execution, by anyone: its answer — or the lack of one — only moves the execution
+   a clientOrderId derived from (user_id, proposal_id), signed with
+   exchange time by the shared client, which refuses — at the signature, whatever stalled before
+   it — to sign past the stored deadline (then FAILED "SEND_TOO_LATE", nothing sent: the
+   reconciler's "proven absent" rule stays true). It is never sent again for this execution, by
+   anyone: its answer — or the lack of one — only moves the execution
    (state_machine.record_order / advance); the reconciler resolves the rest.
 
 No network call happens while a lock is held.
@@ -63,13 +66,16 @@ from shared.errors import (
 from shared.errors import (
     FailedPrecondition as FailedPreconditionError,
 )
-from shared.exchange.errors import ExchangeError, OutcomeUnknownError
+from shared.exchange.errors import ExchangeError, OutcomeUnknownError, SigningDeadlinePassedError
 from shared.policy import Policy
 
 log = logging.getLogger(__name__)
 
 # Fixed namespace of every clientOrderId this project sends: uuid5(NAMESPACE, "user:proposal").
 CLIENT_ORDER_NAMESPACE = uuid.UUID("6f1c2a4e-9b7d-5e83-a0c4-2d5f8e1b3a97")
+
+# The FAILED code of an order the client refused to sign past its deadline (nothing sent).
+SEND_TOO_LATE = "SEND_TOO_LATE"
 
 
 def client_order_id(user_id: str, proposal_id: str) -> str:
@@ -404,9 +410,7 @@ class Executor:
         if submitting.status is not Status.SUBMITTING:
             return submitting
         self._hooks.before_send(submitting)
-        late = self._too_late_to_send(submitting)
-        if late is not None:
-            return late
+        assert submitting.sign_deadline_ms is not None
         try:
             view = self._venue.place(
                 market=submitting.market,
@@ -414,6 +418,7 @@ class Executor:
                 amount_quote=submitting.amount_quote,
                 client_order_id=submitting.client_order_id,
                 amount=submitting.amount_base,
+                sign_by_ms=submitting.sign_deadline_ms,
             )
         except Exception as exc:  # every failure is recorded; none leads to a second order
             self._hooks.after_send(submitting)
@@ -421,30 +426,12 @@ class Executor:
         self._hooks.after_send(submitting)
         return self._record_answer(submitting, view)
 
-    def _too_late_to_send(self, submitting: Execution) -> Execution | None:
-        """Refuse to send when this process stalled since SUBMITTING was committed.
-
-        The reconciler concludes "proven absent" once send time + request timeout + access
-        window + margin has passed; an order signed later than ``send_within`` after SUBMITTING
-        could still arrive after that. Nothing was sent, so FAILED is the truth.
-        """
-        assert submitting.submitting_at is not None
-        if self._clock.now() - submitting.submitting_at <= self._send_within:
-            return None
-        with self._db.transaction(submitting.user_id) as conn:
-            moved = state_machine.fail(
-                conn,
-                submitting,
-                "SEND_TOO_LATE",
-                "stalled between SUBMITTING and the send; nothing sent",
-                source=SERVICE,
-                now=self._clock.now(),
-                principal=submitting.principal,
-            )
-        return moved or self._reread(submitting)
-
     def _begin_submit(self, claimed: Execution) -> Execution:
-        """CLAIMED → SUBMITTING (or → FAILED when a kill switch went off since the claim)."""
+        """CLAIMED → SUBMITTING with the signing deadline (or → FAILED when a kill switch went off
+        since the claim)."""
+        # Exchange time, read before the lock (a stale offset is re-measured: network): the order
+        # may be signed until send_within after it, and never later (checked at the signature).
+        sign_deadline_ms = self._venue.exchange_now_ms() + self._send_within // timedelta(milliseconds=1)
         now = self._clock.now()
         with self._db.transaction(claimed.user_id) as conn:
             lock_account(conn, exclusive=False)
@@ -477,8 +464,8 @@ class Executor:
                     Status.SUBMITTING,
                     now=now,
                     principal=current.principal,
-                    changes={"submitting_at": now, "request": request},
-                    audit_payload={"exchange_request": request},
+                    changes={"submitting_at": now, "request": request, "sign_deadline_ms": sign_deadline_ms},
+                    audit_payload={"exchange_request": request, "sign_deadline_ms": sign_deadline_ms},
                 )
         if moved is None:
             return self._reread(claimed)
@@ -500,7 +487,10 @@ class Executor:
             getattr(exc, "message", "") or str(exc),
             source="exchange" if isinstance(exc, ExchangeError) else "executor",
         )
-        if not isinstance(exc, ExchangeError):
+        if isinstance(exc, SigningDeadlinePassedError):  # stalled before the signature: not sent
+            log.warning("order %s not signed: past its signing deadline", sent.client_order_id)
+            error = state_machine.error_record(SEND_TOO_LATE, f"{exc}; nothing sent", source=SERVICE)
+        elif not isinstance(exc, ExchangeError):
             log.exception("unexpected failure sending order %s; outcome unknown", sent.client_order_id)
         elif isinstance(exc, OutcomeUnknownError):
             log.warning("order %s: outcome unknown (%s)", sent.client_order_id, error["code"])

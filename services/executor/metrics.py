@@ -118,12 +118,12 @@ def reconciler_failure(stage: str) -> None:
 
 
 def found_late() -> None:
-    """An order found after its execution was concluded FAILED, adopted. (No call site yet.)"""
+    """An order found after its execution was concluded FAILED, adopted."""
     RECONCILER_FOUND_LATE.add(1)
 
 
 def reconciler_backoff() -> None:
-    """The reconciler backed off. (No call site yet.)"""
+    """The reconciler backed an execution off (its next attempt pushed later)."""
     RECONCILER_BACKOFFS.add(1)
 
 

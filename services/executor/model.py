@@ -94,6 +94,9 @@ class Execution:
     submitting_at: datetime | None
     updated_at: datetime
     amount_base: Decimal | None = None  # a SELL's size in the base asset, as sent; None for a BUY
+    sign_deadline_ms: int | None = None  # exchange time: the order is never signed after it
+    fee_pending: bool = False  # a fill was recorded before its fee settled
+    found_late_until: datetime | None = None  # FAILED as PROVEN_ABSENT: still looked up until then
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Execution:
@@ -121,6 +124,9 @@ class Execution:
             submitting_at=row["submitting_at"],
             updated_at=row["updated_at"],
             amount_base=None if row.get("amount_base") is None else Decimal(row["amount_base"]),
+            sign_deadline_ms=row.get("sign_deadline_ms"),
+            fee_pending=bool(row.get("fee_pending", False)),
+            found_late_until=row.get("found_late_until"),
         )
 
     @property
@@ -156,6 +162,34 @@ class OrderView:
     fee_currency: str
     fills: tuple[Fill, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
+    fee_pending: bool = False  # a fill's fee has not settled yet: look again until it has
+
+
+@dataclass(frozen=True)
+class Found:
+    """A lookup found the order (or only its fills)."""
+
+    view: OrderView
+
+
+@dataclass(frozen=True)
+class Absent:
+    """Every lookup answered cleanly: no order under the clientOrderId up to ``searched_until_ms``
+    (exchange time)."""
+
+    searched_until_ms: int
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A row that is ours (its clientOrderId matches) but cannot be parsed: the raw row and why."""
+
+    raw: Any
+    reason: str
+    source: str
+
+
+Lookup = Found | Absent | Unreadable
 
 
 @dataclass(frozen=True)

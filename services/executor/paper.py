@@ -10,15 +10,17 @@ base asset they bought. This venue holds no trade key and never talks to a priva
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from contextlib import AbstractContextManager, nullcontext
 from decimal import ROUND_DOWN, Decimal
 
 from services.executor import repository
-from services.executor.model import Fill, OrderView, Side, Status
+from services.executor.model import Absent, Fill, Lookup, OrderView, Side, Status
 from services.executor.venue import Markets, PublicReads
 from shared.clock import Clock
 from shared.db import Database
-from shared.exchange.errors import ExchangeError, NotSentError
+from shared.exchange.errors import ExchangeError, NotSentError, SigningDeadlinePassedError
+from shared.exchange.weights import WeightTally
+from shared.exchange.wire import to_ms
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,28 @@ class PaperVenue(PublicReads):
             return self._balance_eur - eur_spent
         return base_held
 
+    def exchange_now_ms(self, *, fresh: bool = False) -> int:
+        """Paper mode has no exchange: its time is the local clock."""
+        return to_ms(self._clock.now())
+
+    def weight_tally(self) -> AbstractContextManager[WeightTally]:
+        return nullcontext(WeightTally())  # nothing is sent to a private endpoint
+
     def place(
-        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, amount: Decimal | None = None
+        self,
+        *,
+        market: str,
+        side: Side,
+        amount_quote: Decimal,
+        client_order_id: str,
+        sign_by_ms: int,
+        amount: Decimal | None = None,
     ) -> OrderView:
+        now_ms = self.exchange_now_ms()
+        if now_ms > sign_by_ms:  # the same deadline rule as live, so both modes fail alike
+            raise SigningDeadlinePassedError(
+                f"paper: {now_ms} is past the signing deadline {sign_by_ms}", now_ms=now_ms, deadline_ms=sign_by_ms
+            )
         try:
             price = self._markets.price(market)
             info = self._markets.info(market)
@@ -97,6 +118,6 @@ class PaperVenue(PublicReads):
             },
         )
 
-    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
+    def find(self, *, market: str, client_order_id: str, since_ms: int, max_weight: int | None) -> Lookup:
         """A paper order exists only as its execution: one not filled in-process never will be."""
-        return None
+        return Absent(self.exchange_now_ms())

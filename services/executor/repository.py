@@ -3,9 +3,12 @@
 Functions take a connection inside ``Database.transaction(user_id)``: row-level security limits
 every table to that user, and cross-user figures go through the SECURITY DEFINER functions of
 migrations 0001 and 0020. Times are parameters from the injected clock, never SQL ``now()``, so
-windows move with the clock tests control. Which executions count toward the limits
-(``oracle.execution_counts``) and which are final (``oracle.execution_is_final``) are SQL
-functions of migration 0022, the one home of each rule; this module only calls them.
+windows move with the clock tests control — except the reconciler's schedule (migration 0027),
+which every replica reads and so is stamped with the database's ``clock_timestamp()``. Which
+executions count toward the limits (``oracle.execution_counts``), which are final
+(``oracle.execution_is_final``) and which the reconciler still looks at
+(``oracle.execution_needs_reconcile``) are SQL functions, the one home of each rule; this module
+only calls them.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ _SETTABLE = frozenset(
         "response",
         "error",
         "submitting_at",
+        "sign_deadline_ms",
+        "fee_pending",
+        "found_late_until",
     }
 )
 _JSON_COLUMNS = frozenset({"request", "response", "error"})
@@ -129,7 +135,12 @@ def compare_and_set_status(
     unknown = set(changes) - _SETTABLE
     if unknown:
         raise ValueError(f"not settable: {sorted(unknown)}")
-    assignments: list[sql.Composable] = [sql.SQL("status = %s"), sql.SQL("updated_at = %s")]
+    # a move is progress: the execution is due again at once, its failure count starts over
+    assignments: list[sql.Composable] = [
+        sql.SQL("status = %s"),
+        sql.SQL("updated_at = %s"),
+        sql.SQL("next_reconcile_at = NULL, reconcile_attempts = 0, reconcile_error = NULL"),
+    ]
     params: list[Any] = [new.value, now]
     for column, value in changes.items():
         assignments.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
@@ -138,6 +149,50 @@ def compare_and_set_status(
         sql.SQL(", ").join(assignments)
     )
     return conn.execute(query, (*params, execution_id, expected.value)).fetchone()
+
+
+def set_fees(
+    conn: Conn, execution_id: str, *, fee_paid: Decimal, fee_currency: str, fee_pending: bool, response: Any
+) -> Row | None:
+    """A final execution's fee total, once its fills' fees settled (only while ``fee_pending``)."""
+    return conn.execute(
+        "UPDATE oracle.trade_executions SET fee_paid = %s, fee_currency = %s, fee_pending = %s, response = %s,"
+        " next_reconcile_at = NULL, reconcile_attempts = 0, reconcile_error = NULL"
+        " WHERE execution_id = %s AND fee_pending RETURNING *",
+        (fee_paid, fee_currency, fee_pending, Jsonb(response), execution_id),
+    ).fetchone()
+
+
+def defer_reconcile(
+    conn: Conn, execution_id: str, *, base_seconds: float, max_seconds: float, error: str | None
+) -> None:
+    """Push an execution back in the reconciler's queue: due again after ``base_seconds`` ×
+    2^(attempts so far), at most ``max_seconds`` (database clock), ``error`` remembered. With
+    ``base_seconds`` 0 it only goes to the back of the queue."""
+    conn.execute(
+        "UPDATE oracle.trade_executions SET reconcile_attempts = reconcile_attempts + 1, reconcile_error = %s,"
+        " next_reconcile_at = clock_timestamp()"
+        " + make_interval(secs => LEAST(%s, %s * power(2, LEAST(reconcile_attempts, 30))))"
+        " WHERE execution_id = %s",
+        (None if error is None else error[:500], max_seconds, base_seconds, execution_id),
+    )
+
+
+def requeue(conn: Conn, execution_id: str) -> None:
+    """Send an execution examined without a change to the back of the reconciler's queue."""
+    conn.execute(
+        "UPDATE oracle.trade_executions SET next_reconcile_at = clock_timestamp() WHERE execution_id = %s",
+        (execution_id,),
+    )
+
+
+def watch_found_late(conn: Conn, execution_id: str, *, seconds: float) -> None:
+    """A FAILED PROVEN_ABSENT execution: looked up again until ``seconds`` from now (database clock)."""
+    conn.execute(
+        "UPDATE oracle.trade_executions SET found_late_until = clock_timestamp() + make_interval(secs => %s)"
+        " WHERE execution_id = %s",
+        (seconds, execution_id),
+    )
 
 
 def list_executions(conn: Conn, *, limit: int, before: tuple[datetime, str] | None, status: Status | None) -> list[Row]:
@@ -158,17 +213,24 @@ def list_executions(conn: Conn, *, limit: int, before: tuple[datetime, str] | No
     return conn.execute(query, (*params, limit)).fetchall()  # type: ignore[call-overload, no-any-return]
 
 
-def unresolved_of_mode(conn: Conn, mode: str, limit: int) -> list[tuple[str, str]]:
-    """(execution_id, user_id) of every non-terminal execution of ``mode``, across users."""
-    rows = conn.execute("SELECT * FROM oracle.unresolved_executions_of_mode(%s, %s)", (mode, limit)).fetchall()
+def to_reconcile_of_mode(conn: Conn, mode: str, limit: int, *, lease_seconds: float) -> list[tuple[str, str]]:
+    """(execution_id, user_id) of the executions of ``mode`` the reconciler should look at now,
+    across users, longest-waiting first, each leased for ``lease_seconds`` so that other replicas
+    take other rows meanwhile (migration 0027)."""
+    rows = conn.execute(
+        "SELECT * FROM oracle.executions_to_reconcile(%s, %s, %s)", (mode, limit, lease_seconds)
+    ).fetchall()
     return [(str(r["execution_id"]), r["user_id"]) for r in rows]
 
 
-def unresolved_of_user(conn: Conn, mode: str, limit: int) -> list[str]:
-    """Ids of the user's non-terminal executions of ``mode``, oldest update first."""
+def to_reconcile_of_user(conn: Conn, mode: str, limit: int) -> list[str]:
+    """Ids of the user's executions of ``mode`` the reconciler still has something to do for, due
+    or not (an operator's on-demand pass does not wait for the schedule), longest-waiting first."""
     rows = conn.execute(
         "SELECT execution_id FROM oracle.trade_executions WHERE mode = %s"
-        " AND NOT oracle.execution_is_final(status) ORDER BY updated_at LIMIT %s",
+        " AND oracle.execution_needs_reconcile(status, found_late_until, fee_pending)"
+        " AND (found_late_until IS NULL OR status <> 'FAILED' OR found_late_until > clock_timestamp())"
+        " ORDER BY next_reconcile_at NULLS FIRST, updated_at LIMIT %s",
         (mode, limit),
     ).fetchall()
     return [str(r["execution_id"]) for r in rows]

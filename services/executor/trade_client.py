@@ -1,60 +1,44 @@
 """``TradeClient``: the only code that holds the trade key and can place an order.
 
 It holds what the executor calls and nothing more: prove the key can trade, place an order,
-find it again, read a balance (the calls only tests make — cancel, open orders, trades, all
+find it again (``shared.exchange.history.OrderLookup``), read a balance (the calls only tests make — cancel, open orders, trades, all
 balances — are in tests/support/trade_client.py). Every order carries the configured
 ``operatorId`` and the caller's ``clientOrderId``. A placement is sent exactly once, never
 retried here (the executor never retries either):
 its outcome is a typed ``Order``, a definitive refusal (``RequestRejectedError``,
 ``AuthenticationError``, ``PermissionDeniedError``, ``RateLimitedError``, ``NotSentError``) or
 ``OutcomeUnknownError`` — then the order is found afterwards by its clientOrderId
-(``get_order``, then ``find_order_history``). Lookups are reads and are retried.
+(``find_order``). Lookups are reads and are retried. Orders are signed with exchange time
+(``exchange_now_ms``), and never past the caller's signing deadline.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from contextlib import AbstractContextManager
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
+
+import requests
 
 from shared.exchange.account import AccountReads
 from shared.exchange.errors import (
+    ExchangeError,
     OutcomeUnknownError,
     PermissionDeniedError,
     UnexpectedResponseError,
 )
-from shared.exchange.orders import (
-    Balance,
-    Order,
-    OrderHistoryMatch,
-    OrderSide,
-    OrderType,
-    Trade,
-)
+from shared.exchange.history import LookupResult, OrderLookup
+from shared.exchange.orders import Balance, Order, OrderSide, OrderType
 from shared.exchange.permissions import NO_TRADE_PERMISSION, PROBE_MARKET, TradePermission, probe_trade_permission
 from shared.exchange.sdk import ApiCredentials, BitvavoGateway, ExchangeSettings
-from shared.exchange.wire import (
-    as_list,
-    check_market,
-    check_uuid,
-    to_ms,
-    wire_decimal,
-)
+from shared.exchange.weights import WeightTally
+from shared.exchange.wire import check_market, check_uuid, wire_decimal
 
 logger = logging.getLogger(__name__)
-
-HISTORY_PAGE = 1000
-MAX_HISTORY_PAGES = 50
-_Row = TypeVar("_Row", Order, Trade)
-
-
-def _call_with(fetch: Callable[[Any, dict[str, int]], Any], options: dict[str, int], sdk: Any) -> Any:
-    return fetch(sdk, dict(options))
 
 
 class TradeClient:
@@ -78,6 +62,7 @@ class TradeClient:
         self.operator_id = operator_id
         self._gateway = BitvavoGateway(settings or ExchangeSettings(), credentials, sleep=sleep)
         self._account = AccountReads(self._gateway)
+        self._lookup = OrderLookup(self._gateway)
         self._probe_market = check_market(probe_market)
 
     def verify_can_trade(self) -> None:
@@ -100,9 +85,11 @@ class TradeClient:
         price: Decimal | None = None,
         time_in_force: str | None = None,
         post_only: bool | None = None,
+        sign_by_ms: int | None = None,
     ) -> Order:
         """Place one market or limit order, once. Bad arguments raise ``ValueError``/``TypeError``
-        before anything is sent."""
+        before anything is sent. ``sign_by_ms`` (exchange time): past it at the moment of signing,
+        ``SigningDeadlinePassedError`` and nothing is sent."""
         check_market(market)
         side = OrderSide(side)
         order_type = OrderType(order_type)
@@ -114,9 +101,8 @@ class TradeClient:
             **_limit_options(order_type, time_in_force=time_in_force, post_only=post_only),
         }
         logger.info("placing %s %s order on %s, clientOrderId %s", side.value, order_type.value, market, cid)
-        payload = self._gateway.write(
-            "place order", lambda sdk: sdk.placeOrder(market, side.value, order_type.value, dict(body))
-        )
+        # signed with exchange time, never past sign_by_ms (SigningDeadlinePassedError: not sent)
+        payload = self._gateway.place_order(market, side.value, order_type.value, body, sign_by_ms=sign_by_ms)
         try:
             order = Order.from_json(payload)
         except UnexpectedResponseError as exc:
@@ -142,68 +128,33 @@ class TradeClient:
         oid = check_uuid(order_id, "order_id")
         return self._gateway.read_as("get order", lambda sdk: sdk.getOrder(market, oid), Order.from_json)
 
-    def find_order_history(self, market: str, client_order_id: UUID | str, since: datetime) -> OrderHistoryMatch:
-        """Scan ``/orders`` and ``/trades`` of ``market`` from ``since`` for ``client_order_id``.
+    def find_order(
+        self, market: str, client_order_id: UUID | str, *, since_ms: int, max_weight: int | None = None
+    ) -> LookupResult:
+        """Look an order up by clientOrderId from ``since_ms`` (exchange time) to the exchange
+        clock's now, through ``OrderLookup`` (GET /order, then /orders and /trades in 24 h windows,
+        paged; other users' rows skipped unparsed). Any failed request raises; with
+        ``max_weight``, ``WeightBudgetExceededError`` before a request that would pass it."""
+        return self._lookup.find(market, client_order_id, since_ms=since_ms, max_weight=max_weight)
 
-        ``found`` is False only when every page answered cleanly without it; any failure raises.
-        """
-        check_market(market)
-        cid = check_uuid(client_order_id, "client_order_id")
-        start = to_ms(since)
-        orders = self._scan(
-            "orders",
-            lambda sdk, options: sdk.getOrders(market, options),
-            Order.from_json,
-            start_ms=start,
-            stamp=lambda o: to_ms(o.created),
-            identity=lambda o: o.order_id,
-        )
-        trades = self._scan(
-            "trades",
-            lambda sdk, options: sdk.trades(market, options),
-            Trade.from_json,
-            start_ms=start,
-            stamp=lambda t: to_ms(t.timestamp),
-            identity=lambda t: t.trade_id,
-        )
-        matching_orders = [o for o in orders if o.client_order_id == cid]
-        matching_trades = tuple(t for t in trades if t.client_order_id == cid)
-        return OrderHistoryMatch(order=matching_orders[0] if matching_orders else None, trades=matching_trades)
+    # -- the exchange clock and weight ---------------------------------------------------------
+    def exchange_now_ms(self, *, fresh: bool = False) -> int:
+        """Exchange time now (epoch ms). ``fresh``: measure the offset with ``GET /time`` first
+        (errors raise); otherwise re-measure only a stale offset, keeping the last one if that
+        fails (the signature-time check re-measures and refuses past the deadline anyway)."""
+        clock = self._gateway.clock
+        if fresh:
+            clock.sync()
+        else:
+            try:
+                clock.refresh_if_stale()
+            except (ExchangeError, requests.exceptions.RequestException, ValueError) as exc:
+                logger.warning("exchange clock not re-measured (%s); using the last offset", type(exc).__name__)
+        return clock.now_ms()
 
-    def _scan(
-        self,
-        operation: str,
-        fetch: Callable[[Any, dict[str, int]], Any],
-        parse: Callable[[Any], _Row],
-        *,
-        start_ms: int,
-        stamp: Callable[[_Row], int],
-        identity: Callable[[_Row], str],
-    ) -> list[_Row]:
-        """Every row since ``start_ms``, newest first, page by page (a page's ``end`` is the oldest
-        time seen so far, inclusive, so rows sharing that millisecond are not skipped)."""
-        rows: dict[str, _Row] = {}
-        end_ms: int | None = None
-
-        def parse_page(payload: Any) -> list[_Row]:
-            return [parse(row) for row in as_list(payload, operation)]
-
-        for _ in range(MAX_HISTORY_PAGES):
-            options: dict[str, int] = {"limit": HISTORY_PAGE, "start": start_ms}
-            if end_ms is not None:
-                options["end"] = end_ms
-            page = self._gateway.read_as(operation, functools.partial(_call_with, fetch, options), parse_page)
-            fresh = 0
-            for row in page:
-                if identity(row) not in rows:
-                    rows[identity(row)] = row
-                    fresh += 1
-            if len(page) < HISTORY_PAGE:
-                return list(rows.values())
-            if fresh == 0:
-                break  # a whole page within one millisecond: cannot page further
-            end_ms = min(stamp(row) for row in page)
-        raise UnexpectedResponseError(f"{operation}: history since {start_ms} too long to scan")
+    def weight_tally(self) -> AbstractContextManager[WeightTally]:
+        """Counts the weight this thread sends inside the block."""
+        return self._gateway.meter.tally()
 
     # -- account reads: AccountReads (shared with the scanner's view-only account), retried ------
     def balance(self, symbol: str) -> Balance:

@@ -5,6 +5,8 @@ Both read markets and prices through :class:`Markets` (the keyless ``PublicMarke
 market list cached briefly). Failures are the typed errors of ``shared.exchange.errors``: for
 ``place``, a refusal or ``NotSentError`` means the order does not exist, an
 ``OutcomeUnknownError`` (or anything else) means it may (state_machine.order_absent decides).
+Every deadline a venue is given or answers is in exchange time (epoch ms): the live venue's is
+the trade client's ``ExchangeClock`` (``GET /time`` offset), the paper venue's the local clock.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict
+from contextlib import AbstractContextManager
+from dataclasses import asdict, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol
 
-from services.executor.model import Fill, MarketInfo, OrderView, Side, Status
+from services.executor.model import Absent, Fill, Found, Lookup, MarketInfo, OrderView, Side, Status, Unreadable
 from services.executor.trade_client import TradeClient
-from shared.exchange.errors import OrderNotFoundError
+from shared.exchange.history import OrderAbsent, Unparseable
 from shared.exchange.market import Market
 from shared.exchange.orders import Order, OrderStatus, OrderType, Trade
 from shared.exchange.public import PublicMarketData
+from shared.exchange.weights import WeightTally
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +57,34 @@ class Venue(Protocol):
         """Free (available) balance of ``symbol`` on the account (``market`` is being traded)."""
         ...
 
-    def place(
-        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, amount: Decimal | None = None
-    ) -> OrderView:
-        """Send ONE market order, sized in the base asset when ``amount`` is given (SELLs),
-        else in EUR. Never retried, here or by the caller."""
+    def exchange_now_ms(self, *, fresh: bool = False) -> int:
+        """Exchange time now (epoch ms); ``fresh``: measured just now (raises if it cannot be)."""
         ...
 
-    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
-        """Look an order up by clientOrderId (the order itself, then the history since
-        ``since``); None only when every lookup answered cleanly that there is no such order.
-        Raises when a lookup fails."""
+    def weight_tally(self) -> AbstractContextManager[WeightTally]:
+        """Counts the exchange weight this thread spends inside the block."""
+        ...
+
+    def place(
+        self,
+        *,
+        market: str,
+        side: Side,
+        amount_quote: Decimal,
+        client_order_id: str,
+        sign_by_ms: int,
+        amount: Decimal | None = None,
+    ) -> OrderView:
+        """Send ONE market order, sized in the base asset when ``amount`` is given (SELLs), else in
+        EUR, signed no later than ``sign_by_ms`` (exchange time: past it,
+        ``SigningDeadlinePassedError`` and nothing sent). Never retried, here or by the caller."""
+        ...
+
+    def find(self, *, market: str, client_order_id: str, since_ms: int, max_weight: int | None) -> Lookup:
+        """Look an order up by clientOrderId (the order itself, then the history from ``since_ms``,
+        exchange time, to now): ``Found``, ``Absent`` only when every lookup answered cleanly, or
+        ``Unreadable`` for a row that is ours but does not parse. Raises when a lookup fails (with
+        ``max_weight``: ``WeightBudgetExceededError`` before passing it)."""
         ...
 
 
@@ -127,28 +148,42 @@ class LiveVenue(PublicReads):
     def free_balance(self, symbol: str, market: str) -> Decimal:
         return self._trade.balance(symbol).available
 
+    def exchange_now_ms(self, *, fresh: bool = False) -> int:
+        return self._trade.exchange_now_ms(fresh=fresh)
+
+    def weight_tally(self) -> AbstractContextManager[WeightTally]:
+        return self._trade.weight_tally()
+
     def place(
-        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, amount: Decimal | None = None
+        self,
+        *,
+        market: str,
+        side: Side,
+        amount_quote: Decimal,
+        client_order_id: str,
+        sign_by_ms: int,
+        amount: Decimal | None = None,
     ) -> OrderView:
+        # signed with exchange time, never past sign_by_ms (SigningDeadlinePassedError: not sent)
         if amount is not None:
-            order = self._trade.place_order(market, side.value, OrderType.MARKET, client_order_id, amount=amount)
+            order = self._trade.place_order(
+                market, side.value, OrderType.MARKET, client_order_id, amount=amount, sign_by_ms=sign_by_ms
+            )
         else:
             order = self._trade.place_order(
-                market, side.value, OrderType.MARKET, client_order_id, amount_quote=amount_quote
+                market, side.value, OrderType.MARKET, client_order_id, amount_quote=amount_quote, sign_by_ms=sign_by_ms
             )
         return order_view(order)
 
-    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
-        try:
-            return order_view(self._trade.get_order(market, client_order_id=client_order_id))
-        except OrderNotFoundError:
-            pass  # not under that id (or no longer): the history says whether it ever existed
-        history = self._trade.find_order_history(market, client_order_id, since)
-        if history.order is not None:
-            return order_view(history.order)
-        if history.trades:
-            return _view_from_trades(history.trades)
-        return None
+    def find(self, *, market: str, client_order_id: str, since_ms: int, max_weight: int | None) -> Lookup:
+        result = self._trade.find_order(market, client_order_id, since_ms=since_ms, max_weight=max_weight)
+        if isinstance(result, OrderAbsent):
+            return Absent(result.searched_until_ms)
+        if isinstance(result, Unparseable):
+            return Unreadable(result.raw, result.reason, result.source)
+        if result.order is not None:
+            return Found(order_view(result.order, result.trades))
+        return Found(_view_from_trades(result.trades))
 
 
 # ------------------------------------------------------------------ exchange values → ours
@@ -161,8 +196,14 @@ _STATUS: dict[OrderStatus, Status] = {
 }
 
 
-def order_view(order: Order) -> OrderView:
-    """The execution's view of an exchange order (every final non-filled status is CANCELED)."""
+def order_view(order: Order, trades: tuple[Trade, ...] = ()) -> OrderView:
+    """The execution's view of an exchange order (every final non-filled status is CANCELED).
+
+    The fills are the order's own; an order from the history (``/orders``) may list none, and then
+    its ``trades`` (``/trades``) are its fills. A fill without a settled fee leaves the view
+    ``fee_pending``: the reconciler looks again until the exchange reports it."""
+    if not order.fills and trades:
+        return replace(_view_from_trades(trades), **_order_fields(order))
     return OrderView(
         order_id=order.order_id,
         status=_STATUS.get(order.status, Status.CANCELED),
@@ -184,7 +225,20 @@ def order_view(order: Order) -> OrderView:
             for f in order.fills
         ),
         raw=_jsonable(asdict(order)),
+        fee_pending=any(f.fee is None or not f.settled for f in order.fills),
     )
+
+
+def _order_fields(order: Order) -> dict[str, Any]:
+    """What the order itself says, over a view built from its trades."""
+    return {
+        "order_id": order.order_id,
+        "status": _STATUS.get(order.status, Status.CANCELED),
+        "exchange_status": order.status.value,
+        "filled_amount": order.filled_amount,
+        "filled_amount_quote": order.filled_amount_quote,
+        "raw": _jsonable(asdict(order)),
+    }
 
 
 def _view_from_trades(trades: tuple[Trade, ...]) -> OrderView:
@@ -206,6 +260,7 @@ def _view_from_trades(trades: tuple[Trade, ...]) -> OrderView:
             for t in trades
         ),
         raw={"trades": [_jsonable(asdict(t)) for t in trades]},
+        fee_pending=any(t.fee is None or not t.settled for t in trades),
     )
 
 

@@ -248,15 +248,3 @@ class CancelReceipt:
             client_order_id=None if client_order_id is None else str(client_order_id),
             operator_id=None if operator_id is None or isinstance(operator_id, bool) else int(operator_id),
         )
-
-
-@dataclass(frozen=True)
-class OrderHistoryMatch:
-    """What the history (``/orders`` and ``/trades``) holds for one clientOrderId."""
-
-    order: Order | None
-    trades: tuple[Trade, ...]
-
-    @property
-    def found(self) -> bool:
-        return self.order is not None or bool(self.trades)

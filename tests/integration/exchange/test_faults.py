@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,6 +15,7 @@ from shared.exchange.errors import (
     OrderNotFoundError,
     OutcomeUnknownError,
 )
+from shared.exchange.history import OrderAbsent, OrderFound
 from shared.exchange.orders import OrderStatus
 from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ExchangeSettings
@@ -24,8 +24,8 @@ from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, closed_port
 from tests.support.trade_client import FullTradeClient
 
 
-def _since() -> datetime:
-    return datetime.now(UTC) - timedelta(minutes=1)
+def _since(client: FullTradeClient) -> int:
+    return client.exchange_now_ms() - 60_000
 
 
 def test_dropped_answer_to_a_filled_market_order(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
@@ -38,9 +38,9 @@ def test_dropped_answer_to_a_filled_market_order(admin: SimulatorAdmin, trade_cl
     assert stored["fault"] == "drop"
     found = trade_client.get_order("BTC-EUR", client_order_id=cid)
     assert found.status is OrderStatus.FILLED and found.order_id == stored["order"]["orderId"]
-    history = trade_client.find_order_history("BTC-EUR", cid, _since())
-    assert history.found and history.order is not None and history.order.order_id == found.order_id
-    assert [t.order_id for t in history.trades] == [found.order_id]
+    history = trade_client.find_order("BTC-EUR", cid, since_ms=_since(trade_client))
+    assert isinstance(history, OrderFound) and history.order is not None
+    assert history.order.order_id == found.order_id
 
 
 def test_dropped_answer_to_a_resting_limit_order(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
@@ -51,8 +51,8 @@ def test_dropped_answer_to_a_resting_limit_order(admin: SimulatorAdmin, trade_cl
     found = trade_client.get_order("BTC-EUR", client_order_id=cid)
     assert found.status is OrderStatus.NEW
     assert [o.client_order_id for o in trade_client.open_orders("BTC-EUR")] == [str(cid)]
-    history = trade_client.find_order_history("BTC-EUR", cid, _since())
-    assert history.order is not None and history.trades == ()
+    history = trade_client.find_order("BTC-EUR", cid, since_ms=_since(trade_client))
+    assert isinstance(history, OrderFound) and history.order is not None and history.trades == ()
 
 
 def test_hung_answer_times_out_as_outcome_unknown(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
@@ -81,7 +81,7 @@ def test_may_or_may_not_have_succeeded_codes(
     else:
         with pytest.raises(OrderNotFoundError):
             trade_client.get_order("BTC-EUR", client_order_id=cid)
-        assert not trade_client.find_order_history("BTC-EUR", cid, _since()).found
+        assert isinstance(trade_client.find_order("BTC-EUR", cid, since_ms=_since(trade_client)), OrderAbsent)
         assert admin.order_count() == 0
 
 
@@ -113,7 +113,7 @@ def test_connection_closed_before_reading_is_outcome_unknown_and_creates_nothing
         trade_client.place_order("BTC-EUR", "buy", "market", cid, amount_quote=Decimal("10"))
     assert admin.faults() == []  # the fault was used by that connection
     assert admin.post_order_count() == 0 and admin.order_count() == 0
-    assert not trade_client.find_order_history("BTC-EUR", cid, _since()).found
+    assert isinstance(trade_client.find_order("BTC-EUR", cid, since_ms=_since(trade_client)), OrderAbsent)
 
 
 def test_refused_connection_is_not_sent() -> None:

@@ -13,7 +13,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,13 +29,15 @@ from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from services.executor.app import build
 from services.executor.config import load_settings
 from services.executor.execution import Hooks
-from services.executor.model import MarketInfo, OrderView, Side
+from services.executor.model import Lookup, MarketInfo, OrderView, Side
 from services.executor.venue import Venue
 from shared.bootstrap import open_database, start_service
 from shared.clock import Clock, SystemClock
 from shared.errors import ErrorReport, from_rpc_error
 from shared.exchange.sdk import ApiCredentials, ExchangeSettings
+from shared.exchange.weights import WeightTally
 from sim.bitvavo import DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, BitvavoSimulator, SimulatorAdmin
+from sim.bitvavo.switches import Switches
 from tests.harness import (
     OPERATOR_TOKEN,
     PRINCIPAL_TOKENS,
@@ -77,9 +79,17 @@ class Exchange:
 
 
 @contextmanager
-def running_exchange(eur: str = "100000") -> Iterator[Exchange]:
-    """A fresh simulator with ``eur`` on the default account."""
-    sim = BitvavoSimulator(seed=7)
+def running_exchange(
+    eur: str = "100000", *, closed_orders_by_client_order_id: bool = False, skew_ms: int = 0, **switches: Any
+) -> Iterator[Exchange]:
+    """A fresh simulator with ``eur`` on the default account. By default it takes the
+    conservative reading of the live API: ``GET /order?clientOrderId=`` does not find closed
+    orders, and history requests span at most 24 h (sim/bitvavo/README.md, Switches)."""
+    sim = BitvavoSimulator(
+        seed=7,
+        switches=Switches(closed_orders_by_client_order_id=closed_orders_by_client_order_id, **switches),
+        skew_ms=skew_ms,
+    )
     url = sim.start()
     admin = SimulatorAdmin(url)
     admin.set_balance("EUR", eur)
@@ -295,15 +305,33 @@ class VenueProxy:
     def free_balance(self, symbol: str, market: str) -> Decimal:
         return self.inner.free_balance(symbol, market)
 
+    def exchange_now_ms(self, *, fresh: bool = False) -> int:
+        return self.inner.exchange_now_ms(fresh=fresh)
+
+    def weight_tally(self) -> AbstractContextManager[WeightTally]:
+        return self.inner.weight_tally()
+
     def place(
-        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, amount: Decimal | None = None
+        self,
+        *,
+        market: str,
+        side: Side,
+        amount_quote: Decimal,
+        client_order_id: str,
+        sign_by_ms: int,
+        amount: Decimal | None = None,
     ) -> OrderView:
         return self.inner.place(
-            market=market, side=side, amount_quote=amount_quote, client_order_id=client_order_id, amount=amount
+            market=market,
+            side=side,
+            amount_quote=amount_quote,
+            client_order_id=client_order_id,
+            sign_by_ms=sign_by_ms,
+            amount=amount,
         )
 
-    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
-        return self.inner.find(market=market, client_order_id=client_order_id, since=since)
+    def find(self, *, market: str, client_order_id: str, since_ms: int, max_weight: int | None) -> Lookup:
+        return self.inner.find(market=market, client_order_id=client_order_id, since_ms=since_ms, max_weight=max_weight)
 
 
 def trade_client(exchange_url: str) -> FullTradeClient:
@@ -387,7 +415,8 @@ def executions(postgres: Postgres, user_id: str) -> list[dict[str, Any]]:
     with postgres.admin() as conn:
         cur = conn.execute(
             "SELECT execution_id::text AS execution_id, proposal_id::text AS proposal_id, status, mode,"
-            " client_order_id::text AS client_order_id, exchange_order_id, error, submitting_at, claimed_at"
+            " client_order_id::text AS client_order_id, exchange_order_id, error, submitting_at, claimed_at,"
+            " sign_deadline_ms, fee_paid, fee_pending, found_late_until"
             " FROM oracle.trade_executions WHERE user_id = %s ORDER BY claimed_at",
             (user_id,),
         )

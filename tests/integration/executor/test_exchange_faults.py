@@ -5,15 +5,13 @@ simulator."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from oracle.executor.v1 import executor_service_pb2 as pb
 
 from services.executor.execution import Hooks, client_order_id
-from services.executor.model import Execution, MarketInfo, OrderView
+from services.executor.model import Execution, Lookup, MarketInfo
 from services.executor.venue import Venue
-from shared.clock import ManualClock
 from shared.exchange.orders import OrderStatus
 from tests.harness import Postgres, eventually
 from tests.integration.executor.kit import (
@@ -111,24 +109,23 @@ def test_an_answer_that_never_comes_is_unknown_then_filled(postgres: Postgres, e
 def test_an_order_that_never_arrived_is_failed_only_after_the_access_window(
     postgres: Postgres, exchange: Exchange
 ) -> None:
-    clock = ManualClock(datetime.now(UTC))
     uid = user()
-    with in_process_executor(postgres, exchange.url, clock=clock) as ex:
+    with in_process_executor(postgres, exchange.url) as ex:
         ex.set_policy(uid)
         exchange.admin.fail_next_order(109, place=False)  # 109 without placing: "may or may not"
         execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
         assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
 
-        clock.advance(timedelta(seconds=2))  # lookups answer "not found", but it is too early to conclude
+        # lookups answer "not found", but exchange time is not past deadline + window + margin yet
         assert ex.reconcile(uid).unresolved == 1
         assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_UNKNOWN
 
         exchange.admin.fail_next_request("/order", 107, count=3)  # the lookup itself fails: proves nothing
-        clock.advance(timedelta(minutes=5))
+        exchange.admin.advance_clock(5 * 60_000)  # the exchange's clock is 5 minutes on
         ex.reconcile(uid)
         assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_UNKNOWN
 
-        ex.reconcile(uid)  # every lookup answers cleanly, well after timeout + access window + margin
+        ex.reconcile(uid)  # every lookup answers cleanly, well after deadline + access window + margin
         failed = ex.get(uid, execution.execution_id)
         assert failed.status == pb.EXECUTION_STATUS_FAILED
         assert failed.error_code == "PROVEN_ABSENT"
@@ -137,51 +134,52 @@ def test_an_order_that_never_arrived_is_failed_only_after_the_access_window(
 
 
 class _SlowLookups(VenueProxy):
-    """Once armed, every lookup takes ``took`` of the injected clock's time (read retries, a
-    stalled process) before it answers."""
+    """Once armed, every lookup takes ``took_ms`` of the exchange's time (read retries, a stalled
+    process) before it answers."""
 
-    def __init__(self, inner: Venue, clock: ManualClock, took: timedelta) -> None:
+    def __init__(self, inner: Venue, exchange: Exchange, took_ms: int) -> None:
         super().__init__(inner)
-        self.clock = clock
-        self.took = took
+        self.exchange = exchange
+        self.took_ms = took_ms
         self.armed = False
 
-    def find(self, *, market: str, client_order_id: str, since: datetime) -> OrderView | None:
-        found = self.inner.find(market=market, client_order_id=client_order_id, since=since)
+    def find(self, *, market: str, client_order_id: str, since_ms: int, max_weight: int | None) -> Lookup:
+        found = self.inner.find(
+            market=market, client_order_id=client_order_id, since_ms=since_ms, max_weight=max_weight
+        )
         if self.armed:
-            self.clock.advance(self.took)
+            self.exchange.admin.advance_clock(self.took_ms)
         return found
 
 
-# The kit's timings: (3 s connect + 2 s read) request timeout + 1 s access window + 0.5 s margin.
-PROVEN_ABSENT_AFTER = timedelta(seconds=6.5)
+# The test's timings: access window 1 s + safety margin 30 s after the signing deadline.
+ABSENT_AFTER_DEADLINE_MS = 31_000
 
 
 def test_not_found_proves_absence_only_as_of_when_the_lookups_started(postgres: Postgres, exchange: Exchange) -> None:
-    clock = ManualClock(datetime.now(UTC))
     venues: list[_SlowLookups] = []
 
     def slow(inner: Venue) -> Venue:
-        venues.append(_SlowLookups(inner, clock, took=timedelta(seconds=3)))
+        venues.append(_SlowLookups(inner, exchange, took_ms=60_000))
         return venues[-1]
 
     uid = user()
-    with in_process_executor(postgres, exchange.url, clock=clock, venue=slow) as ex:
+    with in_process_executor(postgres, exchange.url, venue=slow, reconcile_safety_margin_seconds="30") as ex:
         ex.set_policy(uid)
         exchange.admin.fail_next_order(109, place=False)  # never placed, answer "may or may not"
         execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
         assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
-        sent = executions(postgres, uid)[0]["submitting_at"]
+        deadline_ms = executions(postgres, uid)[0]["sign_deadline_ms"]
 
-        # The lookups start 0.5 s before the deadline and answer "not found" 2.5 s after it: the
-        # evidence is as old as their start, so it proves nothing yet.
-        clock.set(sent + PROVEN_ABSENT_AFTER - timedelta(seconds=0.5))
+        # The lookups start (exchange time) 15 s before deadline + window + margin and answer "not
+        # found" 45 s after it: the evidence is as old as their start, so it proves nothing yet.
+        exchange.admin.advance_clock(deadline_ms + ABSENT_AFTER_DEADLINE_MS - 15_000 - exchange.admin.now_ms())
         venues[0].armed = True
         assert ex.reconcile(uid).unresolved == 1
         assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_UNKNOWN
+        assert exchange.admin.now_ms() > deadline_ms + ABSENT_AFTER_DEADLINE_MS
 
-        venues[0].armed = False  # lookups that start after the deadline do prove absence
-        clock.set(sent + PROVEN_ABSENT_AFTER + timedelta(milliseconds=1))
+        venues[0].armed = False  # lookups that start after it do prove absence
         ex.reconcile(uid)
         failed = ex.get(uid, execution.execution_id)
         assert failed.status == pb.EXECUTION_STATUS_FAILED
@@ -250,21 +248,6 @@ def test_insufficient_balance_at_the_exchange_fails_with_its_code(postgres: Post
         assert ex.get(uid, execution.execution_id).status == pb.EXECUTION_STATUS_FAILED
         assert exchange.post_count() == 1
         assert exchange.order_count() == 0
-
-
-def test_a_process_that_stalled_after_submitting_does_not_send(postgres: Postgres, exchange: Exchange) -> None:
-    clock = ManualClock(datetime.now(UTC))
-
-    def stall(_: Execution) -> None:  # e.g. a frozen VM between the SUBMITTING commit and the send
-        clock.advance(timedelta(seconds=30))
-
-    uid = user()
-    with in_process_executor(postgres, exchange.url, clock=clock, hooks=Hooks(before_send=stall)) as ex:
-        ex.set_policy(uid)
-        execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
-        assert execution.status == pb.EXECUTION_STATUS_FAILED
-        assert execution.error_code == "SEND_TOO_LATE"
-        assert exchange.post_count() == 0
 
 
 class _StaleMinimum(VenueProxy):

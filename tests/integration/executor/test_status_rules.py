@@ -59,3 +59,19 @@ def test_the_unresolved_index_matches_queries_written_with_the_rule(postgres: Po
             ).fetchall()
         )
     assert "trade_executions_unresolved" in plan
+
+
+def test_the_reconcile_queue_index_serves_the_reconcilers_query(postgres: Postgres) -> None:
+    """The reconciler's candidates are read through the partial index on its schedule (a pass over
+    many rows must not scan the table per pass)."""
+    with postgres.admin() as conn:
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT execution_id FROM oracle.trade_executions WHERE mode = 'live'"
+                " AND oracle.execution_needs_reconcile(status, found_late_until, fee_pending)"
+                " ORDER BY next_reconcile_at NULLS FIRST, updated_at LIMIT 10"
+            ).fetchall()
+        )
+    assert "trade_executions_reconcile_queue" in plan

@@ -139,9 +139,9 @@ def test_function_execute_rights_are_the_documented_ones(postgres: Postgres, fun
         ("executor", "SELECT oracle.expire_stale_reservations(now() + interval '1 day')"),
         ("scanner", "SELECT oracle.expire_stale_reservations(now() + interval '1 day')"),
         ("budget", "SELECT * FROM oracle.claim_due_scan_jobs('x', 10, 3600, now())"),
-        ("budget", "SELECT * FROM oracle.unresolved_executions_of_mode('live', 10)"),
         ("scanner", "SELECT * FROM oracle.executions_not_final()"),
         ("budget", "SELECT * FROM oracle.kill_switch_state()"),
+        ("budget", "SELECT * FROM oracle.executions_to_reconcile('live', 10, 0)"),
     ],
 )
 def test_no_service_runs_another_services_cross_user_function(postgres: Postgres, service: str, call: str) -> None:
