@@ -58,14 +58,26 @@ class _StallBeforeSigning(VenueProxy):
         self.during_stall = during_stall
 
     def place(
-        self, *, market: str, side: Side, amount_quote: Decimal, client_order_id: str, sign_by_ms: int
+        self,
+        *,
+        market: str,
+        side: Side,
+        amount_quote: Decimal,
+        client_order_id: str,
+        sign_by_ms: int,
+        amount: Decimal | None = None,
     ) -> OrderView:
         while self.inner.exchange_now_ms() <= sign_by_ms + ABSENT_AFTER_DEADLINE_MS:  # the stall itself
             time.sleep(0.05)
         for action in self.during_stall:
             action()
         return self.inner.place(
-            market=market, side=side, amount_quote=amount_quote, client_order_id=client_order_id, sign_by_ms=sign_by_ms
+            market=market,
+            side=side,
+            amount_quote=amount_quote,
+            client_order_id=client_order_id,
+            sign_by_ms=sign_by_ms,
+            amount=amount,
         )
 
 
