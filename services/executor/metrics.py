@@ -8,11 +8,9 @@ one-line functions below. Labels are codes and statuses only (never a user or pr
 the SECURITY DEFINER functions of migration 0091) and makes every counter's series exist at 0,
 so the alert rules (deploy/monitoring) have a series to read before the first event.
 
-Two instruments have no call site yet: ``oracle_executor_reconciler_found_late_total`` (an order
-found at the exchange after its execution was concluded FAILED, and adopted) and
-``oracle_executor_reconciler_backoffs_total`` (the reconciler backing off a failing lookup).
-Their alerts and panels already read them; the reconciler calls :func:`found_late` and
-:func:`reconciler_backoff` once that behaviour exists.
+The reconciler calls :func:`found_late` when it adopts an order found after its execution was
+concluded FAILED, and :func:`reconciler_backoff` whenever it pushes an execution's next attempt
+later (a failed lookup or handling, the found-late watch, a fee not settled yet).
 """
 
 from __future__ import annotations

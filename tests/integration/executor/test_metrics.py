@@ -1,9 +1,5 @@
 """The executor's /metrics as an operator's Prometheus scrapes it, from a separate process: the
-figures the alert rules (deploy/monitoring) read move when the events they watch happen.
-
-Found-late adoptions (``oracle_executor_reconciler_found_late_total``) have no call site yet:
-only their series at 0 is checked, by the test that every alert names a real metric.
-"""
+figures the alert rules (deploy/monitoring) read move when the events they watch happen."""
 
 from __future__ import annotations
 
