@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from shared.db.embedded import EmbeddedCluster
 from shared.db.migrate import migrate
 from tests.harness import Postgres, prepare_test_database
+from tests.support.database_clock import DatabaseClock, DbClock
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +61,21 @@ def metrics_port() -> int:
     port = setup_metrics("tests", "127.0.0.1:0")
     assert port is not None
     return port
+
+
+@pytest.fixture
+def db_clock(postgres: Postgres) -> Iterator[DbClock]:
+    """``db_clock(start)``: the session database's clock frozen at ``start`` (None: now), as a
+    DatabaseClock the test moves; production's running clock is back after the test."""
+    made: list[DatabaseClock] = []
+
+    def freeze(start: datetime | None = None) -> DatabaseClock:
+        clock = DatabaseClock(postgres.admin_url, start)
+        made.append(clock)
+        return clock
+
+    try:
+        yield freeze
+    finally:
+        if made:
+            made[-1].release()

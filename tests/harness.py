@@ -57,11 +57,21 @@ class Postgres:
 # and back after: tests/integration/executor/kit.account_cap) meets the account-wide limit.
 TEST_ACCOUNT_CAP_EUR = "1000000"
 
+# The longest lifetime a proposal may be given (oracle.database_settings; migration 0095 starts
+# it at 1 hour): window tests keep one proposal open across an hour they move through; the test
+# of the cap itself sets its own.
+TEST_PROPOSAL_MAX_LIFETIME = "1 day"
+
 
 def prepare_test_database(admin_url: str) -> None:
-    """What a freshly migrated test database gets besides the migrations: the test account cap."""
+    """What a freshly migrated test database gets besides the migrations: the test account cap
+    and the test proposal lifetime cap."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("UPDATE oracle.account_settings SET daily_notional_cap_eur = %s WHERE id", (TEST_ACCOUNT_CAP_EUR,))
+        conn.execute(
+            "UPDATE oracle.database_settings SET proposal_max_lifetime = %s::interval WHERE id",
+            (TEST_PROPOSAL_MAX_LIFETIME,),
+        )
 
 
 def new_user_id(prefix: str = "u") -> str:

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.budget import metrics, repository, reservations
 from services.budget.pricing import ModelPrice, PriceTable
@@ -34,8 +34,8 @@ from services.budget.windows import (
     retry_after,
 )
 from shared import audit
-from shared.clock import Clock
 from shared.db import Conn, Database
+from shared.db.clock import database_now
 from shared.db.locks import LockSpace, lock_user
 from shared.errors import (
     Aborted,
@@ -101,9 +101,8 @@ class Hooks:
 class Ledger:
     """The usage log of every user, through one service role."""
 
-    def __init__(self, db: Database, clock: Clock, policy: LedgerPolicy, hooks: Hooks | None = None) -> None:
+    def __init__(self, db: Database, policy: LedgerPolicy, hooks: Hooks | None = None) -> None:
         self._db = db
-        self._clock = clock
         self._policy = policy
         self._hooks = hooks or Hooks()
 
@@ -112,9 +111,9 @@ class Ledger:
         user_id = request.user_id
         price = self._policy.prices.price(request.model)
         with self._db.transaction(user_id) as conn:
-            lock_user(conn, LockSpace.USER_BUDGET, user_id)
-            # The clock is read with the lock held: the reservation is stamped when it is decided.
-            bounds = Bounds.at(self._clock.now())
+            # The database's clock, read by the statement that takes the lock once it is granted:
+            # the reservation is stamped, and every window placed, when it is decided.
+            bounds = Bounds.at(lock_user(conn, LockSpace.USER_BUDGET, user_id))
             limits = repository.read_limits(conn, user_id) or self._policy.default_limits
             usage = repository.read_usage(conn, user_id, bounds)
             decision = decide(
@@ -202,7 +201,7 @@ class Ledger:
     def commit(self, user_id: str, reservation_id: str, usage: CallUsage, *, principal: str) -> Reservation:
         """Record what a reserved (or expired) call used; it becomes committed."""
         with self._db.transaction(user_id) as conn:
-            current = self._locked(conn, user_id, reservation_id)
+            current, _ = self._locked(conn, user_id, reservation_id)
             refusal = current.commit_refusal()
             if refusal is not None:
                 raise _refused(refusal, reservation_id, current)
@@ -219,7 +218,6 @@ class Ledger:
                 prompt_tokens=counted.prompt_tokens,
                 completion_tokens=counted.completion_tokens,
                 cost_micros=counted.cost_micros,
-                now=self._clock.now(),
             )
             if row is None:  # pragma: no cover - the row lock makes this impossible
                 raise Aborted("the reservation changed concurrently; retry", reason="RESERVATION_CHANGED")
@@ -264,12 +262,11 @@ class Ledger:
     def release(self, user_id: str, reservation_id: str, reason: str, *, principal: str) -> Reservation:
         """Give back a reservation whose call was never made; it stops counting."""
         with self._db.transaction(user_id) as conn:
-            current = self._locked(conn, user_id, reservation_id)
-            now = self._clock.now()
+            current, now = self._locked(conn, user_id, reservation_id)
             refusal = current.release_refusal(now)
             if refusal is not None:
                 raise _refused(refusal, reservation_id, current)
-            row = repository.mark_released(conn, reservation_id, now=now)
+            row = repository.mark_released(conn, reservation_id)
             if row is None:  # pragma: no cover - the row lock makes this impossible
                 raise Aborted("the reservation changed concurrently; retry", reason="RESERVATION_CHANGED")
             audit.append(
@@ -285,7 +282,7 @@ class Ledger:
     def usage(self, user_id: str) -> UsageReport:
         """The user's limits and every window's used / limit / remaining / reset time."""
         with self._db.transaction(user_id) as conn:
-            bounds = Bounds.at(self._clock.now())
+            bounds = Bounds.at(database_now(conn))
             limits = repository.read_limits(conn, user_id) or self._policy.default_limits
             usage = repository.read_usage(conn, user_id, bounds)
             oldest = repository.hourly_reserved_at(conn, user_id, bounds, 0)
@@ -298,9 +295,9 @@ class Ledger:
         with self._db.transaction(user_id) as conn:
             # The reservation lock: a reserve in flight decides with the old limits or the new
             # ones, never a mix.
-            lock_user(conn, LockSpace.USER_BUDGET, user_id)
+            now = lock_user(conn, LockSpace.USER_BUDGET, user_id)
             previous = repository.read_limits(conn, user_id)
-            repository.write_limits(conn, user_id, limits, self._clock.now())
+            repository.write_limits(conn, user_id, limits, now)
             audit.append(
                 conn,
                 service=SERVICE,
@@ -317,14 +314,15 @@ class Ledger:
     def expire_stale(self) -> int:
         """Mark every user's reservations past their TTL as expired; returns how many."""
         with self._db.transaction(None) as conn:
-            return repository.expire_stale(conn, self._clock.now())
+            return repository.expire_stale(conn)
 
     @staticmethod
-    def _locked(conn: Conn, user_id: str, reservation_id: str) -> Reservation:
-        row = repository.lock_reservation(conn, user_id, reservation_id)
-        if row is None:  # unknown, or another user's: row-level security hides it
+    def _locked(conn: Conn, user_id: str, reservation_id: str) -> tuple[Reservation, datetime]:
+        """The reservation, row-locked, and the database's clock read with it."""
+        found = repository.lock_reservation(conn, user_id, reservation_id)
+        if found is None:  # unknown, or another user's: row-level security hides it
             raise NotFound("reservation", reservation_id, reason=reservations.NOT_FOUND)
-        return row
+        return found
 
 
 @dataclass(frozen=True)

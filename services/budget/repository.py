@@ -1,8 +1,10 @@
 """Every SQL statement of the budget service.
 
 Each function runs on a connection from ``Database.transaction(user_id)``, so row-level security
-limits it to that user's rows (another user's reservation reads as missing). Times are always
-parameters taken from the service's clock, never ``now()``, so tests move time without sleeping.
+limits it to that user's rows (another user's reservation reads as missing). Times are the
+database's clock, ``oracle.clock()`` (migration 0095), read after the deciding transaction's
+lock is held (shared.db.locks.lock_user returns it) and passed on within that transaction, or
+read by the statement itself: docs/design.md#one-clock-per-decision.
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ def read_usage(conn: Conn, user_id: str, bounds: Bounds) -> Usage:
 
     Counted: every status but released, expired included (its call may have happened), by
     reservation time. Tokens and cost: actuals of committed rows, estimates of the others.
-    Windows have no upper bound: a row stamped later than this replica's clock (clock skew
-    between replicas) counts too, which can only make the answer stricter.
+    Windows have no upper bound: a row stamped later than ``bounds.now`` counts too, which can
+    only make the answer stricter. Only rows of the windows are read (reserved_at from the
+    earlier window start on, an index range), never the user's whole history.
     """
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE reserved_at >= %(day_start)s) AS daily_calls,"
@@ -140,13 +143,15 @@ def insert_reservation(conn: Conn, new: NewReservation) -> Reservation:
     return _reservation(row)
 
 
-def lock_reservation(conn: Conn, user_id: str, reservation_id: str) -> Reservation | None:
-    """The user's reservation, row-locked until the transaction ends; None when unknown."""
+def lock_reservation(conn: Conn, user_id: str, reservation_id: str) -> tuple[Reservation, datetime] | None:
+    """The user's reservation, row-locked until the transaction ends, and the database's clock
+    (for its TTL); None when unknown."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM oracle.gpt_usage_log WHERE user_id = %s AND reservation_id = %s FOR UPDATE",
+        f"SELECT {_COLUMNS}, oracle.clock() AS now FROM oracle.gpt_usage_log"
+        " WHERE user_id = %s AND reservation_id = %s FOR UPDATE",
         (user_id, reservation_id),
     ).fetchone()
-    return None if row is None else _reservation(row)
+    return None if row is None else (_reservation(row), row["now"])
 
 
 def mark_committed(
@@ -157,30 +162,30 @@ def mark_committed(
     prompt_tokens: int,
     completion_tokens: int,
     cost_micros: int,
-    now: datetime,
 ) -> Reservation | None:
     """Compare-and-set ``expected`` → committed with the actual usage; None when the status moved."""
     row = conn.execute(
         "UPDATE oracle.gpt_usage_log SET status = 'committed', prompt_tokens = %s, completion_tokens = %s,"
-        " cost_micros = %s, committed_at = %s"
+        " cost_micros = %s, committed_at = oracle.clock()"
         f" WHERE reservation_id = %s AND status = %s RETURNING {_COLUMNS}",
-        (prompt_tokens, completion_tokens, cost_micros, now, reservation_id, str(expected)),
+        (prompt_tokens, completion_tokens, cost_micros, reservation_id, str(expected)),
     ).fetchone()
     return None if row is None else _reservation(row)
 
 
-def mark_released(conn: Conn, reservation_id: str, *, now: datetime) -> Reservation | None:
+def mark_released(conn: Conn, reservation_id: str) -> Reservation | None:
     """Compare-and-set reserved → released; None when the status moved."""
     row = conn.execute(
-        "UPDATE oracle.gpt_usage_log SET status = 'released', released_at = %s"
+        "UPDATE oracle.gpt_usage_log SET status = 'released', released_at = oracle.clock()"
         f" WHERE reservation_id = %s AND status = 'reserved' RETURNING {_COLUMNS}",
-        (now, reservation_id),
+        (reservation_id,),
     ).fetchone()
     return None if row is None else _reservation(row)
 
 
-def expire_stale(conn: Conn, now: datetime) -> int:
-    """Mark every user's reservations past their TTL as expired (a SECURITY DEFINER function)."""
-    row = conn.execute("SELECT oracle.expire_stale_reservations(%s) AS n", (now,)).fetchone()
+def expire_stale(conn: Conn) -> int:
+    """Mark every user's reservations past their TTL (on the database's clock) as expired (a
+    SECURITY DEFINER function)."""
+    row = conn.execute("SELECT oracle.expire_stale_reservations() AS n").fetchone()
     assert row is not None
     return int(row["n"])

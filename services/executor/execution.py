@@ -9,8 +9,11 @@ The order of events is the guarantee (docs/design.md#checking-a-proposal):
 2. Before any lock: fetch over the network what the validators need — the market's rules, its
    current price, the account's free balance; for a BUY, the prices of every held market (the
    loss breaker's marks, breaker.Marks).
-3. One transaction for the user, holding the account lock (shared) and the user's trading lock:
-   (1) the same gate again; (2) the user's live policy — the one read of it (a user without one
+3. One transaction for the user, holding the account lock (shared) and the user's trading lock
+   (the statement that takes it also reads the database's clock: the claim's time and every
+   window's, docs/design.md#one-clock-per-decision): (1) the same gate again, and the proposal
+   must be the very version the market data was fetched for (PROPOSAL_CHANGED otherwise);
+   (2) the user's live policy — the one read of it (a user without one
    has the default policy) — and the scanner only while it has auto-execute on
    (PERMISSION_DENIED, audited); (3) the proposal: expired → PROPOSAL_EXPIRED; (4) the account
    row, locked until commit — the one read of the global kill switch and the account's notional
@@ -118,6 +121,7 @@ class Hooks:
     """Seams between the steps where a test steps in (tests/support/executor_with_hooks.py kills
     the process at one). Production builds the Executor with the no-op default."""
 
+    after_fetch: Callable[[Proposal], None] = field(default=lambda _p: None)
     after_claim: Callable[[Execution], None] = field(default=lambda _e: None)
     before_send: Callable[[Execution], None] = field(default=lambda _e: None)
     after_send: Callable[[Execution], None] = field(default=lambda _e: None)
@@ -127,10 +131,11 @@ class Hooks:
 class MarketContext:
     """What was fetched over the network before the transaction."""
 
+    proposal: Proposal  # the version the facts were fetched for
     market: MarketInfo | None
     price: Decimal | None
     free_balance: Decimal
-    fetched_at: datetime
+    fetched_at: datetime  # the database's clock before the fetch (the pre-read's)
     marks: Mapping[str, Decimal] = field(default_factory=dict)  # prices of held markets (the breaker)
 
 
@@ -163,6 +168,7 @@ class Executor:
             context = self._fetch(proposal)
         except Unavailable as exc:
             self._refuse_in_own_transaction(req, exc)
+        self._hooks.after_fetch(proposal)
         claimed = self._check_and_claim(req, context)
         self._hooks.after_claim(claimed)
         return self._submit(claimed)
@@ -179,33 +185,36 @@ class Executor:
         return outcome
 
     def _fetch(self, proposal: Proposal) -> MarketContext:
-        """Network, before any lock: market rules, current price, free balance."""
-        fetched_at = self._clock.now()
+        """Network, before any lock: market rules, current price, free balance.
+
+        Their time is the database's clock when the proposal was read, just before: no later
+        than the balance was read, so EUR in flight since then is never undercounted."""
+        assert proposal.read_at is not None
         try:
             market = self._venue.market(proposal.market)
             # an unlisted market has no price: the validators refuse it (MARKET_NOT_TRADING)
             price = self._venue.price(proposal.market) if market is not None else None
             symbol = "EUR" if proposal.side is Side.BUY else proposal.market.split("-", 1)[0]
             balance = self._venue.free_balance(symbol, proposal.market)
-            marks = self._marks.prices(self._held_markets()) if proposal.side is Side.BUY else {}
+            marks = self._marks.prices(self._held_markets(proposal.read_at)) if proposal.side is Side.BUY else {}
         except ExchangeError as exc:
             log.warning("exchange unavailable before a claim: %s", type(exc).__name__)
             raise Unavailable(
                 "the exchange could not be reached; nothing was claimed", reason="EXCHANGE_UNAVAILABLE"
             ) from exc
-        return MarketContext(market, price, balance, fetched_at, marks)
+        return MarketContext(proposal, market, price, balance, proposal.read_at, marks)
 
-    def _held_markets(self) -> set[str]:
+    def _held_markets(self, at: datetime) -> set[str]:
         """Markets any user holds (the loss breaker prices them before the lock)."""
         with self._db.transaction(None) as conn:
-            return breaker.held_markets(conn, self._venue.mode, start_of_utc_day(self._clock.now()))
+            return breaker.held_markets(conn, self._venue.mode, start_of_utc_day(at))
 
     def _check_and_claim(self, req: ExecuteRequest, ctx: MarketContext) -> Execution:
         """The locked transaction: duplicate, proposal, kill switch, validators, claim."""
         with self._db.transaction(req.user_id) as conn:
             lock_account(conn, exclusive=False)
-            lock_user(conn, LockSpace.USER_TRADING, req.user_id)
-            outcome = self._decide(conn, req, ctx)
+            now = lock_user(conn, LockSpace.USER_TRADING, req.user_id)  # the database's clock
+            outcome = self._decide(conn, req, ctx, now)
             if isinstance(outcome, OracleError):
                 self._audit_refusal(conn, req, outcome)
         if isinstance(outcome, Rejection) and outcome.verdict is not None:
@@ -216,23 +225,25 @@ class Executor:
                 mode=self._venue.mode,
                 verdict=outcome.verdict,
                 principal=req.principal,
-                now=self._clock.now(),
+                now=now,  # the database's clock of the refusal that detected it
             )
         if isinstance(outcome, OracleError):
             raise outcome
         return outcome
 
-    def _decide(self, conn: Conn, req: ExecuteRequest, ctx: MarketContext) -> Execution | OracleError:
+    def _decide(self, conn: Conn, req: ExecuteRequest, ctx: MarketContext, now: datetime) -> Execution | OracleError:
         gated = self._gate(conn, req)
         if isinstance(gated, OracleError):
             return gated
         proposal = gated
+        version = validators.same_version(ctx.proposal, proposal)
+        if not version.passed:  # never validate facts fetched for another version
+            return rejection(proposal, [version])
         policy = policies.live_policy(conn, req.user_id)  # the execution's one read of the policy
         if req.principal == principals.SCANNER and not policy.auto_execute:
             return PermissionDenied(
                 "auto-execute is off in this user's policy: the scanner may not execute", reason="AUTO_EXECUTE_OFF"
             )
-        now = self._clock.now()
         freshness = validators.freshness(proposal, now)
         if not freshness.passed:
             return rejection(proposal, [freshness])

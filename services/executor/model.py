@@ -5,6 +5,7 @@ validators.py, execution.py, state_machine.py and reconciler.py."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -49,6 +50,12 @@ class Proposal:
     status: str
     expires_at: datetime
     snapshot_price: Decimal | None  # the price the analyst saw (market_snapshot.price)
+    # The rest of what makes this version of the proposal (compared: the executor validates
+    # exactly the version its market data was fetched for).
+    created_at: datetime | None = None
+    snapshot_json: str = ""
+    # When it was read, on the database's clock (not part of the proposal: not compared).
+    read_at: datetime | None = field(default=None, compare=False)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Proposal:
@@ -64,6 +71,9 @@ class Proposal:
             status=row["status"],
             expires_at=row["expires_at"],
             snapshot_price=_decimal_or_none(raw_price),
+            created_at=row.get("created_at"),
+            snapshot_json=json.dumps(snapshot, sort_keys=True, default=str),
+            read_at=row.get("read_at"),
         )
 
 

@@ -2,11 +2,12 @@
 
 Functions take a connection inside ``Database.transaction(user_id)``: row-level security limits
 every table to that user, and cross-user figures go through the SECURITY DEFINER functions of
-migrations 0001 and 0020. Times are parameters from the injected clock, never SQL ``now()``, so
-windows move with the clock tests control — except the reconciler's schedule (migration 0027),
-which every replica reads and so is stamped with the database's ``clock_timestamp()``. Which
-executions count toward the limits (``oracle.execution_counts``), which are final
-(``oracle.execution_is_final``) and which the reconciler still looks at
+migrations 0001 and 0020. Every time a decision rests on is the database's clock
+(``oracle.clock()``, migration 0095), read after the deciding transaction's locks are held
+(shared.db.locks.lock_user returns it) and passed on as a parameter within that transaction:
+docs/design.md#one-clock-per-decision; the reconciler's schedule (migration 0027) is stamped with
+the database's clock too. Which executions count toward the limits (``oracle.execution_counts``),
+which are final (``oracle.execution_is_final``) and which the reconciler still looks at
 (``oracle.execution_needs_reconcile``) are SQL functions, the one home of each rule; this module
 only calls them.
 """
@@ -61,10 +62,11 @@ _JSON_COLUMNS = frozenset({"request", "response", "error"})
 
 
 def proposal(conn: Conn, proposal_id: str) -> Row | None:
-    """The user's proposal (another user's is invisible: row-level security)."""
+    """The user's proposal (another user's is invisible: row-level security), with ``read_at``:
+    the database's clock when it was read."""
     return conn.execute(
-        "SELECT proposal_id, user_id, market, side, amount_quote, confidence, status, expires_at,"
-        " market_snapshot FROM oracle.trade_proposals WHERE proposal_id = %s",
+        "SELECT proposal_id, user_id, market, side, amount_quote, confidence, status, created_at, expires_at,"
+        " market_snapshot, oracle.clock() AS read_at FROM oracle.trade_proposals WHERE proposal_id = %s",
         (proposal_id,),
     ).fetchone()
 

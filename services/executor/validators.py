@@ -26,6 +26,7 @@ from shared.policy import Policy
 
 # Reason codes: the PreconditionViolation types a caller may see.
 PROPOSAL_EXPIRED = "PROPOSAL_EXPIRED"
+PROPOSAL_CHANGED = "PROPOSAL_CHANGED"
 TRADING_DISABLED = "TRADING_DISABLED"
 ALLOWLIST_EMPTY_DENY_BY_DEFAULT = "ALLOWLIST_EMPTY_DENY_BY_DEFAULT"
 MARKET_NOT_ALLOWLISTED = "MARKET_NOT_ALLOWLISTED"
@@ -134,6 +135,20 @@ def freshness(proposal: Proposal, now: datetime) -> Check:
         observed=f"status {proposal.status}, expires {proposal.expires_at.isoformat()}",
         limit=f"open and expiring after {now.isoformat()}",
         reason=PROPOSAL_EXPIRED if expired else "",
+    )
+
+
+def same_version(fetched_for: Proposal, under_lock: Proposal) -> Check:
+    """The proposal read under the lock must be the very version the market data was fetched
+    for: proposals are immutable (migration 0096), so a difference means something changed it
+    behind the database's back, and the fetched facts are not the proposal's."""
+    same = fetched_for == under_lock
+    return Check(
+        name="proposal_version",
+        passed=same,
+        observed="unchanged" if same else "changed since the market data was fetched",
+        limit="the version the market data was fetched for",
+        reason="" if same else PROPOSAL_CHANGED,
     )
 
 

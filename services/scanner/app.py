@@ -123,7 +123,7 @@ def assemble(
             tls=service_tls(settings),
         )
         closers.append(executor.close)
-    leases = Leases(db, clock, instance=settings.instance_id, lease_seconds=settings.lease_seconds)
+    leases = Leases(db, instance=settings.instance_id, lease_seconds=settings.lease_seconds)
     heartbeat = Heartbeat(leases, settings.heartbeat_interval_seconds)
     runner = ScanRunner(
         db=db,
@@ -137,7 +137,7 @@ def assemble(
         instance=settings.instance_id,
     )
     jobs = ScanJobs(db, clock)
-    proposals = Proposals(db, clock)
+    proposals = Proposals(db)
     scheduler = Scheduler(
         leases=leases,
         heartbeat=heartbeat,

@@ -28,7 +28,6 @@ from datetime import timedelta
 from services.scanner import metrics, repository
 from services.scanner.jobs import ScanJob
 from services.scanner.repository import Row
-from shared.clock import Clock
 from shared.db import Conn, Database
 from shared.errors import OracleError
 
@@ -87,9 +86,8 @@ class Fence:
 class Leases:
     """Claims jobs for one instance and extends their leases."""
 
-    def __init__(self, db: Database, clock: Clock, *, instance: str, lease_seconds: int) -> None:
+    def __init__(self, db: Database, *, instance: str, lease_seconds: int) -> None:
         self._db = db
-        self._clock = clock
         self.instance = instance
         self.lease_seconds = lease_seconds
         self.fence = Fence(db)
@@ -97,19 +95,18 @@ class Leases:
     def claim_due(self, limit: int) -> list[Lease]:
         """Claim up to ``limit`` due jobs of any user."""
         with self._db.transaction(None) as conn:
-            now = self._clock.now()
             rows = repository.claim_due_jobs(
-                conn, instance=self.instance, limit=limit, lease_seconds=self.lease_seconds, now=now
+                conn, instance=self.instance, limit=limit, lease_seconds=self.lease_seconds
             )
-        metrics.claimed([r["next_run_at"] for r in rows], now)
+        if rows:  # the claim's time is the database's, as the due times are: the lease's start
+            claimed_at = rows[0]["lock_expires_at"] - timedelta(seconds=self.lease_seconds)
+            metrics.claimed([r["next_run_at"] for r in rows], claimed_at)
         return [Lease.claimed(r, self.instance) for r in rows]
 
     def claim(self, user_id: str, job_id: str) -> Lease | None:
         """Claim one job of ``user_id`` now; None when it does not exist or is leased by another."""
         with self._db.transaction(user_id) as conn:
-            row = repository.claim_job(
-                conn, job_id=job_id, instance=self.instance, lease_seconds=self.lease_seconds, now=self._clock.now()
-            )
+            row = repository.claim_job(conn, job_id=job_id, instance=self.instance, lease_seconds=self.lease_seconds)
         return None if row is None else Lease.claimed(row, self.instance)
 
     def heartbeat(self, lease: Lease) -> None:
@@ -117,10 +114,7 @@ class Leases:
         with self.fence.write(lease) as (conn, row):
             if row["locked_by"] is None:
                 return  # already released by its run: nothing to keep alive
-            now = self._clock.now()
-            repository.extend_lease(
-                conn, job_id=lease.job_id, lock_expires_at=now + timedelta(seconds=self.lease_seconds), now=now
-            )
+            repository.extend_lease(conn, job_id=lease.job_id, lease_seconds=self.lease_seconds)
 
 
 class Heartbeat:

@@ -31,7 +31,6 @@ from services.scanner.analyst import TradeIdea
 from services.scanner.market_data import MarketSnapshot
 from services.scanner.repository import Row
 from shared import audit
-from shared.clock import Clock
 from shared.db import Conn, Database
 from shared.errors import NotFound, OracleError
 from shared.policy import Policy
@@ -89,12 +88,12 @@ def write(
     analyst: str,
     snapshot: MarketSnapshot,
     policy: Policy,
-    now: datetime,
     ttl: timedelta,
     fencing_token: int | None,
     principal: str,
 ) -> Proposal:
-    """Insert one open proposal and audit it, in the caller's transaction."""
+    """Insert one open proposal and audit it, in the caller's transaction. The database stamps
+    its creation and expiry (``ttl`` is the lifetime asked for, capped by the database)."""
     market_snapshot = snapshot.to_json()
     if idea.indicators:
         market_snapshot["indicators"] = dict(idea.indicators)
@@ -112,8 +111,7 @@ def write(
         model=idea.model,
         market_snapshot=market_snapshot,
         policy_snapshot=policy.snapshot(),
-        created_at=now,
-        expires_at=now + ttl,
+        lifetime=ttl,
         fencing_token=fencing_token,
     )
     proposal = Proposal.from_row(row)
@@ -142,13 +140,12 @@ def write(
 class Proposals:
     """Reading a user's proposals and expiring everyone's."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._clock = clock
 
     def get(self, user_id: str, proposal_id: str) -> Proposal:
         with self._db.transaction(user_id) as conn:
-            row = repository.get_proposal(conn, proposal_id, self._clock.now())
+            row = repository.get_proposal(conn, proposal_id)
         if row is None:
             raise NotFound("proposal", proposal_id, reason="PROPOSAL_NOT_FOUND")
         return Proposal.from_row(row)
@@ -157,13 +154,13 @@ class Proposals:
         self, user_id: str, *, status: str | None, after: tuple[datetime, str] | None, limit: int
     ) -> list[Proposal]:
         with self._db.transaction(user_id) as conn:
-            rows = repository.list_proposals(conn, status=status, after=after, limit=limit, now=self._clock.now())
+            rows = repository.list_proposals(conn, status=status, after=after, limit=limit)
         return [Proposal.from_row(r) for r in rows]
 
     def expire_due(self) -> int:
         """Mark every open proposal past its expiry as expired; how many were."""
         with self._db.transaction(None) as conn:
-            count = repository.expire_due_proposals(conn, self._clock.now())
+            count = repository.expire_due_proposals(conn)
         if count:
             log.info("expired proposals", extra={"count": count})
         return count

@@ -9,7 +9,7 @@ a job may run, and under which check, is decided in lease.py, not here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,8 +31,11 @@ _PROPOSAL_COLUMNS = """
     p.market::text AS market, p.side::text AS side, p.amount_quote, p.confidence::integer AS confidence,
     p.rationale, p.analyst, p.model, p.market_snapshot, p.policy_snapshot, p.created_at, p.expires_at,
     p.fencing_token,
-    CASE WHEN p.status = 'open' AND p.expires_at <= %(now)s THEN 'expired' ELSE p.status END AS status
+    CASE WHEN p.status = 'open' AND p.expires_at <= {now} THEN 'expired' ELSE p.status END AS status
 """
+# The database's clock, read once per statement (a subquery with a volatile function is not
+# pulled up into the outer query): what "expired" means in a read.
+_READ_CLOCK = " CROSS JOIN (SELECT oracle.clock() AS now) t"
 
 
 # ------------------------------------------------------------------------------- scan jobs
@@ -86,19 +89,20 @@ def delete_job(conn: Conn, job_id: str) -> bool:
 
 
 # ------------------------------------------------------------------------------- leases
-def claim_due_jobs(conn: Conn, *, instance: str, limit: int, lease_seconds: int, now: datetime) -> list[Row]:
-    """Claim due jobs across users (SECURITY DEFINER): the claimed job rows."""
+def claim_due_jobs(conn: Conn, *, instance: str, limit: int, lease_seconds: int) -> list[Row]:
+    """Claim due jobs across users (SECURITY DEFINER): the claimed job rows. Due-ness and the
+    lease are on the database's clock (migration 0095)."""
     return conn.execute(
-        "SELECT" + _JOB_COLUMNS + " FROM oracle.claim_due_scan_jobs(%s, %s, %s, %s) j",
-        (instance, limit, lease_seconds, now),
+        "SELECT" + _JOB_COLUMNS + " FROM oracle.claim_due_scan_jobs(%s, %s, %s) j",
+        (instance, limit, lease_seconds),
     ).fetchall()
 
 
-def claim_job(conn: Conn, *, job_id: str, instance: str, lease_seconds: int, now: datetime) -> Row | None:
+def claim_job(conn: Conn, *, job_id: str, instance: str, lease_seconds: int) -> Row | None:
     """Claim one named job of the transaction's user: its row, None when missing or leased by another."""
     return conn.execute(
-        "SELECT" + _JOB_COLUMNS + " FROM oracle.claim_scan_job(%s, %s, %s, %s) j",
-        (job_id, instance, lease_seconds, now),
+        "SELECT" + _JOB_COLUMNS + " FROM oracle.claim_scan_job(%s, %s, %s) j",
+        (job_id, instance, lease_seconds),
     ).fetchone()
 
 
@@ -110,10 +114,13 @@ def lock_job_fenced(conn: Conn, *, job_id: str, fencing_token: int) -> Row | Non
     ).fetchone()
 
 
-def extend_lease(conn: Conn, *, job_id: str, lock_expires_at: datetime, now: datetime) -> None:
+def extend_lease(conn: Conn, *, job_id: str, lease_seconds: int) -> None:
+    """The lease runs ``lease_seconds`` from now on the database's clock (the caller holds the
+    job's row lock: lock_job_fenced)."""
     conn.execute(
-        "UPDATE oracle.scan_jobs SET lock_expires_at = %s, heartbeat_at = %s WHERE job_id = %s",
-        (lock_expires_at, now, job_id),
+        "UPDATE oracle.scan_jobs SET lock_expires_at = t.now + make_interval(secs => %s), heartbeat_at = t.now"
+        " FROM (SELECT oracle.clock() AS now) t WHERE job_id = %s",
+        (lease_seconds, job_id),
     )
 
 
@@ -175,16 +182,19 @@ def insert_proposal(
     model: str,
     market_snapshot: dict[str, Any],
     policy_snapshot: dict[str, Any],
-    created_at: datetime,
-    expires_at: datetime,
+    lifetime: timedelta,
     fencing_token: int | None,
 ) -> Row:
+    """Insert an open proposal. The database stamps it (migration 0096): created_at is its
+    clock at the insert, and ``lifetime`` is capped by its ``proposal_max_lifetime``."""
     row = conn.execute(
         "INSERT INTO oracle.trade_proposals AS p (proposal_id, user_id, job_id, market, side, amount_quote,"
         " confidence, rationale, analyst, model, market_snapshot, policy_snapshot, status, created_at, expires_at,"
-        " fencing_token) VALUES (%(proposal_id)s, %(user_id)s, %(job_id)s, %(market)s, %(side)s, %(amount_quote)s,"
+        " fencing_token) SELECT %(proposal_id)s, %(user_id)s, %(job_id)s, %(market)s, %(side)s, %(amount_quote)s,"
         " %(confidence)s, %(rationale)s, %(analyst)s, %(model)s, %(market_snapshot)s, %(policy_snapshot)s, 'open',"
-        " %(created_at)s, %(expires_at)s, %(fencing_token)s) RETURNING" + _PROPOSAL_COLUMNS,
+        " t.now, t.now + %(lifetime)s, %(fencing_token)s FROM (SELECT oracle.clock() AS now) t RETURNING"
+        # just written: open, and it expires after its creation (the table's CHECK)
+        + _PROPOSAL_COLUMNS.format(now="p.created_at"),
         {
             "proposal_id": proposal_id,
             "user_id": user_id,
@@ -198,48 +208,51 @@ def insert_proposal(
             "model": model,
             "market_snapshot": Jsonb(market_snapshot),
             "policy_snapshot": Jsonb(policy_snapshot),
-            "created_at": created_at,
-            "expires_at": expires_at,
+            "lifetime": lifetime,
             "fencing_token": fencing_token,
-            "now": created_at,
         },
     ).fetchone()
     assert row is not None
     return row
 
 
-def get_proposal(conn: Conn, proposal_id: str, now: datetime) -> Row | None:
+def get_proposal(conn: Conn, proposal_id: str) -> Row | None:
     return conn.execute(
-        "SELECT" + _PROPOSAL_COLUMNS + " FROM oracle.trade_proposals p WHERE p.proposal_id = %(id)s",
-        {"id": proposal_id, "now": now},
+        "SELECT"
+        + _PROPOSAL_COLUMNS.format(now="t.now")
+        + " FROM oracle.trade_proposals p"
+        + _READ_CLOCK
+        + " WHERE p.proposal_id = %(id)s",
+        {"id": proposal_id},
     ).fetchone()
 
 
-def list_proposals(
-    conn: Conn, *, status: str | None, after: tuple[datetime, str] | None, limit: int, now: datetime
-) -> list[Row]:
-    """The user's proposals newest first by (created_at, proposal_id); ``status`` as seen at ``now``."""
+def list_proposals(conn: Conn, *, status: str | None, after: tuple[datetime, str] | None, limit: int) -> list[Row]:
+    """The user's proposals newest first by (created_at, proposal_id); ``status`` as seen now on
+    the database's clock."""
     where = []
-    params: dict[str, Any] = {"now": now, "limit": limit}
+    params: dict[str, Any] = {"limit": limit}
     if status == "open":
-        where.append("p.status = 'open' AND p.expires_at > %(now)s")
+        where.append("p.status = 'open' AND p.expires_at > t.now")
     elif status == "expired":
-        where.append("(p.status = 'expired' OR p.expires_at <= %(now)s)")
+        where.append("(p.status = 'expired' OR p.expires_at <= t.now)")
     if after is not None:
         where.append("(p.created_at, p.proposal_id) < (%(after_at)s, %(after_id)s::uuid)")
         params.update(after_at=after[0], after_id=after[1])
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     return conn.execute(
         "SELECT"
-        + _PROPOSAL_COLUMNS
+        + _PROPOSAL_COLUMNS.format(now="t.now")
         + " FROM oracle.trade_proposals p"
+        + _READ_CLOCK
         + clause
         + " ORDER BY p.created_at DESC, p.proposal_id DESC LIMIT %(limit)s",
         params,
     ).fetchall()
 
 
-def expire_due_proposals(conn: Conn, now: datetime) -> int:
-    """Mark every user's open proposals past expiry as expired (SECURITY DEFINER); how many."""
-    row = conn.execute("SELECT oracle.expire_due_proposals(%s) AS n", (now,)).fetchone()
+def expire_due_proposals(conn: Conn) -> int:
+    """Mark every user's open proposals past expiry (on the database's clock) as expired
+    (SECURITY DEFINER); how many."""
+    row = conn.execute("SELECT oracle.expire_due_proposals() AS n").fetchone()
     return int(row["n"]) if row else 0

@@ -359,13 +359,10 @@ class ScanRunner:
         """A run's results in the caller's transaction: its proposals, the job's rescheduling (for
         a job) and the ``scan.completed`` event; whether to auto-execute (by the live policy)."""
         policy = _policy(conn, run.user_id)  # live, inside the writing transaction
-        now = self._clock.now()
         made: list[Proposal] = []
         outcomes: list[MarketOutcome] = []
         for market, decision in decisions.items():
-            proposal, outcome = self._store(
-                conn, run, market, decision=decision, data=snapshots[market], policy=policy, now=now
-            )
+            proposal, outcome = self._store(conn, run, market, decision=decision, data=snapshots[market], policy=policy)
             if proposal is not None:
                 made.append(proposal)
             outcomes.append(outcome)
@@ -397,7 +394,6 @@ class ScanRunner:
         decision: Decision,
         data: MarketSnapshot | MarketDataError,
         policy: Policy | None,
-        now: datetime,
     ) -> tuple[Proposal | None, MarketOutcome]:
         """One market's outcome, with its proposal (stored under a savepoint) for a trade idea."""
         if isinstance(decision, NoTrade):
@@ -414,7 +410,6 @@ class ScanRunner:
                     analyst=run.analyst,
                     snapshot=data,
                     policy=policy,
-                    now=now,
                     ttl=self._ttl,
                     fencing_token=run.fencing_token,
                     principal=run.principal,

@@ -7,6 +7,7 @@ the SQL function oracle.append_audit_event.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import IntEnum
 
 import psycopg
@@ -22,9 +23,20 @@ class LockSpace(IntEnum):
     ACCOUNT_TRADING = 4  # account settings (kill switch, notional cap): exclusive to change, shared by executions
 
 
-def lock_user(conn: psycopg.Connection[object], space: LockSpace, user_id: str) -> None:
-    """Take the per-user transaction lock of ``space`` (blocks until granted)."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (int(space), user_id))
+def lock_user(conn: psycopg.Connection[object], space: LockSpace, user_id: str) -> datetime:
+    """Take the per-user transaction lock of ``space`` (blocks until granted); returns the
+    database's clock read once the lock is granted.
+
+    The clock (``oracle.clock()``, migration 0095) is the second expression of the statement that
+    takes the lock, so it is read after the wait, in the same round trip: the time every window
+    of the deciding transaction starts from (docs/design.md#one-clock-per-decision).
+    """
+    row = conn.execute(
+        "SELECT pg_advisory_xact_lock(%s, hashtext(%s)) AS locked, oracle.clock() AS now", (int(space), user_id)
+    ).fetchone()
+    now = row["now"] if isinstance(row, dict) else row[1] if isinstance(row, tuple) else None
+    assert isinstance(now, datetime)
+    return now
 
 
 def lock_account(conn: psycopg.Connection[object], *, exclusive: bool) -> None:

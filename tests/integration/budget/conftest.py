@@ -1,4 +1,4 @@
-"""Fixtures of the budget tests: an in-process budget server with a ManualClock."""
+"""Fixtures of the budget tests: an in-process budget server (the database clock frozen at servers.NOON)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,6 @@ from tests.integration.budget.servers import Budget, in_process_budget
 
 @pytest.fixture
 def budget(postgres: Postgres) -> Iterator[Budget]:
-    """A budget server with default settings whose clock starts at servers.NOON."""
+    """A budget server with default settings with the database clock frozen at servers.NOON."""
     with in_process_budget(postgres) as server:
         yield server

@@ -1,7 +1,8 @@
-"""Real budget servers for the budget tests: in-process (with a ManualClock) or as processes.
+"""Real budget servers for the budget tests: in-process or as processes.
 
 In-process servers are built exactly as ``python -m services.budget`` builds them
-(``services.budget.app.build`` + ``shared.bootstrap.start_service``), only with an injected clock.
+(``services.budget.app.build`` + ``shared.bootstrap.start_service``). The service has no clock of
+its own: tests move the database's (tests/support/database_clock.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from oracle.budget.v1 import budget_service_pb2_grpc as pb_grpc
 from services.budget.app import build
 from services.budget.config import load_settings
 from shared.bootstrap import open_database, start_service
-from shared.clock import ManualClock
 from shared.errors import ErrorReport, from_rpc_error
 from tests.harness import OPERATOR_TOKEN, PRINCIPAL_TOKENS, Postgres, channel
+from tests.support.database_clock import DatabaseClock, database_clock
 
 # A fixed, ordinary moment for tests that move time themselves.
 NOON = datetime(2031, 3, 12, 12, 0, tzinfo=UTC)
@@ -41,10 +42,10 @@ def service_env(postgres: Postgres, **overrides: str) -> dict[str, str]:
 
 @dataclass
 class Budget:
-    """A running in-process budget server, its clock and a stub (operator principal)."""
+    """A running in-process budget server, the database's clock and a stub (operator principal)."""
 
     stub: pb_grpc.BudgetServiceStub
-    clock: ManualClock
+    clock: DatabaseClock
     port: int
     postgres: Postgres
     health_port: int | None = None  # the plaintext health port, when one is configured
@@ -107,18 +108,19 @@ def failure(call: Any) -> ErrorReport:
 
 
 @contextmanager
-def in_process_budget(postgres: Postgres, clock: ManualClock | None = None, **overrides: str) -> Iterator[Budget]:
-    """A budget server in this process, built like the real one but with ``clock``."""
-    clock = clock or ManualClock(NOON)
+def in_process_budget(postgres: Postgres, **overrides: str) -> Iterator[Budget]:
+    """A budget server in this process, built like the real one, with the database's clock
+    frozen at NOON (released afterwards)."""
     settings = load_settings(service_env(postgres, **overrides))
-    db = open_database(settings, service="budget", role="oracle_budget")
-    bindings, hooks = build(settings, db, clock=clock)
-    running = start_service(service="budget", settings=settings, db=db, bindings=bindings)
-    running.on_shutdown.extend(hooks)
-    chan = channel(running.port, OPERATOR_TOKEN)
-    try:
-        yield Budget(pb_grpc.BudgetServiceStub(chan), clock, running.port, postgres, running.health_port)
-    finally:
-        chan.close()
-        running.grace_seconds = 0
-        running.shutdown()
+    with database_clock(postgres.admin_url, NOON) as clock:
+        db = open_database(settings, service="budget", role="oracle_budget")
+        bindings, hooks = build(settings, db)
+        running = start_service(service="budget", settings=settings, db=db, bindings=bindings)
+        running.on_shutdown.extend(hooks)
+        chan = channel(running.port, OPERATOR_TOKEN)
+        try:
+            yield Budget(pb_grpc.BudgetServiceStub(chan), clock, running.port, postgres, running.health_port)
+        finally:
+            chan.close()
+            running.grace_seconds = 0
+            running.shutdown()

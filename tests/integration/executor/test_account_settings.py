@@ -27,7 +27,6 @@ from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from oraclectl.__main__ import main
 from services.executor.execution import Hooks
 from services.executor.model import Execution
-from shared.clock import ManualClock
 from shared.db import SYSTEM_USER
 from shared.db.locks import LockSpace
 from tests.harness import OPERATOR_TOKEN, SCANNER_TOKEN, VIEWER_TOKEN, Postgres, channel
@@ -44,6 +43,7 @@ from tests.integration.executor.kit import (
     user,
     violation_types,
 )
+from tests.support.database_clock import DbClock
 
 KIND = "account.settings_updated"
 CAP_FIELD = "settings.daily_notional_cap_eur"
@@ -273,10 +273,10 @@ def test_an_update_waits_for_executions_holding_the_account_lock(ex: Executor, p
 
 
 def test_a_cap_lowered_while_executions_run_is_enforced_on_the_next_claim(
-    postgres: Postgres, module_exchange: Exchange
+    db_clock: DbClock, postgres: Postgres, module_exchange: Exchange
 ) -> None:
     # A UTC day of its own (injected clock), so other tests' executions do not count here.
-    clock = ManualClock(datetime(2037, 2, 3, 12, 0, tzinfo=UTC))
+    clock = db_clock(datetime(2037, 2, 3, 12, 0, tzinfo=UTC))
     alice, bob, carol = user(), user(), user()
     lowered: list[pb.AccountSettings] = []
     holder: list[Executor] = []

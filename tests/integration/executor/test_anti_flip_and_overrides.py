@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from oracle.executor.v1 import executor_service_pb2 as pb
 
-from shared.clock import ManualClock
 from tests.harness import Postgres
 from tests.integration.executor.kit import (
     Exchange,
@@ -21,12 +20,13 @@ from tests.integration.executor.kit import (
     user,
     violation_types,
 )
+from tests.support.database_clock import DbClock
 
 
 def test_anti_flip_blocks_the_opposite_side_until_an_operator_overrides_it(
-    postgres: Postgres, exchange: Exchange
+    db_clock: DbClock, postgres: Postgres, exchange: Exchange
 ) -> None:
-    clock = ManualClock(datetime(2033, 6, 1, 10, 0, tzinfo=UTC))
+    clock = db_clock(datetime(2033, 6, 1, 10, 0, tzinfo=UTC))
     exchange.admin.set_balance("BTC", "1")  # enough to sell: only anti-flip may refuse
     uid = user()
     with in_process_executor(postgres, exchange.url, clock=clock) as ex:
@@ -71,8 +71,10 @@ def test_anti_flip_blocks_the_opposite_side_until_an_operator_overrides_it(
         assert [r["name"] for r in payload(override)["overridden"]] == ["anti_flip"]
 
 
-def test_the_cooldown_override_skips_only_the_cooldown(postgres: Postgres, exchange: Exchange) -> None:
-    clock = ManualClock(datetime(2033, 6, 2, 10, 0, tzinfo=UTC))
+def test_the_cooldown_override_skips_only_the_cooldown(
+    db_clock: DbClock, postgres: Postgres, exchange: Exchange
+) -> None:
+    clock = db_clock(datetime(2033, 6, 2, 10, 0, tzinfo=UTC))
     uid = user()
     with in_process_executor(postgres, exchange.url, clock=clock) as ex:
         ex.set_policy(uid, cooldown=3600, hourly_trade_cap=1, daily_trade_cap=10)

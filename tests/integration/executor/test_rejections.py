@@ -16,7 +16,6 @@ import grpc
 import pytest
 from oracle.executor.v1 import executor_service_pb2 as pb
 
-from shared.clock import ManualClock
 from tests.harness import Postgres
 from tests.integration.executor.kit import (
     Exchange,
@@ -30,6 +29,7 @@ from tests.integration.executor.kit import (
     user,
     violation_types,
 )
+from tests.support.database_clock import DbClock, shift_database_clock
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +158,9 @@ def test_daily_notional_cap_of_the_user(postgres: Postgres, module_exchange: Exc
     )
 
 
-def test_daily_notional_cap_of_the_account(postgres: Postgres, module_exchange: Exchange) -> None:
+def test_daily_notional_cap_of_the_account(db_clock: DbClock, postgres: Postgres, module_exchange: Exchange) -> None:
     # A UTC day of its own (injected clock), so other tests' executions do not count here.
-    clock = ManualClock(datetime(2033, 5, 17, 9, 0, tzinfo=UTC))
+    clock = db_clock(datetime(2033, 5, 17, 9, 0, tzinfo=UTC))
     with in_process_executor(postgres, module_exchange.url, clock=clock) as own, account_cap(own, "25"):
         alice, bob = user(), user()
         own.set_policy(alice)
@@ -283,16 +283,15 @@ def test_user_kill_switch(postgres: Postgres, module_exchange: Exchange, ex: Exe
 def test_expired_proposals(postgres: Postgres, module_exchange: Exchange, ex: Executor) -> None:
     uid = user()
     ex.set_policy(uid)
-    past = seed_proposal(postgres, uid, price=_price(module_exchange), expires_in=timedelta(milliseconds=500))
+    past = seed_proposal(postgres, uid, price=_price(module_exchange), expires_in=timedelta(minutes=1))
     marked = seed_proposal(postgres, uid, price=_price(module_exchange), status="expired")
-    with postgres.admin() as conn:  # expiry in the past, as the scanner's clock would have it
-        conn.execute(
-            "UPDATE oracle.trade_proposals SET created_at = now() - interval '2 minutes',"
-            " expires_at = now() - interval '1 minute' WHERE proposal_id = %s",
-            (past,),
-        )
-    rejected_with(ex, module_exchange, uid, past, "PROPOSAL_EXPIRED")
-    rejected_with(ex, module_exchange, uid, marked, "PROPOSAL_EXPIRED")
+    # Past its expiry on the database's clock, the only one the executor's decision reads.
+    shift_database_clock(postgres.admin_url, timedelta(minutes=2))
+    try:
+        rejected_with(ex, module_exchange, uid, past, "PROPOSAL_EXPIRED")
+        rejected_with(ex, module_exchange, uid, marked, "PROPOSAL_EXPIRED")
+    finally:
+        shift_database_clock(postgres.admin_url, timedelta(0))
 
 
 def test_unknown_and_foreign_proposals_are_not_found(

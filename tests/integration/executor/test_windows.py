@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from oracle.executor.v1 import executor_service_pb2 as pb
 
-from shared.clock import ManualClock
 from tests.harness import Postgres
 from tests.integration.executor.kit import (
     Exchange,
@@ -31,6 +30,7 @@ from tests.integration.executor.kit import (
     user,
     violation_types,
 )
+from tests.support.database_clock import DbClock
 
 
 def refused_with(ex: Executor, exchange: Exchange, uid: str, pid: str, reason: str) -> None:
@@ -45,8 +45,8 @@ def filled(ex: Executor, uid: str, pid: str) -> None:
     assert ex.execute(uid, pid).status == pb.EXECUTION_STATUS_FILLED
 
 
-def test_the_daily_cap_resets_at_utc_midnight(postgres: Postgres, exchange: Exchange) -> None:
-    clock = ManualClock(datetime(2036, 3, 9, 23, 59, 59, tzinfo=UTC))
+def test_the_daily_cap_resets_at_utc_midnight(db_clock: DbClock, postgres: Postgres, exchange: Exchange) -> None:
+    clock = db_clock(datetime(2036, 3, 9, 23, 59, 59, tzinfo=UTC))
     uid = user()
     with in_process_executor(postgres, exchange.url, clock=clock) as ex:
         ex.set_policy(uid, daily_trade_cap=1, hourly_trade_cap=10)
@@ -63,9 +63,11 @@ def test_the_daily_cap_resets_at_utc_midnight(postgres: Postgres, exchange: Exch
     assert exchange.post_count() == 2
 
 
-def test_the_hourly_window_is_the_last_60_minutes_inclusive(postgres: Postgres, exchange: Exchange) -> None:
+def test_the_hourly_window_is_the_last_60_minutes_inclusive(
+    db_clock: DbClock, postgres: Postgres, exchange: Exchange
+) -> None:
     start = datetime(2036, 3, 11, 10, 0, tzinfo=UTC)
-    clock = ManualClock(start)
+    clock = db_clock(start)
     uid = user()
     with in_process_executor(postgres, exchange.url, clock=clock) as ex:
         ex.set_policy(uid, daily_trade_cap=10, hourly_trade_cap=1)
@@ -82,8 +84,10 @@ def test_the_hourly_window_is_the_last_60_minutes_inclusive(postgres: Postgres, 
     assert exchange.post_count() == 2
 
 
-def test_the_account_notional_cap_resets_at_utc_midnight(postgres: Postgres, exchange: Exchange) -> None:
-    clock = ManualClock(datetime(2036, 3, 12, 23, 59, 50, tzinfo=UTC))
+def test_the_account_notional_cap_resets_at_utc_midnight(
+    db_clock: DbClock, postgres: Postgres, exchange: Exchange
+) -> None:
+    clock = db_clock(datetime(2036, 3, 12, 23, 59, 50, tzinfo=UTC))
     alice, bob, carol = user(), user(), user()
     with in_process_executor(postgres, exchange.url, clock=clock) as ex, account_cap(ex, "25"):
         for uid in (alice, bob, carol):
