@@ -311,13 +311,16 @@ class Executor:
         account_cap_eur: Decimal,
     ) -> Facts:
         day_start = start_of_utc_day(now)
+        hour_start = now - timedelta(hours=1)
+        longest = timedelta(seconds=max(policy.cooldown_seconds, policy.anti_flip_seconds))
         mine = repository.user_figures(
             conn,
             mode=self._venue.mode,
             market=proposal.market,
             side=proposal.side,
             day_start=day_start,
-            hour_start=now - timedelta(hours=1),
+            hour_start=hour_start,
+            since=min(day_start, hour_start, now - longest),
         )
         # Account-wide figures: read under the account row lock the caller holds.
         account = repository.account_figures(

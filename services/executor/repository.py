@@ -253,21 +253,30 @@ class UserFigures:
 
 
 def user_figures(
-    conn: Conn, *, mode: str, market: str, side: Side, day_start: datetime, hour_start: datetime
+    conn: Conn, *, mode: str, market: str, side: Side, day_start: datetime, hour_start: datetime, since: datetime
 ) -> UserFigures:
     """Cooldown, anti-flip, caps and notional figures of the transaction's user.
 
     Windows are closed at their start: the UTC day counts ``claimed_at >= day_start`` (00:00:00),
     the hourly window ``claimed_at >= hour_start`` (now - 60 min, so a claim exactly 60 minutes
-    old still counts)."""
+    old still counts). Only claims from ``since`` on are read (the earliest start of every
+    window the validators look at, cooldown and anti-flip included): a bounded index range, never
+    the user's whole history; an older claim is outside every window anyway."""
     row = conn.execute(
         "SELECT max(claimed_at) FILTER (WHERE market = %(market)s) AS last_on_market,"
         " max(claimed_at) FILTER (WHERE market = %(market)s AND side = %(opposite)s) AS last_opposite,"
         " count(*) FILTER (WHERE claimed_at >= %(day)s) AS today,"
         " count(*) FILTER (WHERE claimed_at >= %(hour)s) AS last_hour,"
         " COALESCE(sum(amount_quote) FILTER (WHERE claimed_at >= %(day)s), 0) AS notional_today"
-        f" FROM oracle.trade_executions WHERE mode = %(mode)s AND {_COUNTING}",
-        {"market": market, "opposite": side.opposite.value, "day": day_start, "hour": hour_start, "mode": mode},
+        f" FROM oracle.trade_executions WHERE claimed_at >= %(since)s AND mode = %(mode)s AND {_COUNTING}",
+        {
+            "market": market,
+            "opposite": side.opposite.value,
+            "day": day_start,
+            "hour": hour_start,
+            "mode": mode,
+            "since": since,
+        },
     ).fetchone()
     assert row is not None
     return UserFigures(

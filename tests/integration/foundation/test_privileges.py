@@ -136,9 +136,9 @@ def test_function_execute_rights_are_the_documented_ones(postgres: Postgres, fun
 @pytest.mark.parametrize(
     ("service", "call"),
     [
-        ("executor", "SELECT oracle.expire_stale_reservations(now() + interval '1 day')"),
-        ("scanner", "SELECT oracle.expire_stale_reservations(now() + interval '1 day')"),
-        ("budget", "SELECT * FROM oracle.claim_due_scan_jobs('x', 10, 3600, now())"),
+        ("executor", "SELECT oracle.expire_stale_reservations()"),
+        ("scanner", "SELECT oracle.expire_stale_reservations()"),
+        ("budget", "SELECT * FROM oracle.claim_due_scan_jobs('x', 10, 3600)"),
         ("scanner", "SELECT * FROM oracle.executions_not_final()"),
         ("budget", "SELECT * FROM oracle.kill_switch_state()"),
         ("budget", "SELECT * FROM oracle.executions_to_reconcile('live', 10, 0)"),

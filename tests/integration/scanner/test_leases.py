@@ -1,19 +1,18 @@
 """Scheduler leases and fencing (docs/design.md#scheduler-leases-and-fencing) at the scale of one job: leases, heartbeats and the fencing token.
 
-Two scanner instances with their own connection pools share one database and one ManualClock;
-lease edges are crossed by moving the clock, never by sleeping.
+Two scanner instances with their own connection pools share one database, whose clock decides
+every lease (migration 0095); lease edges are crossed by moving that clock, never by sleeping.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from services.scanner.analyst import RuleAnalyst
 from services.scanner.lease import Lease, LeaseLost
-from shared.clock import ManualClock
 from shared.errors import FailedPrecondition
 from tests.harness import Postgres, new_user_id, scrape
 from tests.integration.scanner.kit import (
@@ -26,6 +25,7 @@ from tests.integration.scanner.kit import (
     scan_runs,
     seed_policy,
 )
+from tests.support.database_clock import DatabaseClock
 
 LEASE = 60
 
@@ -39,7 +39,7 @@ def test_a_zombie_whose_lease_was_taken_over_writes_nothing(
 ) -> None:
     pg = private_postgres
     before = scrape(metrics_port)
-    clock = ManualClock(datetime.now(UTC))
+    clock = DatabaseClock(pg.admin_url)  # this test's own database's clock (a cluster of its own)
     user = new_user_id("zombie")
     seed_policy(pg, user)
     exchange.trend_up("BTC-EUR")  # the rule analyst proposes a buy: a write the zombie would make
@@ -99,7 +99,7 @@ def test_a_zombie_whose_lease_was_taken_over_writes_nothing(
 
 def test_heartbeat_keeps_a_running_job_leased(private_postgres: Postgres, exchange: Exchange) -> None:
     pg = private_postgres
-    clock = ManualClock(datetime.now(UTC))
+    clock = DatabaseClock(pg.admin_url)
     user = new_user_id("beat")
     seed_policy(pg, user)
     job_id = insert_due_job(pg, user, ["ETH-EUR"], due=clock.now())
@@ -123,7 +123,7 @@ def test_heartbeat_keeps_a_running_job_leased(private_postgres: Postgres, exchan
 
 def test_run_scan_on_a_leased_job_is_refused(private_postgres: Postgres, exchange: Exchange) -> None:
     pg = private_postgres
-    clock = ManualClock(datetime.now(UTC))
+    clock = DatabaseClock(pg.admin_url)
     user = new_user_id("busy")
     seed_policy(pg, user)
     job_id = insert_due_job(pg, user, ["ETH-EUR"], due=clock.now())

@@ -12,10 +12,10 @@ from decimal import Decimal
 from oracle.executor.v1 import executor_service_pb2 as epb
 from oracle.scanner.v1 import scanner_service_pb2 as pb
 
-from shared.clock import ManualClock
 from tests.harness import SCANNER_TOKEN, Postgres, eventually, new_user_id
 from tests.integration.executor.kit import in_process_executor
 from tests.integration.scanner.kit import Exchange, in_process_scanner, proposals_of, rows, seed_policy
+from tests.support.database_clock import DbClock
 
 RULES = pb.ANALYST_KIND_RULES
 
@@ -62,12 +62,12 @@ def test_run_scan_on_a_fresh_database_makes_proposals_the_executor_executes(
 
 
 def test_expired_proposals_are_marked_by_the_sweeper_and_refused_by_the_executor(
-    postgres: Postgres, exchange: Exchange
+    db_clock: DbClock, postgres: Postgres, exchange: Exchange
 ) -> None:
     user = new_user_id("expiry")
     seed_policy(postgres, user, min_confidence=50)
     exchange.trend_up("BTC-EUR")
-    clock = ManualClock(datetime.now(UTC) - timedelta(hours=1))  # the scan happened an hour ago
+    clock = db_clock(datetime.now(UTC) - timedelta(hours=1))  # the scan happened an hour ago
     with in_process_scanner(
         postgres, exchange.url, clock, proposal_ttl_seconds="900", expiry_interval_seconds="0.1"
     ) as scanner:

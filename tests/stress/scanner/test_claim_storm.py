@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.scanner.analyst import RuleAnalyst
-from shared.clock import ManualClock
 from tests.harness import Postgres, new_user_id
 from tests.integration.scanner.kit import (
     MARKETS,
@@ -40,6 +39,7 @@ from tests.integration.scanner.kit import (
     scan_runs,
     seed_policy,
 )
+from tests.support.database_clock import DatabaseClock
 
 pytestmark = pytest.mark.stress
 
@@ -55,9 +55,9 @@ STALLER = "storm-0"
 
 
 class RacingClock:
-    """Moves a ManualClock 1 s every 50 ms of real time (20x) while running."""
+    """Moves the database's clock 1 s every 50 ms of real time (20x) while running."""
 
-    def __init__(self, clock: ManualClock) -> None:
+    def __init__(self, clock: DatabaseClock) -> None:
         self.clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -88,7 +88,7 @@ def storm_db(private_postgres: Postgres) -> Iterator[Postgres]:
 
 def test_four_instances_process_each_job_exactly_once_per_due_time(storm_db: Postgres) -> None:
     pg = storm_db
-    clock = ManualClock(datetime(2031, 5, 1, 12, 0, tzinfo=UTC))
+    clock = DatabaseClock(pg.admin_url, datetime(2031, 5, 1, 12, 0, tzinfo=UTC))
     start = clock.now()
     job_ids = []
     for u in range(USERS):
