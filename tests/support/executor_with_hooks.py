@@ -1,10 +1,13 @@
-"""TEST-ONLY entry point: ``python -m tests.support.executor_with_hooks --crash-at POINT``.
+"""TEST-ONLY entry point: ``python -m tests.support.executor_with_hooks [--crash-at POINT]
+[--clock-skew-seconds S]``.
 
 Runs the executor exactly as ``python -m services.executor`` does (same settings, same
-``shared.bootstrap.run_main``, same ``services.executor.app.build``), except that the Executor is
-built with a hook that SIGKILLs the process at POINT — the crash-recovery tests' way to die
-between two steps. It lives under tests/, which the service image does not contain, so no
-production process can be made to kill itself by its environment.
+``shared.bootstrap.run_main``, same ``services.executor.app.build``), except that
+``--crash-at`` builds the Executor with a hook that SIGKILLs the process at POINT — the
+crash-recovery tests' way to die between two steps — and ``--clock-skew-seconds`` runs this
+process's own clock S seconds off the machine's (tests/support/skewed_clock.py), as on a replica
+whose clock drifted. It lives under tests/, which the service image does not contain, so no
+production process can be made to kill itself or skew its clock by its environment.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from services.executor.model import Execution
 from shared.bootstrap import run_main
 from shared.db import Database
 from shared.server import ServiceBinding
+from tests.support.skewed_clock import skew_system_clock
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +54,12 @@ def crash_hooks(point: CrashPoint) -> Hooks:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.executor_with_hooks", description=__doc__)
-    parser.add_argument("--crash-at", required=True, choices=[p.value for p in CrashPoint])
+    parser.add_argument("--crash-at", choices=[p.value for p in CrashPoint])
+    parser.add_argument("--clock-skew-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
-    hooks = crash_hooks(CrashPoint(args.crash_at))
+    hooks = crash_hooks(CrashPoint(args.crash_at)) if args.crash_at else None
+    if args.clock_skew_seconds:
+        skew_system_clock(args.clock_skew_seconds)
 
     def build_with_hooks(
         settings: ExecutorSettings, db: Database

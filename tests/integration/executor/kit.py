@@ -268,12 +268,17 @@ def process_executor(
     *,
     mode: str = "live",
     crash_at: str = "",
+    clock_skew_seconds: float = 0,
     **overrides: str,
 ) -> Iterator[tuple[Executor, ServiceProcess]]:
-    """``python -m services.executor`` as its own process; with ``crash_at``, the test-only
-    entry point that builds it with a hook killing the process there."""
+    """``python -m services.executor`` as its own process; with ``crash_at`` or
+    ``clock_skew_seconds``, the test-only entry point that builds it with a hook killing the
+    process there, or with its own clock that many seconds off the machine's."""
     env = service_env(postgres, exchange_url, mode=mode, **overrides)
-    module, args = (CRASHING_MODULE, ["--crash-at", crash_at]) if crash_at else (MODULE, [])
+    args = ["--crash-at", crash_at] if crash_at else []
+    if clock_skew_seconds:
+        args += ["--clock-skew-seconds", str(clock_skew_seconds)]
+    module = CRASHING_MODULE if args else MODULE
     with running_process(module, env, log_path, args=args) as proc:
         executor = _stubs(proc.port, postgres)
         executor.metrics_port = proc.metrics_port
