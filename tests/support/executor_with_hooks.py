@@ -1,12 +1,14 @@
 """TEST-ONLY entry point: ``python -m tests.support.executor_with_hooks [--crash-at POINT]
-[--clock-skew-seconds S]``.
+[--clock-skew-seconds S] [--hold-after-claim-until PATH]``.
 
 Runs the executor exactly as ``python -m services.executor`` does (same settings, same
 ``shared.bootstrap.run_main``, same ``services.executor.app.build``), except that
 ``--crash-at`` builds the Executor with a hook that SIGKILLs the process at POINT — the
 crash-recovery tests' way to die between two steps — and ``--clock-skew-seconds`` runs this
 process's own clock S seconds off the machine's (tests/support/skewed_clock.py), as on a replica
-whose clock drifted. It lives under tests/, which the service image does not contain, so no
+whose clock drifted, and ``--hold-after-claim-until`` holds every execution right after its
+claim committed (CLAIMED, before the claim-to-submit step) until the file PATH exists. It lives
+under tests/, which the service image does not contain, so no
 production process can be made to kill itself or skew its clock by its environment.
 """
 
@@ -17,8 +19,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from pathlib import Path
 
 from services.executor import SERVICE
 from services.executor.app import build
@@ -52,12 +56,27 @@ def crash_hooks(point: CrashPoint) -> Hooks:
     return Hooks(after_send=die)
 
 
+def hold_hooks(release: Path) -> Hooks:
+    """Executor hooks that hold each execution after its claim until ``release`` exists."""
+
+    def hold(execution: Execution) -> None:
+        log.warning("TEST-ONLY hold after the claim", extra={"execution_id": execution.execution_id})
+        released = threading.Event()
+        while not release.exists():
+            released.wait(0.01)
+
+    return Hooks(after_claim=hold)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.executor_with_hooks", description=__doc__)
     parser.add_argument("--crash-at", choices=[p.value for p in CrashPoint])
     parser.add_argument("--clock-skew-seconds", type=float, default=0.0)
+    parser.add_argument("--hold-after-claim-until", type=Path)
     args = parser.parse_args(argv)
     hooks = crash_hooks(CrashPoint(args.crash_at)) if args.crash_at else None
+    if args.hold_after_claim_until is not None:
+        hooks = hold_hooks(args.hold_after_claim_until)
     if args.clock_skew_seconds:
         skew_system_clock(args.clock_skew_seconds)
 
