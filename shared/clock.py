@@ -1,5 +1,7 @@
-"""Time, injectable: every window (cooldown, caps, leases, budgets, expiry) reads a Clock, so
-tests move time instead of sleeping. Always UTC and timezone-aware."""
+"""A service's own time, injectable, for what only that process relies on (request deadlines,
+caches, the executor's send deadline). Windows, caps, leases, TTLs and proposal expiry are NOT
+decided by it: they are the database's clock (shared.db.clock, docs/design.md#one-clock-per-decision).
+Always UTC and timezone-aware."""
 
 from __future__ import annotations
 

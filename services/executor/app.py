@@ -1,8 +1,8 @@
 """Builds the executor from its settings: the venue (live exchange or paper), the ExecuteProposal
 flow, the policy book, the reconciler thread and the servicer.
 
-``build`` is what ``shared.bootstrap.run_main`` calls; tests call it too, with a ManualClock, a
-venue or test hooks of their own, and serve the bindings with ``shared.bootstrap.start_service``.
+``build`` is what ``shared.bootstrap.run_main`` calls; tests call it too, with a clock (the database's,
+frozen: tests/support/database_clock.py), a venue or test hooks of their own, and serve the bindings with ``shared.bootstrap.start_service``.
 A live executor whose key cannot trade (or whose exchange cannot be reached to prove it) refuses
 to start with :class:`shared.bootstrap.StartupRefused` (exit code :data:`EXIT_VENUE_REFUSED`).
 """

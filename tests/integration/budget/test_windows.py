@@ -1,4 +1,4 @@
-"""The budget windows (docs/design.md#budget-zero-overshoot), with time moved by an injected clock (never slept):
+"""The budget windows (docs/design.md#budget-zero-overshoot), with time moved on the database's clock (never slept):
 the hourly window rolls, the daily window resets at 00:00 UTC, and every row counts by its
 reservation time except released ones."""
 

@@ -268,8 +268,8 @@ def process_executor(
     *,
     mode: str = "live",
     crash_at: str = "",
-    clock_skew_seconds: float = 0,
-    hold_after_claim_until: Path | None = None,
+    clock_skew_seconds: str = "",
+    hold_after_claim_until: str = "",
     **overrides: str,
 ) -> Iterator[tuple[Executor, ServiceProcess]]:
     """``python -m services.executor`` as its own process; with ``crash_at`` or
@@ -279,9 +279,9 @@ def process_executor(
     env = service_env(postgres, exchange_url, mode=mode, **overrides)
     args = ["--crash-at", crash_at] if crash_at else []
     if clock_skew_seconds:
-        args += ["--clock-skew-seconds", str(clock_skew_seconds)]
-    if hold_after_claim_until is not None:
-        args += ["--hold-after-claim-until", str(hold_after_claim_until)]
+        args += ["--clock-skew-seconds", clock_skew_seconds]
+    if hold_after_claim_until:
+        args += ["--hold-after-claim-until", hold_after_claim_until]
     module = CRASHING_MODULE if args else MODULE
     with running_process(module, env, log_path, args=args) as proc:
         executor = _stubs(proc.port, postgres)

@@ -275,7 +275,7 @@ def test_an_update_waits_for_executions_holding_the_account_lock(ex: Executor, p
 def test_a_cap_lowered_while_executions_run_is_enforced_on_the_next_claim(
     db_clock: DbClock, postgres: Postgres, module_exchange: Exchange
 ) -> None:
-    # A UTC day of its own (injected clock), so other tests' executions do not count here.
+    # A UTC day of its own (the database's clock, frozen), so other tests' executions do not count here.
     clock = db_clock(datetime(2037, 2, 3, 12, 0, tzinfo=UTC))
     alice, bob, carol = user(), user(), user()
     lowered: list[pb.AccountSettings] = []

@@ -1,4 +1,4 @@
-"""Anti-flip, cooldown overrides and who may use them, with time moved by an injected clock."""
+"""Anti-flip, cooldown overrides and who may use them, with time moved on the database's clock."""
 
 from __future__ import annotations
 

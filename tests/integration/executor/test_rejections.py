@@ -159,7 +159,7 @@ def test_daily_notional_cap_of_the_user(postgres: Postgres, module_exchange: Exc
 
 
 def test_daily_notional_cap_of_the_account(db_clock: DbClock, postgres: Postgres, module_exchange: Exchange) -> None:
-    # A UTC day of its own (injected clock), so other tests' executions do not count here.
+    # A UTC day of its own (the database's clock, frozen), so other tests' executions do not count here.
     clock = db_clock(datetime(2033, 5, 17, 9, 0, tzinfo=UTC))
     with in_process_executor(postgres, module_exchange.url, clock=clock) as own, account_cap(own, "25"):
         alice, bob = user(), user()

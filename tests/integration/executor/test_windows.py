@@ -1,8 +1,9 @@
-"""Window edges through the whole service: an in-process executor on an injected clock, orders
+"""Window edges through the whole service: an in-process executor, the database's clock frozen
+and moved by the test (tests/support/database_clock.py), orders
 counted at the exchange simulator.
 
 The boundaries are the SQL's (repository.user_figures, oracle.account_notional), timed by the
-claim time, which is the injected clock's reading (the account cap is the database's, set through
+claim time, which is the database clock's reading (the account cap is the database's, set through
 UpdateAccountSettings):
 
 * the UTC day is ``[00:00:00, next 00:00:00)``: a claim at 23:59:59 counts until midnight and

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,17 +22,19 @@ INSERT = (
 )
 
 
-def _as_scanner(postgres: Postgres, user: str) -> psycopg.Connection[object]:
+def _as_scanner(postgres: Postgres, user: str) -> psycopg.Connection[Any]:
     conn = psycopg.connect(postgres.url("scanner"), autocommit=True)
     conn.execute("SELECT set_config('app.user_id', %s, false)", (user,))
     return conn
 
 
-def _insert(conn: psycopg.Connection[object], user: str, created: datetime, expires: datetime) -> tuple[str, tuple]:
+def _insert(
+    conn: psycopg.Connection[Any], user: str, created: datetime, expires: datetime
+) -> tuple[str, tuple[datetime, datetime]]:
     proposal_id = str(uuid.uuid4())
     row = conn.execute(INSERT, (proposal_id, user, created, expires)).fetchone()
     assert row is not None
-    return proposal_id, tuple(row)
+    return proposal_id, (row[0], row[1])
 
 
 @pytest.mark.parametrize(
@@ -70,7 +73,7 @@ def test_nobody_changes_what_a_proposal_says(postgres: Postgres, change: str) ->
     user = new_user_id("immutable")
     with postgres.admin() as conn:
         now = datetime.now(UTC)
-        proposal_id, _ = _insert(conn, user, now, now + timedelta(minutes=15))  # type: ignore[arg-type]
+        proposal_id, _ = _insert(conn, user, now, now + timedelta(minutes=15))
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="immutable"):
             conn.execute(f"UPDATE oracle.trade_proposals SET {change} WHERE proposal_id = %s", (proposal_id,))
         # the one move a proposal makes (the expiry sweep's) is still allowed

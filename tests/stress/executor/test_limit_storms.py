@@ -145,7 +145,10 @@ def test_kill_switch_in_the_middle_of_a_storm(
     results_after: list[Any] = []
     lock = threading.Lock()
 
-    with process_executor(postgres, exchange.url, tmp_path / "held.log", hold_after_claim_until=release) as (held, _):
+    with process_executor(postgres, exchange.url, tmp_path / "held.log", hold_after_claim_until=str(release)) as (
+        held,
+        _,
+    ):
         executors = [pair[0], pair[1], held]
         held_users = [users[i] for i in range(THREADS) if i % 3 == 2]
 

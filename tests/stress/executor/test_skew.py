@@ -52,7 +52,7 @@ def skewed(
     with ExitStack() as stack:
         yield [
             stack.enter_context(
-                process_executor(postgres, exchange.url, logs / f"executor{skew:+d}.log", clock_skew_seconds=skew)
+                process_executor(postgres, exchange.url, logs / f"executor{skew:+d}.log", clock_skew_seconds=str(skew))
             )[0]
             for skew in (SKEW_SECONDS, -SKEW_SECONDS)
         ]
