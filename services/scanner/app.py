@@ -136,7 +136,7 @@ def assemble(
         backoff=Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds),
         instance=settings.instance_id,
     )
-    jobs = ScanJobs(db, clock)
+    jobs = ScanJobs(db)
     proposals = Proposals(db)
     scheduler = Scheduler(
         leases=leases,

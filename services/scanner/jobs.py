@@ -16,7 +16,6 @@ from services.scanner import SERVICE, repository
 from services.scanner.outcomes import MarketOutcome
 from services.scanner.repository import Row
 from shared import audit
-from shared.clock import Clock
 from shared.db import Database
 from shared.errors import NotFound
 
@@ -73,9 +72,8 @@ def retry_delay(attempts: int, base_seconds: float, max_seconds: float) -> timed
 class ScanJobs:
     """A user's scan jobs."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._clock = clock
 
     def create(
         self,
@@ -87,7 +85,6 @@ class ScanJobs:
         principal: str,
         keep_proposing: bool = False,
     ) -> ScanJob:
-        now = self._clock.now()
         with self._db.transaction(user_id) as conn:
             row = repository.insert_job(
                 conn,
@@ -97,8 +94,6 @@ class ScanJobs:
                 interval_seconds=int(interval.total_seconds()),
                 analyst=analyst,
                 keep_proposing=keep_proposing,
-                next_run_at=now,
-                created_at=now,
             )
             job = ScanJob.from_row(row)
             audit.append(

@@ -48,13 +48,13 @@ def insert_job(
     interval_seconds: int,
     analyst: str,
     keep_proposing: bool,
-    next_run_at: datetime,
-    created_at: datetime,
 ) -> Row:
+    """A new job, created and due now on the database's clock."""
     row = conn.execute(
         "INSERT INTO oracle.scan_jobs AS j (job_id, user_id, markets, interval_seconds, analyst, keep_proposing,"
-        " next_run_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING" + _JOB_COLUMNS,
-        (job_id, user_id, list(markets), interval_seconds, analyst, keep_proposing, next_run_at, created_at),
+        " next_run_at, created_at) SELECT %s, %s, %s, %s, %s, %s, t.now, t.now FROM (SELECT oracle.clock() AS now) t"
+        " RETURNING" + _JOB_COLUMNS,
+        (job_id, user_id, list(markets), interval_seconds, analyst, keep_proposing),
     ).fetchone()
     assert row is not None
     return row
@@ -125,23 +125,34 @@ def extend_lease(conn: Conn, *, job_id: str, lease_seconds: int) -> None:
 
 
 def finish_job(
-    conn: Conn, *, job_id: str, next_run_at: datetime, last_run_at: datetime, outcomes: list[dict[str, Any]]
-) -> None:
-    """A successful run: reschedule, clear the failure count, record outcomes, release the lease."""
-    conn.execute(
-        "UPDATE oracle.scan_jobs SET next_run_at = %s, last_run_at = %s, attempts = 0, last_error = '',"
-        " last_outcomes = %s, locked_by = NULL, lock_expires_at = NULL WHERE job_id = %s",
-        (next_run_at, last_run_at, Jsonb(outcomes), job_id),
-    )
+    conn: Conn, *, job_id: str, interval: timedelta, last_run_at: datetime, outcomes: list[dict[str, Any]]
+) -> datetime:
+    """A successful run: reschedule ``interval`` from now on the database's clock (the due time
+    every instance's claim compares with it), clear the failure count, record outcomes, release
+    the lease. Returns the new due time."""
+    row = conn.execute(
+        "UPDATE oracle.scan_jobs SET next_run_at = (SELECT oracle.clock()) + %s, last_run_at = %s, attempts = 0,"
+        " last_error = '', last_outcomes = %s, locked_by = NULL, lock_expires_at = NULL WHERE job_id = %s"
+        " RETURNING next_run_at",
+        (interval, last_run_at, Jsonb(outcomes), job_id),
+    ).fetchone()
+    assert row is not None
+    return row["next_run_at"]  # type: ignore[no-any-return]
 
 
-def fail_job(conn: Conn, *, job_id: str, attempts: int, last_error: str, next_run_at: datetime) -> None:
-    """A failed run: count it, say why, retry later, release the lease."""
-    conn.execute(
-        "UPDATE oracle.scan_jobs SET attempts = %s, last_error = %s, next_run_at = %s,"
-        " locked_by = NULL, lock_expires_at = NULL WHERE job_id = %s",
-        (attempts, last_error[:4000], next_run_at, job_id),
-    )
+def fail_job(
+    conn: Conn, *, job_id: str, attempts: int, last_error: str, delay: timedelta, not_before: datetime | None
+) -> datetime:
+    """A failed run: count it, say why, retry ``delay`` from now on the database's clock (not
+    before ``not_before``), release the lease. Returns the new due time."""
+    row = conn.execute(
+        "UPDATE oracle.scan_jobs SET attempts = %s, last_error = %s,"
+        " next_run_at = GREATEST((SELECT oracle.clock()) + %s, %s::timestamptz),"
+        " locked_by = NULL, lock_expires_at = NULL WHERE job_id = %s RETURNING next_run_at",
+        (attempts, last_error[:4000], delay, not_before, job_id),
+    ).fetchone()
+    assert row is not None
+    return row["next_run_at"]  # type: ignore[no-any-return]
 
 
 def set_last_outcomes(conn: Conn, *, job_id: str, outcomes: list[dict[str, Any]]) -> None:

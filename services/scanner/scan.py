@@ -255,12 +255,14 @@ class ScanRunner:
             with self._fence.write(run.lease) as (conn, row):
                 attempts = int(row["attempts"]) + 1
                 now = self._clock.now()
-                next_run_at = now + retry_delay(attempts, self._backoff.base_seconds, self._backoff.max_seconds)
-                if retry_at is not None and retry_at > next_run_at:
-                    next_run_at = retry_at
                 error = f"{reason}: {detail}"[:4000]
-                repository.fail_job(
-                    conn, job_id=run.job.job_id, attempts=attempts, last_error=error, next_run_at=next_run_at
+                next_run_at = repository.fail_job(
+                    conn,
+                    job_id=run.job.job_id,
+                    attempts=attempts,
+                    last_error=error,
+                    delay=retry_delay(attempts, self._backoff.base_seconds, self._backoff.max_seconds),
+                    not_before=retry_at,
                 )
                 audit.append(
                     conn,
@@ -371,7 +373,7 @@ class ScanRunner:
             repository.finish_job(
                 conn,
                 job_id=run.job.job_id,
-                next_run_at=finished + run.job.interval,
+                interval=run.job.interval,
                 last_run_at=run.started,
                 outcomes=[o.to_json() for o in outcomes],
             )
