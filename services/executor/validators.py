@@ -141,8 +141,9 @@ def freshness(proposal: Proposal, now: datetime) -> Check:
 def same_version(fetched_for: Proposal, under_lock: Proposal) -> Check:
     """The proposal read under the lock must be the very version the market data was fetched
     for: proposals are immutable (migration 0096), so a difference means something changed it
-    behind the database's back, and the fetched facts are not the proposal's."""
-    same = fetched_for == under_lock
+    behind the database's back, and the fetched facts are not the proposal's. The status is the
+    one change a proposal makes (open → expired): the freshness check judges that one."""
+    same = replace(fetched_for, status=under_lock.status) == under_lock
     return Check(
         name="proposal_version",
         passed=same,

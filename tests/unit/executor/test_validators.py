@@ -242,3 +242,19 @@ def test_freshness_and_kill_switch() -> None:
     assert v.kill_switch(True, True).passed
     assert v.kill_switch(False, True).reason == v.TRADING_DISABLED
     assert v.kill_switch(True, False).reason == v.TRADING_DISABLED
+
+
+def test_same_version_is_every_field_but_the_status_and_the_read_time() -> None:
+    first = proposal(snapshot_json='{"price": "85000"}', created_at=NOW, read_at=NOW)
+    assert v.same_version(first, replace(first, read_at=NOW + timedelta(seconds=1))).passed
+    assert v.same_version(first, replace(first, status="expired")).passed  # freshness judges that
+    for change in (
+        {"market": "ETH-EUR"},
+        {"side": Side.SELL},
+        {"amount_quote": Decimal("100.00")},
+        {"confidence": 100},
+        {"expires_at": NOW + timedelta(hours=1)},
+        {"created_at": NOW - timedelta(seconds=1)},
+        {"snapshot_json": '{"price": "1"}'},
+    ):
+        assert v.same_version(first, replace(first, **change)).reason == v.PROPOSAL_CHANGED, change
