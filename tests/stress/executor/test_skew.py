@@ -15,6 +15,8 @@ import functools
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -31,6 +33,7 @@ from tests.integration.executor.kit import (
     user,
     violation_types,
 )
+from tests.support.database_clock import shift_database_clock
 
 pytestmark = pytest.mark.stress
 
@@ -121,4 +124,40 @@ def test_hourly_cap_storm_through_skewed_replicas_exactly_the_cap(
     assert all(e.status == pb.EXECUTION_STATUS_FILLED for e in executed)
     assert len(refused) == 28
     assert all(violation_types(r) == ["HOURLY_CAP_REACHED"] for r in refused)  # type: ignore[arg-type]
+    assert exchange.post_count() - before == 2
+
+
+def test_daily_cap_storm_across_midnight_through_skewed_replicas(
+    postgres: Postgres, exchange: Exchange, tmp_path: Path
+) -> None:
+    """The notional UTC day is the database's: its clock is put 2 minutes before a midnight, one
+    replica's own clock 5 minutes after that (the next day), the other's 5 minutes before. Three
+    of the day's five trades were claimed 8 minutes ago: the storm gets exactly the two left."""
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    offset = midnight - timedelta(minutes=2) - now
+    skews = [offset.total_seconds() + SKEW_SECONDS, offset.total_seconds() - SKEW_SECONDS]
+    uid = user()
+    shift_database_clock(postgres.admin_url, offset)
+    try:
+        with ExitStack() as stack:
+            pair = [
+                stack.enter_context(
+                    process_executor(postgres, exchange.url, tmp_path / f"executor-{i}.log", clock_skew_seconds=str(s))
+                )[0]
+                for i, s in enumerate(skews)
+            ]
+            pair[0].set_policy(uid, cooldown=0, daily_trade_cap=5, hourly_trade_cap=100)
+            seed_counting_claims(postgres, uid, 3, minutes_ago=8)
+            price = exchange.price("BTC-EUR")
+            before = exchange.post_count()
+
+            executed, refused = fire(pair, uid, [seed_proposal(postgres, uid, price=price) for _ in range(30)])
+    finally:
+        shift_database_clock(postgres.admin_url, timedelta(0))
+
+    assert len(executed) == 2
+    assert all(e.status == pb.EXECUTION_STATUS_FILLED for e in executed)
+    assert all(violation_types(r) == ["DAILY_CAP_REACHED"] for r in refused)  # type: ignore[arg-type]
+    assert len(refused) == 28
     assert exchange.post_count() - before == 2
