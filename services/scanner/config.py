@@ -115,7 +115,8 @@ class ScannerSettings(ServiceSettings):
     """Jobs of one batch run at the same time."""
 
     proposal_ttl_seconds: int = Field(default=900, ge=1, le=86400)
-    """How long a proposal stays executable."""
+    """How long a proposal stays executable: the lifetime asked of the database, which stamps the
+    proposal and caps the lifetime at its ``proposal_max_lifetime`` (migration 0096, 1 hour)."""
 
     expiry_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     """How often open proposals past their expiry are marked expired."""
