@@ -168,8 +168,15 @@ class MoneyView:
             realized_today = books.realized_since(conn, mode=mode, since=day_start)
             state_row = books.trading_state(conn, mode) or {}
             policy = policies.live_policy(conn, user_id)
+            hour_start = now - timedelta(hours=1)
             counts = repository.user_figures(
-                conn, mode=mode, market="", side=Side.BUY, day_start=day_start, hour_start=now - timedelta(hours=1)
+                conn,
+                mode=mode,
+                market="",
+                side=Side.BUY,
+                day_start=day_start,
+                hour_start=hour_start,
+                since=min(day_start, hour_start),
             )
             check = ledger.check(conn, user_id, mode) if check_books else None
         figures = breaker.figures(positions, realized_today, prices)
