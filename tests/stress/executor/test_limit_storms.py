@@ -9,6 +9,8 @@ import functools
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from tests.integration.executor.kit import (
     user,
     violation_types,
 )
+from tests.support.database_clock import DbClock
 
 pytestmark = pytest.mark.stress
 
@@ -61,14 +64,34 @@ def split(results: list[Any]) -> tuple[list[pb.Execution], list[ErrorReport]]:
     return executed, refused
 
 
-def test_anti_flip_storm_one_order_per_user(postgres: Postgres, exchange: Exchange, pair: list[Executor]) -> None:
+def give_position(postgres: Postgres, executor: Executor, uid: str, price: Decimal, amount: str) -> None:
+    """A BUY that fills, so the user's SELLs pass the position check (a user sells only what it
+    holds): the storms below then fail only on anti-flip."""
+    pid = seed_proposal(postgres, uid, side="buy", amount=amount, price=price)
+    assert executor.execute(uid, pid).status == pb.EXECUTION_STATUS_FILLED
+
+
+def past_every_window(db_clock: DbClock) -> None:
+    """The database's clock (every replica's) two hours on: the positions' BUYs are outside the
+    anti-flip window, so the storm's BUY and SELL race for the market from a clean slate."""
+    db_clock(None).advance(timedelta(hours=2))
+
+
+def test_anti_flip_storm_one_order_per_user(
+    postgres: Postgres, exchange: Exchange, pair: list[Executor], db_clock: DbClock
+) -> None:
     # No cooldown: only anti-flip stands between a user's BUY and SELL on one market.
     price = exchange.price("BTC-EUR")
-    attempts = []
-    for _ in range(8):
-        uid = user()
+    users = [user() for _ in range(8)]
+    for uid in users:
+        pair[0].set_policy(uid, cooldown=0, anti_flip_window=0)
+        give_position(postgres, pair[0], uid, price, "30.00")
         pair[0].set_policy(uid, cooldown=0, anti_flip_window=3600)
-        attempts += [(uid, seed_proposal(postgres, uid, side=side, price=price)) for side in ("buy", "sell")]
+    past_every_window(db_clock)
+    price = exchange.price("BTC-EUR")
+    attempts = [
+        (uid, seed_proposal(postgres, uid, side=side, price=price)) for uid in users for side in ("buy", "sell")
+    ]
     before = exchange.post_count()
 
     executed, refused = split(
@@ -76,7 +99,7 @@ def test_anti_flip_storm_one_order_per_user(postgres: Postgres, exchange: Exchan
     )
 
     assert len(executed) == 8
-    assert sorted(e.user_id for e in executed) == sorted({uid for uid, _ in attempts})
+    assert sorted(e.user_id for e in executed) == sorted(users)
     assert all(e.status == pb.EXECUTION_STATUS_FILLED for e in executed)
     assert len(refused) == 8
     assert all(r.code is grpc.StatusCode.FAILED_PRECONDITION for r in refused)
@@ -85,10 +108,15 @@ def test_anti_flip_storm_one_order_per_user(postgres: Postgres, exchange: Exchan
 
 
 def test_one_side_of_a_market_only_in_an_anti_flip_storm(
-    postgres: Postgres, exchange: Exchange, pair: list[Executor]
+    postgres: Postgres, exchange: Exchange, pair: list[Executor], db_clock: DbClock
 ) -> None:
     uid = user()
+    pair[0].set_policy(uid, cooldown=0, anti_flip_window=0)
+    price = exchange.price("BTC-EUR")
+    for _ in range(4):  # 4 x 30 EUR of BTC: six 10 EUR SELLs fit whatever the price does meanwhile
+        give_position(postgres, pair[0], uid, price, "30.00")
     pair[0].set_policy(uid, cooldown=0, anti_flip_window=3600)
+    past_every_window(db_clock)
     price = exchange.price("BTC-EUR")
     proposals = [seed_proposal(postgres, uid, side=side, price=price) for side in ("buy", "sell") * 6]
     before = exchange.post_count()
