@@ -8,7 +8,7 @@ count requests by endpoint and code, the weight budget the exchange reports, and
 
 Nothing secret is read or written here: the hooks look at the method, the path, the query, the
 JSON body's ``market``/``clientOrderId`` and the answer's ``errorCode`` and rate-limit header —
-never a request header (the key, the signature and its timestamp travel in headers), never
+never the value of a request header (the key, the signature and its timestamp travel in headers), never
 the body's other fields, never the error's text.
 """
 
@@ -37,7 +37,8 @@ DURATION = _meter.create_histogram(
     explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
 )
 WEIGHT_REMAINING = _meter.create_gauge(
-    "oracle_exchange_weight_remaining", description="The rate-limit weight the exchange last reported as left"
+    "oracle_exchange_weight_remaining",
+    description="The rate-limit weight the exchange last reported as left, by limit (key: signed requests; ip: unsigned)",
 )
 BANS = _meter.create_counter(
     "oracle_exchange_bans", unit="{ban}", description="Answers saying this client is banned (errorCode 105)"
@@ -99,12 +100,15 @@ def response_hook(span: Span, request: Any, response: Any) -> None:
         span.set_status(Status(StatusCode.ERROR, f"exchange error {code}"))
     REQUESTS.add(1, {"endpoint": name, "code": code})
     DURATION.record(response.elapsed.total_seconds(), {"endpoint": name})
+    # Bitvavo weighs signed requests per API key and unsigned ones per IP address: two budgets.
+    # Whether the request was signed is read from the header's presence, never its value.
+    limit = {"limit": "key" if "bitvavo-access-key" in request.headers else "ip"}
     remaining = response.headers.get("bitvavo-ratelimit-remaining")
     if remaining is not None and remaining.lstrip("-").isdigit():
-        WEIGHT_REMAINING.set(int(remaining))
+        WEIGHT_REMAINING.set(int(remaining), limit)
     if code == str(BANNED):
         BANS.add(1)
-        WEIGHT_REMAINING.set(0)
+        WEIGHT_REMAINING.set(0, limit)
 
 
 def start() -> None:
