@@ -13,7 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from shared.db import SYSTEM_USER, Conn, Database
-from shared.errors import OracleError
+from shared.errors import InvariantBroken, OracleError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def append(
         "SELECT oracle.append_audit_event(%s, %s, %s, %s, %s) AS seq",
         (service, kind, subject_id, principal, Jsonb(dict(payload or {}))),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("oracle.append_audit_event returned no row")
     return int(row["seq"])
 
 

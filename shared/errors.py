@@ -4,7 +4,8 @@ Servicers and domain code raise these; the server interceptor (shared.server) tu
 status code with exactly one ``google.rpc.ErrorInfo`` (UPPER_SNAKE ``reason``, ``domain``,
 ``metadata``) plus the detail that fits. Tests assert the code and the reason, never the text.
 
-    OracleError                       -> INTERNAL (a broken invariant; never sent with details)
+    OracleError                       -> INTERNAL (the base; never raised itself)
+     ├── InvariantBroken              -> INTERNAL            (a bug: logged with its traceback, no details)
      ├── InvalidArgument              -> INVALID_ARGUMENT    + BadRequest (field violations)
      ├── NotFound                     -> NOT_FOUND           + ResourceInfo (both via _ResourceError)
      ├── AlreadyExists                -> ALREADY_EXISTS      + ResourceInfo (+ extra messages)
@@ -56,7 +57,7 @@ class QuotaViolation:
 
 
 class OracleError(Exception):
-    """Base of every domain error. Also the class for broken invariants (INTERNAL)."""
+    """Base of every domain error; INTERNAL unless a subclass says otherwise."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     default_reason = "INTERNAL"
@@ -89,6 +90,16 @@ class OracleError(Exception):
             detail.Pack(message)
             packed.append(detail)
         return status_pb2.Status(code=_CODE_NUMBERS[self.code], message=self.message, details=packed)
+
+
+class InvariantBroken(OracleError):
+    """Something the code or the database guarantees did not hold: a bug, never the caller's fault.
+
+    The explicit form of an ``assert`` (which ``python -O`` strips): the interceptor logs the
+    traceback and answers INTERNAL without details."""
+
+    code = grpc.StatusCode.INTERNAL
+    default_reason = "INTERNAL"
 
 
 class InvalidArgument(OracleError):

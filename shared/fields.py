@@ -72,22 +72,38 @@ def market(value: str, field: str = "market") -> str:
     return value
 
 
+# The upper bound of a decimal field whose caller names none.
+_DEFAULT_MAXIMUM = Decimal("1000000000")
+
+
 def decimal(
     value: str,
     field: str,
     *,
     places: int = 2,
     minimum: Decimal | None = Decimal(0),
-    maximum: Decimal | None = Decimal("1000000000"),
+    maximum: Decimal | None = _DEFAULT_MAXIMUM,
     allow_empty: bool = False,
 ) -> Decimal | None:
-    """A decimal string with at most ``places`` decimals within [minimum, maximum].
+    """Like :func:`required_decimal`; with ``allow_empty`` an empty string is None (not given)."""
+    if value == "" and allow_empty:
+        return None
+    return required_decimal(value, field, places=places, minimum=minimum, maximum=maximum)
+
+
+def required_decimal(
+    value: str,
+    field: str,
+    *,
+    places: int = 2,
+    minimum: Decimal | None = Decimal(0),
+    maximum: Decimal | None = _DEFAULT_MAXIMUM,
+) -> Decimal:
+    """A decimal string with at most ``places`` decimals within [minimum, maximum]; never empty.
 
     Strict: ASCII digits, an optional leading "-", an optional fraction and an optional exponent
     of at most :data:`MAX_EXPONENT`; at most :data:`MAX_DECIMAL_TEXT` characters."""
     if value == "":
-        if allow_empty:
-            return None
         raise InvalidArgument.one(field, "is required")
     if len(value) > MAX_DECIMAL_TEXT:
         raise InvalidArgument.one(field, "is too long for an amount")
@@ -111,13 +127,6 @@ def decimal(
     if maximum is not None and number > maximum:
         raise InvalidArgument.one(field, f"must be at most {maximum}")
     return number
-
-
-def required_decimal(value: str, field: str, **kwargs: Any) -> Decimal:
-    """Like :func:`decimal` but never empty."""
-    result = decimal(value, field, allow_empty=False, **kwargs)
-    assert result is not None
-    return result
 
 
 def duration(

@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from oraclectl.defaults import PROJECT_ROOT
 from shared.channel import open_channel
+from shared.errors import InvariantBroken
 from shared.tls import TlsFiles
 
 _PR_SET_PDEATHSIG = 1
@@ -170,12 +171,14 @@ def spawn(
         start_new_session=True,
         preexec_fn=_die_with_parent,  # noqa: PLW1509 -- only prctl, with libc loaded beforehand
     )
+    output = proc.stdout
+    if output is None:
+        raise InvariantBroken("Popen(stdout=PIPE) returned no pipe")
     child = Child(name, proc, log_path, log_start=log_start, _log=log)
     found = threading.Event()
 
     def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+        for line in output:
             log.write(line)
             log.flush()
             if not found.is_set():

@@ -33,6 +33,7 @@ from oraclectl.session import CliError, Session
 from shared import certs
 from shared.db.embedded import SERVICE_ROLES, EmbeddedCluster, role_url
 from shared.db.migrate import migrate
+from shared.errors import InvariantBroken
 from shared.tls import TlsFiles
 from sim.bitvavo.admin import SimulatorAdmin
 from sim.llm import MODEL as SIM_LLM_MODEL
@@ -278,8 +279,14 @@ class Stack:
         )
 
     # ------------------------------------------------------------------ running
+    def _operator(self) -> Session:
+        """The operator's session, opened once every service is up (before any cycle is shown)."""
+        if self.session is None:
+            raise InvariantBroken("no operator session: the services are not up")
+        return self.session
+
     def _show_cycles(self) -> None:
-        assert self.session is not None
+        session = self._operator()
         admin = SimulatorAdmin(self.addresses["exchange-sim"]) if "exchange-sim" in self.addresses else None
 
         def count_orders() -> int | None:
@@ -289,9 +296,7 @@ class Stack:
                 return None
 
         try:
-            self._follow(
-                CycleWatcher(self.session, self.options.user, self._job_id, count_orders, since=self._started_at)
-            )
+            self._follow(CycleWatcher(session, self.options.user, self._job_id, count_orders, since=self._started_at))
         finally:
             if admin is not None:
                 admin.close()
@@ -324,16 +329,16 @@ class Stack:
                 time.sleep(0.5)
 
     def _show(self, report: CycleReport) -> None:
-        assert self.session is not None
+        session = self._operator()
         proposals: dict[str, scanner_pb2.Proposal] = {}
         with contextlib.suppress(CliError):
             request = scanner_pb2.ListProposalsRequest(user_id=self.options.user, page_size=100)
-            reply = self.session.call("scanner", self.session.scanner().ListProposals, request)
+            reply = session.call("scanner", session.scanner().ListProposals, request)
             proposals = {p.proposal_id: p for p in reply.proposals}
         notice = None
         kill_switch_on = True
         with contextlib.suppress(CliError):
-            live = demo.live_policy(self.session, self.options.user)
+            live = demo.live_policy(session, self.options.user)
             notice = view.trading_notice(live)
             kill_switch_on = live.account.trading_enabled
         # a cycle whose every market ended as the last shown table's did gets one line, not the table again

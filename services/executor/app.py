@@ -30,6 +30,7 @@ from services.executor.venue import LiveVenue, Markets, Venue
 from shared.bootstrap import StartupRefused
 from shared.clock import Clock, SystemClock
 from shared.db import Database
+from shared.errors import InvariantBroken
 from shared.exchange.errors import ExchangeError
 from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ApiCredentials, ExchangeSettings
@@ -60,12 +61,11 @@ def create_venue(settings: ExecutorSettings, db: Database, clock: Clock) -> Venu
     markets = Markets(PublicMarketData(exchange), settings.market_cache_seconds)
     if settings.mode is Mode.PAPER:
         return PaperVenue(markets, db, clock, balance_eur=settings.paper_balance_eur, fee_rate=settings.paper_fee_rate)
-    assert settings.bitvavo_api_key is not None and settings.bitvavo_api_secret is not None
-    assert settings.operator_id is not None  # config.load_settings enforces all three in live mode
-    credentials = ApiCredentials(
-        settings.bitvavo_api_key.get_secret_value(), settings.bitvavo_api_secret.get_secret_value()
-    )
-    trade = TradeClient(credentials, operator_id=settings.operator_id, settings=exchange)
+    key, secret, operator_id = settings.bitvavo_api_key, settings.bitvavo_api_secret, settings.operator_id
+    if key is None or secret is None or operator_id is None:
+        raise InvariantBroken("live mode without API key, secret or operator id (the settings require all three)")
+    credentials = ApiCredentials(key.get_secret_value(), secret.get_secret_value())
+    trade = TradeClient(credentials, operator_id=operator_id, settings=exchange)
     return LiveVenue(markets, trade)
 
 

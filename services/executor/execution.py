@@ -60,6 +60,7 @@ from shared.db import Conn, Database
 from shared.db.locks import LockSpace, lock_account, lock_user
 from shared.errors import (
     AlreadyExists,
+    InvariantBroken,
     NotFound,
     OracleError,
     PermissionDenied,
@@ -384,7 +385,8 @@ class Executor:
         )
         if row is None:  # the unique claim held against a caller that got past the lock somehow
             existing = repository.execution_by_proposal(conn, proposal.proposal_id)
-            assert existing is not None
+            if existing is None:
+                raise InvariantBroken(f"the claim of proposal {proposal.proposal_id} conflicted with no execution")
             return ExecutionExists(Execution.from_row(existing))
         claimed = Execution.from_row(row)
         metrics.claimed()
@@ -451,7 +453,8 @@ class Executor:
             lock_account(conn, exclusive=False)
             lock_user(conn, LockSpace.USER_TRADING, claimed.user_id)
             row = repository.execution(conn, claimed.execution_id)
-            assert row is not None
+            if row is None:
+                raise InvariantBroken(f"claimed execution {claimed.execution_id} is gone")
             current = Execution.from_row(row)
             if current.status is not Status.CLAIMED:  # e.g. a reconciler judged it stale
                 return current
@@ -524,7 +527,8 @@ class Executor:
     def _reread(self, execution: Execution) -> Execution:
         with self._db.transaction(execution.user_id) as conn:
             row = repository.execution(conn, execution.execution_id)
-        assert row is not None
+        if row is None:
+            raise InvariantBroken(f"execution {execution.execution_id} is gone")
         return Execution.from_row(row)
 
     # ------------------------------------------------------------------ refusals

@@ -241,24 +241,24 @@ class ScanRunner:
         except LeaseLost:
             raise
         except ScanFailed as exc:
-            self._record_failure(run, reason=exc.reason, detail=exc.detail, retry_at=exc.retry_at)
+            self._record_failure(run, lease, reason=exc.reason, detail=exc.detail, retry_at=exc.retry_at)
             raise
         except Exception as exc:
             log.exception("scan of job %s failed", job.job_id)
-            self._record_failure(run, reason="SCAN_ERROR", detail=f"{type(exc).__name__}: {exc}", retry_at=None)
+            self._record_failure(run, lease, reason="SCAN_ERROR", detail=f"{type(exc).__name__}: {exc}", retry_at=None)
             raise ScanFailed("SCAN_ERROR", type(exc).__name__) from exc
         return self._finish(run, made, outcomes, auto)
 
-    def _record_failure(self, run: _Run, *, reason: str, detail: str, retry_at: datetime | None) -> None:
-        assert run.lease is not None and run.job is not None
+    def _record_failure(self, run: _Run, lease: Lease, *, reason: str, detail: str, retry_at: datetime | None) -> None:
+        job_id = lease.job_id
         try:
-            with self._fence.write(run.lease) as (conn, row):
+            with self._fence.write(lease) as (conn, row):
                 attempts = int(row["attempts"]) + 1
                 now = self._clock.now()
                 error = f"{reason}: {detail}"[:4000]
                 next_run_at = repository.fail_job(
                     conn,
-                    job_id=run.job.job_id,
+                    job_id=job_id,
                     attempts=attempts,
                     last_error=error,
                     delay=retry_delay(attempts, self._backoff.base_seconds, self._backoff.max_seconds),
@@ -268,7 +268,7 @@ class ScanRunner:
                     conn,
                     service=SERVICE,
                     kind="scan.failed",
-                    subject_id=run.job.job_id,
+                    subject_id=job_id,
                     principal=run.principal,
                     payload={
                         **run.record(),
