@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from services.executor.model import Side, Status
 from shared.db import Conn
+from shared.errors import InvariantBroken
 from shared.policy import Policy
 
 Row = dict[str, Any]
@@ -199,19 +200,17 @@ def watch_found_late(conn: Conn, execution_id: str, *, seconds: float) -> None:
 
 def list_executions(conn: Conn, *, limit: int, before: tuple[datetime, str] | None, status: Status | None) -> list[Row]:
     """A page of the user's executions, newest claim first (keyset on claimed_at, execution_id)."""
-    clauses = ["TRUE"]
+    clauses = [sql.SQL("TRUE")]
     params: list[Any] = []
     if before is not None:
-        clauses.append("(claimed_at, execution_id) < (%s, %s)")
+        clauses.append(sql.SQL("(claimed_at, execution_id) < (%s, %s)"))
         params += [before[0], before[1]]
     if status is not None:
-        clauses.append("status = %s")
+        clauses.append(sql.SQL("status = %s"))
         params.append(status.value)
-    query = (
-        "SELECT * FROM oracle.trade_executions WHERE "
-        + " AND ".join(clauses)
-        + " ORDER BY claimed_at DESC, execution_id DESC LIMIT %s"
-    )
+    query = sql.SQL(
+        "SELECT * FROM oracle.trade_executions WHERE {} ORDER BY claimed_at DESC, execution_id DESC LIMIT %s"
+    ).format(sql.SQL(" AND ").join(clauses))
     return conn.execute(query, (*params, limit)).fetchall()  # type: ignore[call-overload, no-any-return]
 
 
@@ -263,7 +262,7 @@ def user_figures(
     window the validators look at, cooldown and anti-flip included): a bounded index range, never
     the user's whole history; an older claim is outside every window anyway."""
     row = conn.execute(
-        "SELECT max(claimed_at) FILTER (WHERE market = %(market)s) AS last_on_market,"
+        "SELECT max(claimed_at) FILTER (WHERE market = %(market)s) AS last_on_market,"  # noqa: S608 -- only constant module-level fragments
         " max(claimed_at) FILTER (WHERE market = %(market)s AND side = %(opposite)s) AS last_opposite,"
         " count(*) FILTER (WHERE claimed_at >= %(day)s) AS today,"
         " count(*) FILTER (WHERE claimed_at >= %(hour)s) AS last_hour,"
@@ -278,7 +277,8 @@ def user_figures(
             "since": since,
         },
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("the user's execution figures returned no row")
     return UserFigures(
         last_on_market_at=row["last_on_market"],
         last_opposite_at=row["last_opposite"],
@@ -326,7 +326,8 @@ def account_figures(
         "SELECT oracle.account_in_flight_eur(%s, %s, %s, %s) AS eur",
         (mode, side.value, market if side is Side.SELL else None, balance_at),
     ).fetchone()
-    assert notional is not None and in_flight is not None
+    if notional is None or in_flight is None:
+        raise InvariantBroken("oracle.account_notional or oracle.account_in_flight_eur returned no row")
     return AccountFigures(
         notional_today_eur=Decimal(notional["claimed_eur"]),
         in_flight_eur=Decimal(in_flight["eur"]),
@@ -336,7 +337,8 @@ def account_figures(
 def paper_wallet(conn: Conn, market: str) -> tuple[Decimal, Decimal]:
     """Paper mode: (EUR spent net, base asset of ``market`` held) by paper fills, account-wide."""
     row = conn.execute("SELECT eur_spent, base_held FROM oracle.paper_wallet(%s)", (market,)).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("oracle.paper_wallet returned no row")
     return Decimal(row["eur_spent"]), Decimal(row["base_held"])
 
 
@@ -345,7 +347,7 @@ def paper_wallet(conn: Conn, market: str) -> tuple[Decimal, Decimal]:
 
 def policy(conn: Conn) -> Row | None:
     """The transaction user's stored policy."""
-    return conn.execute(f"SELECT {_POLICY_COLUMNS} FROM oracle.trading_policies").fetchone()
+    return conn.execute(f"SELECT {_POLICY_COLUMNS} FROM oracle.trading_policies").fetchone()  # noqa: S608 -- only constant module-level fragments
 
 
 _ACCOUNT_COLUMNS = (
@@ -356,8 +358,9 @@ _ACCOUNT_COLUMNS = (
 
 def account_settings(conn: Conn) -> Row:
     """The account-wide settings row (kill switch, daily notional cap, version), not locked."""
-    row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM oracle.account_settings WHERE id").fetchone()
-    assert row is not None
+    row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM oracle.account_settings WHERE id").fetchone()  # noqa: S608 -- only constant module-level fragments
+    if row is None:
+        raise InvariantBroken("oracle.account_settings has no row (migration 0001 inserts it)")
     return row
 
 
@@ -374,7 +377,7 @@ def update_account_settings(
     ``expected_version`` (version + 1); None when it moved on. The kill switch and the trading
     state are not touched."""
     return conn.execute(
-        "UPDATE oracle.account_settings SET daily_notional_cap_eur = %s, daily_loss_limit_eur = %s,"
+        "UPDATE oracle.account_settings SET daily_notional_cap_eur = %s, daily_loss_limit_eur = %s,"  # noqa: S608 -- only constant module-level fragments
         " version = version + 1, updated_at = %s,"
         f" updated_by = %s WHERE id AND version = %s RETURNING {_ACCOUNT_COLUMNS}",
         (daily_notional_cap_eur, daily_loss_limit_eur, now, by, expected_version),
@@ -384,7 +387,7 @@ def update_account_settings(
 def insert_policy(conn: Conn, p: Policy, *, now: datetime, by: str) -> Row:
     """Store a user's first policy (version 1)."""
     row = conn.execute(
-        "INSERT INTO oracle.trading_policies (user_id, version, allowed_markets, min_order_eur, max_order_eur,"
+        "INSERT INTO oracle.trading_policies (user_id, version, allowed_markets, min_order_eur, max_order_eur,"  # noqa: S608 -- only constant module-level fragments
         " min_confidence, cooldown_seconds, anti_flip_seconds, daily_trade_cap, hourly_trade_cap,"
         " daily_notional_cap_eur, price_guard_pct, auto_execute, max_daily_loss_eur, max_drawdown_eur,"
         " trading_enabled, updated_at, updated_by)"
@@ -392,14 +395,15 @@ def insert_policy(conn: Conn, p: Policy, *, now: datetime, by: str) -> Row:
         f" RETURNING {_POLICY_COLUMNS}",
         (p.user_id, *_policy_values(p), p.trading_enabled, now, by),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("INSERT INTO oracle.trading_policies … RETURNING returned no row")
     return row
 
 
 def update_policy(conn: Conn, p: Policy, *, expected_version: int, now: datetime, by: str) -> Row | None:
     """Replace a policy if its version is still ``expected_version`` (the kill switch is kept)."""
     return conn.execute(
-        "UPDATE oracle.trading_policies SET version = version + 1, allowed_markets = %s::oracle.market[], min_order_eur = %s,"
+        "UPDATE oracle.trading_policies SET version = version + 1, allowed_markets = %s::oracle.market[], min_order_eur = %s,"  # noqa: S608 -- only constant module-level fragments
         " max_order_eur = %s, min_confidence = %s, cooldown_seconds = %s, anti_flip_seconds = %s,"
         " daily_trade_cap = %s, hourly_trade_cap = %s, daily_notional_cap_eur = %s, price_guard_pct = %s,"
         " auto_execute = %s, max_daily_loss_eur = %s, max_drawdown_eur = %s, updated_at = %s, updated_by = %s"
@@ -412,7 +416,7 @@ def update_policy(conn: Conn, p: Policy, *, expected_version: int, now: datetime
 def set_user_trading_enabled(conn: Conn, enabled: bool, *, now: datetime, by: str) -> Row | None:
     """Flip the user's kill switch on the stored policy (version + 1); None when no policy exists."""
     return conn.execute(
-        "UPDATE oracle.trading_policies SET trading_enabled = %s, version = version + 1, updated_at = %s,"
+        "UPDATE oracle.trading_policies SET trading_enabled = %s, version = version + 1, updated_at = %s,"  # noqa: S608 -- only constant module-level fragments
         " updated_by = %s"
         f" RETURNING {_POLICY_COLUMNS}",
         (enabled, now, by),
@@ -423,11 +427,12 @@ def set_global_trading_enabled(conn: Conn, enabled: bool, *, now: datetime, by: 
     """Flip the global kill switch (the account settings' version + 1, as a user's switch bumps
     the policy's); returns the row."""
     row = conn.execute(
-        "UPDATE oracle.account_settings SET trading_enabled = %s, version = version + 1, updated_at = %s,"
+        "UPDATE oracle.account_settings SET trading_enabled = %s, version = version + 1, updated_at = %s,"  # noqa: S608 -- only constant module-level fragments
         f" updated_by = %s WHERE id RETURNING {_ACCOUNT_COLUMNS}",
         (enabled, now, by),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("oracle.account_settings has no row (migration 0001 inserts it)")
     return row
 
 
@@ -454,13 +459,13 @@ def _policy_values(p: Policy) -> tuple[Any, ...]:
 
 def list_audit_events(conn: Conn, *, subject_id: str, after_sequence: int, limit: int) -> list[Row]:
     """A page of the user's audit events in chain order."""
-    clauses = ["sequence > %s"]
+    clauses = [sql.SQL("sequence > %s")]
     params: list[Any] = [after_sequence]
     if subject_id:
-        clauses.append("subject_id = %s")
+        clauses.append(sql.SQL("subject_id = %s"))
         params.append(subject_id)
-    query = (
+    query = sql.SQL(
         "SELECT sequence, user_id, service, kind, subject_id, principal, payload, created_at, prev_hash, hash"
-        " FROM oracle.audit_events WHERE " + " AND ".join(clauses) + " ORDER BY sequence LIMIT %s"
-    )
+        " FROM oracle.audit_events WHERE {} ORDER BY sequence LIMIT %s"
+    ).format(sql.SQL(" AND ").join(clauses))
     return conn.execute(query, (*params, limit)).fetchall()  # type: ignore[call-overload, no-any-return]
