@@ -187,27 +187,19 @@ def storable(decision: object) -> Decision:
     """``decision`` as it can be stored: text cleaned and cut to size, the amount in whole cents;
     ``NoTrade(INVALID_IDEA)`` for an idea no proposal may carry. Never raises."""
     if isinstance(decision, NoTrade):
-        detail = clean_text(str(decision.detail))[:MAX_DETAIL]
-        if isinstance(decision.reason, str) and _REASON.fullmatch(decision.reason):
-            return NoTrade(decision.reason, detail)
-        return NoTrade(INVALID_IDEA, f"not an UPPER_SNAKE reason: {clean_text(repr(decision.reason))[:100]}")
+        return _storable_no_trade(decision)
     if not isinstance(decision, TradeIdea):
         return NoTrade(INVALID_IDEA, f"the analyst answered a {type(decision).__name__}")
     idea = decision
-    if idea.side not in (BUY, SELL):
-        return NoTrade(INVALID_IDEA, f"side {clean_text(repr(idea.side))[:40]} is not buy or sell")
-    if isinstance(idea.confidence, bool) or not isinstance(idea.confidence, int):
-        return NoTrade(INVALID_IDEA, f"confidence {clean_text(repr(idea.confidence))[:40]} is not an integer")
-    if idea.confidence not in CONFIDENCE_VALUES:
-        return NoTrade(INVALID_IDEA, f"confidence {idea.confidence} is not one of {CONFIDENCE_TEXT}")
-    amount = idea.amount_eur
-    if not isinstance(amount, Decimal) or not amount.is_finite() or not 0 < amount <= MAX_AMOUNT_EUR:
-        return NoTrade(INVALID_IDEA, f"amount {clean_text(repr(amount))[:60]} EUR is not in (0, {MAX_AMOUNT_EUR:f}]")
-    cents = amount.quantize(CENT)  # safe: at most 12 digits here
-    if cents != amount:
-        return NoTrade(INVALID_IDEA, f"amount {amount} EUR is not in whole cents")
-    if not isinstance(idea.rationale, str):
-        return NoTrade(INVALID_IDEA, f"the rationale is a {type(idea.rationale).__name__}, not text")
+    problem = (
+        _side_problem(idea.side)
+        or _confidence_problem(idea.confidence)
+        or _amount_problem(idea.amount_eur)
+        or _rationale_problem(idea.rationale)
+    )
+    if problem is not None:
+        return NoTrade(INVALID_IDEA, problem)
+    cents = idea.amount_eur.quantize(CENT)  # safe: _amount_problem bounds it to at most 12 digits
     indicators = {}
     if isinstance(idea.indicators, Mapping):
         for key, value in list(idea.indicators.items())[:MAX_INDICATORS]:
@@ -219,3 +211,42 @@ def storable(decision: object) -> Decision:
         model=_model(idea.model),
         indicators=indicators,
     )
+
+
+def _storable_no_trade(no_trade: NoTrade) -> NoTrade:
+    detail = clean_text(str(no_trade.detail))[:MAX_DETAIL]
+    if isinstance(no_trade.reason, str) and _REASON.fullmatch(no_trade.reason):
+        return NoTrade(no_trade.reason, detail)
+    return NoTrade(INVALID_IDEA, f"not an UPPER_SNAKE reason: {clean_text(repr(no_trade.reason))[:100]}")
+
+
+# What is wrong with one part of a TradeIdea an analyst returned (None: nothing). The parts are
+# typed, but an analyst is outside code: storable() trusts no annotation.
+
+
+def _side_problem(side: object) -> str | None:
+    if side not in (BUY, SELL):
+        return f"side {clean_text(repr(side))[:40]} is not buy or sell"
+    return None
+
+
+def _confidence_problem(confidence: object) -> str | None:
+    if isinstance(confidence, bool) or not isinstance(confidence, int):
+        return f"confidence {clean_text(repr(confidence))[:40]} is not an integer"
+    if confidence not in CONFIDENCE_VALUES:
+        return f"confidence {confidence} is not one of {CONFIDENCE_TEXT}"
+    return None
+
+
+def _amount_problem(amount: object) -> str | None:
+    if not isinstance(amount, Decimal) or not amount.is_finite() or not 0 < amount <= MAX_AMOUNT_EUR:
+        return f"amount {clean_text(repr(amount))[:60]} EUR is not in (0, {MAX_AMOUNT_EUR:f}]"
+    if amount.quantize(CENT) != amount:
+        return f"amount {amount} EUR is not in whole cents"
+    return None
+
+
+def _rationale_problem(rationale: object) -> str | None:
+    if not isinstance(rationale, str):
+        return f"the rationale is a {type(rationale).__name__}, not text"
+    return None

@@ -44,6 +44,7 @@ from typing import Any
 
 import openai
 from openai.types.chat import (
+    ChatCompletion,
     ChatCompletionMessageParam,
     ChatCompletionSystemMessageParam,
     ChatCompletionUserMessageParam,
@@ -126,6 +127,23 @@ def estimate_prompt_tokens(messages: list[ChatCompletionMessageParam]) -> int:
 def parse_answer(content: str | None, finish_reason: str | None, model: str, bounds: OrderBounds) -> Decision:
     """Validate an answer strictly against the request's ``bounds``; NoTrade with the reason when
     anything is off."""
+    answer = _json_object(content, finish_reason)
+    if isinstance(answer, NoTrade):
+        return answer
+    refused = _refused_fields(answer)
+    if refused is not None:
+        return refused
+    side, confidence, rationale = answer["side"], answer["confidence"], answer.get("rationale", "")
+    if side == "hold":
+        return NoTrade("HOLD", rationale[:500])
+    amount = _bounded_amount(answer.get("amount_eur"), bounds)
+    if isinstance(amount, NoTrade):
+        return amount
+    return TradeIdea(side=str(side), amount_eur=amount, confidence=confidence, rationale=rationale, model=model)
+
+
+def _json_object(content: str | None, finish_reason: str | None) -> dict[str, Any] | NoTrade:
+    """The answer as a JSON object, or why it is none."""
     if finish_reason == "length":
         return NoTrade("LLM_INVALID_JSON", "the answer was cut off at max_tokens")
     try:
@@ -134,6 +152,11 @@ def parse_answer(content: str | None, finish_reason: str | None, model: str, bou
         return NoTrade("LLM_INVALID_JSON", f"not JSON: {(content or '')[:200]!r}")
     if not isinstance(answer, dict):
         return NoTrade("LLM_INVALID_JSON", f"not a JSON object: {type(answer).__name__}")
+    return answer
+
+
+def _refused_fields(answer: dict[str, Any]) -> NoTrade | None:
+    """The first of side, confidence and rationale that is off, as a NoTrade; None when all hold."""
     side = answer.get("side")
     if side not in SIDES:
         return NoTrade("LLM_INVALID_SIDE", f"side {_shown(side)} is not one of {', '.join(SIDES)}")
@@ -146,9 +169,11 @@ def parse_answer(content: str | None, finish_reason: str | None, model: str, bou
             "LLM_INVALID_RATIONALE",
             f"rationale must be text of at most {MAX_RATIONALE} characters, without NUL or lone surrogates",
         )
-    if side == "hold":
-        return NoTrade("HOLD", rationale[:500])
-    value = answer.get("amount_eur")
+    return None
+
+
+def _bounded_amount(value: Any, bounds: OrderBounds) -> Decimal | NoTrade:
+    """The answer's ``amount_eur`` in whole cents within ``bounds``, or why it is not."""
     amount = _amount(value)
     if amount is None:
         return NoTrade(
@@ -158,9 +183,7 @@ def parse_answer(content: str | None, finish_reason: str | None, model: str, bou
     highest = min(bounds.max_eur, MAX_AMOUNT_EUR)
     if not bounds.min_eur <= amount <= highest:
         return NoTrade("LLM_INVALID_AMOUNT", f"amount_eur {_shown(value)} is outside {bounds.min_eur}..{highest} EUR")
-    return TradeIdea(
-        side=str(side), amount_eur=amount.quantize(CENT), confidence=confidence, rationale=rationale, model=model
-    )
+    return amount.quantize(CENT)
 
 
 def _shown(value: Any) -> str:
@@ -205,32 +228,30 @@ class LlmAnalyst:
         return "llm"
 
     def analyse(self, request: AnalysisRequest) -> Decision:
+        completion = self._budgeted_completion(request)
+        if isinstance(completion, NoTrade):
+            return completion
+        if not completion.choices:
+            return NoTrade("LLM_INVALID_JSON", "no choices in the answer")
+        choice = completion.choices[0]
+        model = model_name(completion.model, self._model)
+        return parse_answer(choice.message.content, choice.finish_reason, model, request.bounds)
+
+    def _budgeted_completion(self, request: AnalysisRequest) -> ChatCompletion | NoTrade:
+        """One model call under a budget grant, its usage recorded; NoTrade when there is none."""
         messages = prompt_messages(request)
-        market = request.snapshot.market
         try:
             with self._budget.call(
                 request.user_id,
-                f"scan:{market}",
+                f"scan:{request.snapshot.market}",
                 self._model,
                 estimated_prompt_tokens=estimate_prompt_tokens(messages),
                 requested_max_tokens=self._max_tokens,
             ) as grant:
                 grant.started()
-                try:
-                    completion = metrics.llm_call(
-                        self._client.chat.completions.create,
-                        model=self._model,
-                        messages=messages,
-                        max_tokens=grant.max_tokens,
-                        response_format=ResponseFormatJSONObject(type="json_object"),
-                        temperature=0,
-                    )
-                except openai.APITimeoutError:
-                    return NoTrade("LLM_TIMEOUT", "the LLM did not answer in time")
-                except openai.APIStatusError as exc:
-                    return NoTrade("LLM_ERROR", f"HTTP {exc.status_code}")
-                except openai.APIConnectionError as exc:
-                    return NoTrade("LLM_UNAVAILABLE", type(exc).__name__)
+                completion = self._completion(messages, grant.max_tokens)
+                if isinstance(completion, NoTrade):
+                    return completion
                 usage = completion.usage
                 if usage is not None:
                     grant.record(usage.prompt_tokens, usage.completion_tokens)
@@ -242,8 +263,23 @@ class LlmAnalyst:
             return NoTrade("BUDGET_UNAVAILABLE", "the budget service did not answer; no LLM call made")
         except BudgetError as exc:
             return NoTrade("BUDGET_REFUSED", exc.reason)
-        if not completion.choices:
-            return NoTrade("LLM_INVALID_JSON", "no choices in the answer")
-        choice = completion.choices[0]
-        model = model_name(completion.model, self._model)
-        return parse_answer(choice.message.content, choice.finish_reason, model, request.bounds)
+        return completion
+
+    def _completion(self, messages: list[ChatCompletionMessageParam], max_tokens: int) -> ChatCompletion | NoTrade:
+        """The model's answer; NoTrade when the call failed (the started grant is then left to expire)."""
+        try:
+            completion: ChatCompletion = metrics.llm_call(
+                self._client.chat.completions.create,
+                model=self._model,
+                messages=messages,
+                max_tokens=max_tokens,
+                response_format=ResponseFormatJSONObject(type="json_object"),
+                temperature=0,
+            )
+        except openai.APITimeoutError:
+            return NoTrade("LLM_TIMEOUT", "the LLM did not answer in time")
+        except openai.APIStatusError as exc:
+            return NoTrade("LLM_ERROR", f"HTTP {exc.status_code}")
+        except openai.APIConnectionError as exc:
+            return NoTrade("LLM_UNAVAILABLE", type(exc).__name__)
+        return completion

@@ -162,20 +162,30 @@ class OrderLookup:
         return _with_weight(result, spent)
 
     def _find(self, market: str, cid: str, since_ms: int, until_ms: int, budget: _Budget) -> LookupResult:
+        by_id = self._open_order(market, cid, budget)
+        if by_id is not None:
+            return by_id
+        return self._in_history(market, cid, (since_ms, until_ms), budget)
+
+    def _open_order(self, market: str, cid: str, budget: _Budget) -> LookupResult | None:
+        """Step 1, GET /order by clientOrderId; None (go on to the history) on a 240 or no answer."""
         budget.allow(ORDER_WEIGHT)
         query = f"?market={market}&clientOrderId={cid}"
         try:
             raw = self._gateway.read("get order", lambda sdk: sdk.privateRequest("/order", query, {}, "GET"))
         except OrderNotFoundError:
             raw = None
-        if raw is not None:
-            if not isinstance(raw, Mapping) or raw.get("clientOrderId") != cid:
-                return Unparseable(raw, "GET /order answered a row for another clientOrderId", "GET /order", 0)
-            try:
-                return OrderFound(Order.from_json(raw), (), "order", 0)
-            except _PARSE_ERRORS as exc:
-                return Unparseable(raw, f"{type(exc).__name__}: {exc}", "GET /order", 0)
-        span = (since_ms, until_ms)
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping) or raw.get("clientOrderId") != cid:
+            return Unparseable(raw, "GET /order answered a row for another clientOrderId", "GET /order", 0)
+        try:
+            return OrderFound(Order.from_json(raw), (), "order", 0)
+        except _PARSE_ERRORS as exc:
+            return Unparseable(raw, f"{type(exc).__name__}: {exc}", "GET /order", 0)
+
+    def _in_history(self, market: str, cid: str, span: tuple[int, int], budget: _Budget) -> LookupResult:
+        """Step 2, the order and trade history in ``span``: found, absent, or a row we cannot read."""
         orders = self._ours(
             "orders", _get_orders(market), cid, stamp="created", ident="orderId", span=span, budget=budget
         )
@@ -193,7 +203,7 @@ class OrderLookup:
             except _PARSE_ERRORS as exc:
                 return Unparseable(raw_trade, f"{type(exc).__name__}: {exc}", "GET /trades", 0)
         if order is None and not parsed:
-            return OrderAbsent(since_ms, until_ms, 0)
+            return OrderAbsent(span[0], span[1], 0)
         return OrderFound(order, tuple(parsed), "history", 0)
 
     def _ours(

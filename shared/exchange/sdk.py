@@ -28,10 +28,11 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import requests
@@ -84,6 +85,32 @@ class CallKind(Enum):
 
     READ = "read"
     WRITE = "write"
+
+
+def _errors_by_code(*groups: tuple[Iterable[int], type[ExchangeError]]) -> Mapping[int, type[ExchangeError]]:
+    """One error class per code; the first group holding a code wins."""
+    table: dict[int, type[ExchangeError]] = {}
+    for codes, error in groups:
+        for code in codes:
+            table.setdefault(code, error)
+    return MappingProxyType(table)
+
+
+# The error a definitive code becomes on a read and on a write (rate limits, which carry their
+# ban's end, are built in error_from_payload). A code in no table is transient or unknown.
+_READ_ERRORS = _errors_by_code(
+    (_AUTH_CODES, AuthenticationError),
+    (_PERMISSION_CODES, PermissionDeniedError),
+    ({240}, OrderNotFoundError),
+    (_REFUSAL_CODES, RequestRejectedError),
+)
+_WRITE_ERRORS = _errors_by_code(
+    (_AUTH_CODES, AuthenticationError),
+    (_PERMISSION_CODES, PermissionDeniedError),
+    ({240}, OrderNotFoundError),
+    ({CLIENT_ORDER_ID_CONFLICT}, OutcomeUnknownError),
+    (_REFUSAL_CODES, OrderRejectedError),
+)
 
 
 @dataclass(frozen=True)
@@ -242,23 +269,14 @@ def error_from_payload(payload: Any, kind: CallKind) -> ExchangeError | None:
         code = int(raw_code) if raw_code is not None and not isinstance(raw_code, bool) else None
     except (TypeError, ValueError):
         code = None
+    # No code, a transient code (101, 107, 109, …) or one we do not know: it may have happened.
+    unknown = OutcomeUnknownError if kind is CallKind.WRITE else ExchangeUnavailableError
     if code is None:
-        unknown = OutcomeUnknownError if kind is CallKind.WRITE else ExchangeUnavailableError
         return unknown(f"error without a code: {message}")
     if code in _RATE_LIMIT_CODES:
         return RateLimitedError(message, code=code, reset_at=parse_ban_expiry(message))
-    if code in _AUTH_CODES:
-        return AuthenticationError(message, code=code)
-    if code in _PERMISSION_CODES:
-        return PermissionDeniedError(message, code=code)
-    if code == 240:
-        return OrderNotFoundError(message, code=code)
-    if code == CLIENT_ORDER_ID_CONFLICT and kind is CallKind.WRITE:
-        return OutcomeUnknownError(message, code=code)
-    if code in _REFUSAL_CODES:
-        return (OrderRejectedError if kind is CallKind.WRITE else RequestRejectedError)(message, code=code)
-    # transient codes (101, 107, 109, …) and codes we do not know
-    return (OutcomeUnknownError if kind is CallKind.WRITE else ExchangeUnavailableError)(message, code=code)
+    errors = _WRITE_ERRORS if kind is CallKind.WRITE else _READ_ERRORS
+    return errors.get(code, unknown)(message, code=code)
 
 
 def never_sent(exc: BaseException) -> bool:
