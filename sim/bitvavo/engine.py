@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -164,6 +165,101 @@ def _walk(
         if cap_left is not None:
             cap_left -= notional * (1 + fee_rate)
     return fills, False
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """The size and price fields of an order request, as given (None: absent)."""
+
+    amount: Decimal | None
+    amount_quote: Decimal | None
+    price: Decimal | None
+    trigger: Decimal | None
+
+
+def _limit_like(order_type: str) -> bool:
+    return order_type in ("limit", "stopLossLimit", "takeProfitLimit")
+
+
+def _order_sizes(body: Mapping[str, Any], order_type: str) -> _Sizes:
+    """The fields an order of ``order_type`` needs, and none that it may not carry."""
+    sizes = _Sizes(
+        amount=_decimal(body, "amount"),
+        amount_quote=_decimal(body, "amountQuote"),
+        price=_decimal(body, "price"),
+        trigger=_decimal(body, "triggerAmount"),
+    )
+    if _limit_like(order_type):
+        if sizes.amount_quote is not None:
+            raise SimError(202, "amountQuote order parameter is not supported.")
+        if sizes.amount is None:
+            raise required("amount")
+        if sizes.price is None:
+            raise required("price")
+    else:
+        if sizes.price is not None:
+            raise SimError(202, "price order parameter is not supported.")
+        if sizes.amount is not None and sizes.amount_quote is not None:
+            raise SimError(206, "Use either amount or amountQuote. Not both.")
+        if sizes.amount is None and sizes.amount_quote is None:
+            raise required("amount")
+    _check_trigger(body, order_type, sizes.trigger)
+    return sizes
+
+
+def _check_trigger(body: Mapping[str, Any], order_type: str, trigger: Decimal | None) -> None:
+    """A trigger (amount, type, reference) on exactly the order types that have one."""
+    if order_type in TRIGGER_TYPES:
+        if trigger is None:
+            raise required("triggerAmount")
+        if body.get("triggerType", "price") != "price":
+            raise invalid("triggerType")
+        if body.get("triggerReference", "lastTrade") not in _TRIGGER_REFERENCES:
+            raise invalid("triggerReference")
+    elif trigger is not None:
+        raise SimError(202, "triggerAmount order parameter is not supported.")
+
+
+def _order_options(body: Mapping[str, Any], order_type: str) -> tuple[str, bool, str]:
+    """(timeInForce, postOnly, selfTradePrevention), each valid for ``order_type``."""
+    limit_like = _limit_like(order_type)
+    time_in_force = body.get("timeInForce", "GTC")
+    if time_in_force not in ("GTC", "IOC", "FOK") or (not limit_like and time_in_force != "GTC"):
+        raise invalid("timeInForce")
+    post_only = body.get("postOnly", False)
+    if not isinstance(post_only, bool) or (post_only and not limit_like):
+        raise invalid("postOnly")
+    stp = body.get("selfTradePrevention", "decrementAndCancel")
+    if stp not in _STP_MODES:
+        raise invalid("selfTradePrevention")
+    if body.get("disableMarketProtection", False) is not False:
+        raise invalid("disableMarketProtection")
+    if not isinstance(body.get("responseRequired", True), bool):
+        raise invalid("responseRequired")
+    return time_in_force, post_only, stp
+
+
+def _check_precision(spec: MarketSpec, sizes: _Sizes) -> None:
+    """Decimal places, significant digits, tick size and the base amount limits of ``spec``."""
+    for name, value, limit in (
+        ("amount", sizes.amount, spec.quantity_decimals),
+        ("amountQuote", sizes.amount_quote, spec.notional_decimals),
+    ):
+        if value is not None and _decimals_of(value) > limit:
+            raise SimError(429, f"{name} has too many decimal places. The maximum is {limit}.")
+    for name, value in (("price", sizes.price), ("triggerAmount", sizes.trigger)):
+        if value is not None:
+            if _decimals_of(value) > 15:
+                raise SimError(215, f"{name} has more than 15 decimal places.")
+            if spec.tick_size is None and significant_digits(value) > spec.price_precision:
+                raise SimError(214, f"{name} has too many significant digits.")
+            if spec.tick_size is not None and value % spec.tick_size != 0:
+                raise SimError(422, f"{name} is not a multiple of tickSize {wire(spec.tick_size)}.")
+    if sizes.amount is not None:
+        if sizes.amount > spec.max_order_base:
+            raise SimError(210, f"Amount exceeds the maximum allowed amount ({wire(spec.max_order_base)}).")
+        if sizes.amount < spec.min_order_base:
+            raise SimError(212)
 
 
 class Exchange:
@@ -623,82 +719,12 @@ class Exchange:
         operator_id: int,
         client_order_id: str | None,
     ) -> SimOrder:
-        amount = _decimal(body, "amount")
-        amount_quote = _decimal(body, "amountQuote")
-        price = _decimal(body, "price")
-        trigger = _decimal(body, "triggerAmount")
-        limit_like = order_type in ("limit", "stopLossLimit", "takeProfitLimit")
-        if limit_like:
-            if amount_quote is not None:
-                raise SimError(202, "amountQuote order parameter is not supported.")
-            if amount is None:
-                raise required("amount")
-            if price is None:
-                raise required("price")
-        else:
-            if price is not None:
-                raise SimError(202, "price order parameter is not supported.")
-            if amount is not None and amount_quote is not None:
-                raise SimError(206, "Use either amount or amountQuote. Not both.")
-            if amount is None and amount_quote is None:
-                raise required("amount")
-        if order_type in TRIGGER_TYPES:
-            if trigger is None:
-                raise required("triggerAmount")
-            if body.get("triggerType", "price") != "price":
-                raise invalid("triggerType")
-            if body.get("triggerReference", "lastTrade") not in _TRIGGER_REFERENCES:
-                raise invalid("triggerReference")
-        elif trigger is not None:
-            raise SimError(202, "triggerAmount order parameter is not supported.")
-        time_in_force = body.get("timeInForce", "GTC")
-        if time_in_force not in ("GTC", "IOC", "FOK") or (not limit_like and time_in_force != "GTC"):
-            raise invalid("timeInForce")
-        post_only = body.get("postOnly", False)
-        if not isinstance(post_only, bool) or (post_only and not limit_like):
-            raise invalid("postOnly")
-        stp = body.get("selfTradePrevention", "decrementAndCancel")
-        if stp not in _STP_MODES:
-            raise invalid("selfTradePrevention")
-        if body.get("disableMarketProtection", False) is not False:
-            raise invalid("disableMarketProtection")
-        if not isinstance(body.get("responseRequired", True), bool):
-            raise invalid("responseRequired")
-        for name, value, limit in (
-            ("amount", amount, spec.quantity_decimals),
-            ("amountQuote", amount_quote, spec.notional_decimals),
-        ):
-            if value is not None and _decimals_of(value) > limit:
-                raise SimError(429, f"{name} has too many decimal places. The maximum is {limit}.")
-        for name, value in (("price", price), ("triggerAmount", trigger)):
-            if value is not None:
-                if _decimals_of(value) > 15:
-                    raise SimError(215, f"{name} has more than 15 decimal places.")
-                if spec.tick_size is None and significant_digits(value) > spec.price_precision:
-                    raise SimError(214, f"{name} has too many significant digits.")
-                if spec.tick_size is not None and value % spec.tick_size != 0:
-                    raise SimError(422, f"{name} is not a multiple of tickSize {wire(spec.tick_size)}.")
-        if amount is not None:
-            if amount > spec.max_order_base:
-                raise SimError(210, f"Amount exceeds the maximum allowed amount ({wire(spec.max_order_base)}).")
-            if amount < spec.min_order_base:
-                raise SimError(212)
-        k = self.now_step()
-        bids, asks = self.walks[spec.market].book(k, levels=1)
-        if amount_quote is not None:
-            notional = amount_quote
-        else:
-            assert amount is not None
-            reference = price or trigger or (asks[0].price if side == "buy" else bids[0].price)
-            notional = amount * reference
-        if notional < spec.min_order_quote:
-            raise SimError(
-                217,
-                f"Minimum order size in quote currency is {wire(spec.min_order_quote)} {spec.quote} "
-                f"or {wire(spec.min_order_base)} {spec.base}.",
-            )
-        if notional > spec.max_order_quote:
-            raise SimError(210, f"Amount exceeds the maximum allowed amount ({wire(spec.max_order_quote)}).")
+        # The first problem found is the one answered: the order of these checks is behaviour.
+        sizes = _order_sizes(body, order_type)
+        time_in_force, post_only, stp = _order_options(body, order_type)
+        _check_precision(spec, sizes)
+        self._check_notional(spec, side, sizes)
+        amount, amount_quote, price, trigger = sizes.amount, sizes.amount_quote, sizes.price, sizes.trigger
         now = self.clock.now_ms()
         self._counter += 1
         return SimOrder(
@@ -724,6 +750,25 @@ class Exchange:
             status="awaitingTrigger" if order_type in TRIGGER_TYPES else "new",
             fee_currency=spec.quote,
         )
+
+    def _check_notional(self, spec: MarketSpec, side: str, sizes: _Sizes) -> None:
+        """The order's worth in quote currency (at its price, its trigger or the best opposite
+        level) within the market's order size limits."""
+        bids, asks = self.walks[spec.market].book(self.now_step(), levels=1)
+        if sizes.amount_quote is not None:
+            notional = sizes.amount_quote
+        else:
+            assert sizes.amount is not None
+            reference = sizes.price or sizes.trigger or (asks[0].price if side == "buy" else bids[0].price)
+            notional = sizes.amount * reference
+        if notional < spec.min_order_quote:
+            raise SimError(
+                217,
+                f"Minimum order size in quote currency is {wire(spec.min_order_quote)} {spec.quote} "
+                f"or {wire(spec.min_order_base)} {spec.base}.",
+            )
+        if notional > spec.max_order_quote:
+            raise SimError(210, f"Amount exceeds the maximum allowed amount ({wire(spec.max_order_quote)}).")
 
     def _reserve(self, order: SimOrder, spec: MarketSpec) -> None:
         """Hold what the order may spend; 216 when the account does not have it."""

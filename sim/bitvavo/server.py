@@ -73,6 +73,10 @@ _ROUTES: frozenset[tuple[str, str]] = frozenset(
 )
 
 
+_Query = dict[str, str]
+_Data = dict[str, Any]
+
+
 class _Answer(Exception):
     """Internal: an admin or REST answer ready to send."""
 
@@ -528,101 +532,154 @@ class BitvavoSimulator:
 
     # -- admin ---------------------------------------------------------------------------------
     def admin(self, method: str, path: str, query_string: str, body: Any) -> Any:
-        """The admin API (JSON, no auth): see README.md."""
+        """The admin API (JSON, no auth): see README.md. One handler per endpoint (``_ADMIN``)."""
+        handler = _ADMIN.get((method, path))
+        if handler is None:
+            raise _Answer(404, {"error": f"no admin endpoint {method} {path}"})
         query = dict(parse_qsl(query_string, keep_blank_values=True))
-        data: dict[str, Any] = body if isinstance(body, dict) else {}
+        return handler(self, query, body if isinstance(body, dict) else {})
+
+    # Each admin handler takes the query parameters and the JSON object body ({} when none).
+    def _admin_health(self, query: _Query, data: _Data) -> Any:
+        return {"ok": True, "baseUrl": self.base_url}
+
+    def _admin_orders(self, query: _Query, data: _Data) -> Any:
+        return {"orders": self.exchange.admin_orders(query.get("key"), query.get("account"), query.get("market"))}
+
+    def _admin_stats(self, query: _Query, data: _Data) -> Any:
+        return self.requests.snapshot()
+
+    def _admin_balances(self, query: _Query, data: _Data) -> Any:
+        account = query.get("account", "main")
+        return {"account": account, "balances": self.exchange.admin_balances(account)}
+
+    def _admin_set_balance(self, query: _Query, data: _Data) -> Any:
+        self.exchange.admin_set_balance(str(data["account"]), str(data["symbol"]), _decimal(data["available"]))
+        return {"ok": True}
+
+    def _admin_prices(self, query: _Query, data: _Data) -> Any:
+        return {"prices": self.exchange.admin_prices()}
+
+    def _admin_set_price(self, query: _Query, data: _Data) -> Any:
+        try:
+            self.exchange.admin_set_price(str(data["market"]), _decimal(data["price"]))
+        except SimError as error:
+            raise _Answer(400, error.body()) from None
+        return {"ok": True}
+
+    def _admin_set_market_status(self, query: _Query, data: _Data) -> Any:
+        if data.get("status") not in MARKET_STATUSES or data.get("market") not in self.exchange.specs:
+            raise _Answer(400, {"error": f"need a known market and a status in {MARKET_STATUSES}"})
+        self.exchange.admin_set_market_status(str(data["market"]), str(data["status"]))
+        return {"ok": True}
+
+    def _admin_clock(self, query: _Query, data: _Data) -> Any:
+        return {"now": self.clock.now_ms(), "offsetMs": self.clock.offset_ms, "skewMs": self.clock.skew_ms}
+
+    def _admin_advance_clock(self, query: _Query, data: _Data) -> Any:
+        if data.get("toNextMinute"):
+            now = self.clock.advance_to_minute_start(int(data.get("ms", 0)))
+        else:
+            now = self.clock.advance(int(data["ms"]))
+        self.exchange.sync()
+        return {"now": now, "offsetMs": self.clock.offset_ms}
+
+    def _admin_skew_clock(self, query: _Query, data: _Data) -> Any:
+        now = self.clock.add_skew(int(data["ms"]))
+        self.exchange.sync()
+        return {"now": now, "offsetMs": self.clock.offset_ms, "skewMs": self.clock.skew_ms}
+
+    def _admin_switches(self, query: _Query, data: _Data) -> Any:
+        return {"switches": self.exchange.switches.to_json()}
+
+    def _admin_set_switches(self, query: _Query, data: _Data) -> Any:
         ex = self.exchange
-        if (method, path) == ("GET", "/health"):
-            return {"ok": True, "baseUrl": self.base_url}
-        if (method, path) == ("GET", "/orders"):
-            return {"orders": ex.admin_orders(query.get("key"), query.get("account"), query.get("market"))}
-        if (method, path) == ("GET", "/stats"):
-            return self.requests.snapshot()
-        if (method, path) == ("GET", "/balances"):
-            account = query.get("account", "main")
-            return {"account": account, "balances": ex.admin_balances(account)}
-        if (method, path) == ("POST", "/balances"):
-            ex.admin_set_balance(str(data["account"]), str(data["symbol"]), _decimal(data["available"]))
-            return {"ok": True}
-        if (method, path) == ("GET", "/prices"):
-            return {"prices": ex.admin_prices()}
-        if (method, path) == ("POST", "/prices"):
-            try:
-                ex.admin_set_price(str(data["market"]), _decimal(data["price"]))
-            except SimError as error:
-                raise _Answer(400, error.body()) from None
-            return {"ok": True}
-        if (method, path) == ("POST", "/markets/status"):
-            if data.get("status") not in MARKET_STATUSES or data.get("market") not in ex.specs:
-                raise _Answer(400, {"error": f"need a known market and a status in {MARKET_STATUSES}"})
-            ex.admin_set_market_status(str(data["market"]), str(data["status"]))
-            return {"ok": True}
-        if (method, path) == ("GET", "/clock"):
-            return {"now": self.clock.now_ms(), "offsetMs": self.clock.offset_ms, "skewMs": self.clock.skew_ms}
-        if (method, path) == ("POST", "/clock/advance"):
-            if data.get("toNextMinute"):
-                now = self.clock.advance_to_minute_start(int(data.get("ms", 0)))
-            else:
-                now = self.clock.advance(int(data["ms"]))
-            ex.sync()
-            return {"now": now, "offsetMs": self.clock.offset_ms}
-        if (method, path) == ("POST", "/clock/skew"):
-            now = self.clock.add_skew(int(data["ms"]))
-            ex.sync()
-            return {"now": now, "offsetMs": self.clock.offset_ms, "skewMs": self.clock.skew_ms}
-        if (method, path) == ("GET", "/switches"):
-            return {"switches": ex.switches.to_json()}
-        if (method, path) == ("POST", "/switches"):
-            with ex.lock:
-                ex.switches = ex.switches.updated(data)
-            return {"switches": ex.switches.to_json()}
-        if (method, path) == ("POST", "/history/foreign"):
-            try:
-                rows = ex.admin_add_foreign(
-                    account=str(data.get("account", "main")),
-                    market=str(data["market"]),
-                    count=int(data.get("count", 1)),
-                    order_type=str(data.get("orderType", "trailingStop")),
-                    status=str(data.get("status", "pendingNew")),
-                    age_ms=int(data.get("ageMs", 0)),
-                    client_order_id=data.get("clientOrderId"),
-                )
-            except SimError as error:
-                raise _Answer(400, error.body()) from None
-            return {"orders": rows}
-        if (method, path) == ("POST", "/fees/settle"):
-            settled = ex.admin_settle_fees(data.get("market"), data.get("clientOrderId"))
-            return {"settled": settled}
-        if (method, path) == ("GET", "/faults"):
-            return {"faults": self.faults.list()}
-        if (method, path) == ("POST", "/faults"):
-            return {"fault": self.faults.add(Fault.from_json(data)).to_json()}
-        if (method, path) == ("DELETE", "/faults"):
-            self.faults.clear()
-            return {"ok": True}
-        if (method, path) == ("GET", "/ratelimit"):
-            return {"usage": self.limiter.usage(self.clock.now_ms())}
-        if (method, path) == ("POST", "/ratelimit/exhaust"):
-            identity = f"key:{data['key']}" if data.get("key") else f"ip:{data.get('ip', '127.0.0.1')}"
-            self.limiter.exhaust(identity, self.clock.now_ms())
-            return {"ok": True, "identity": identity}
-        if (method, path) == ("POST", "/keys"):
-            ex.admin_add_key(
-                ApiKey(
-                    key=str(data["key"]),
-                    secret=str(data["secret"]),
-                    account=str(data.get("account", "main")),
-                    permissions=frozenset(data.get("permissions", ["view", "trade"])),
-                )
+        with ex.lock:
+            ex.switches = ex.switches.updated(data)
+        return {"switches": ex.switches.to_json()}
+
+    def _admin_add_foreign(self, query: _Query, data: _Data) -> Any:
+        try:
+            rows = self.exchange.admin_add_foreign(
+                account=str(data.get("account", "main")),
+                market=str(data["market"]),
+                count=int(data.get("count", 1)),
+                order_type=str(data.get("orderType", "trailingStop")),
+                status=str(data.get("status", "pendingNew")),
+                age_ms=int(data.get("ageMs", 0)),
+                client_order_id=data.get("clientOrderId"),
             )
-            return {"ok": True}
-        if (method, path) == ("POST", "/refuse_connections"):
-            self.pause_listening(float(data["seconds"]))
-            return {"ok": True}
-        if (method, path) == ("POST", "/reset"):
-            self.reset()
-            return {"ok": True}
-        raise _Answer(404, {"error": f"no admin endpoint {method} {path}"})
+        except SimError as error:
+            raise _Answer(400, error.body()) from None
+        return {"orders": rows}
+
+    def _admin_settle_fees(self, query: _Query, data: _Data) -> Any:
+        return {"settled": self.exchange.admin_settle_fees(data.get("market"), data.get("clientOrderId"))}
+
+    def _admin_faults(self, query: _Query, data: _Data) -> Any:
+        return {"faults": self.faults.list()}
+
+    def _admin_add_fault(self, query: _Query, data: _Data) -> Any:
+        return {"fault": self.faults.add(Fault.from_json(data)).to_json()}
+
+    def _admin_clear_faults(self, query: _Query, data: _Data) -> Any:
+        self.faults.clear()
+        return {"ok": True}
+
+    def _admin_ratelimit(self, query: _Query, data: _Data) -> Any:
+        return {"usage": self.limiter.usage(self.clock.now_ms())}
+
+    def _admin_exhaust_ratelimit(self, query: _Query, data: _Data) -> Any:
+        identity = f"key:{data['key']}" if data.get("key") else f"ip:{data.get('ip', '127.0.0.1')}"
+        self.limiter.exhaust(identity, self.clock.now_ms())
+        return {"ok": True, "identity": identity}
+
+    def _admin_add_key(self, query: _Query, data: _Data) -> Any:
+        self.exchange.admin_add_key(
+            ApiKey(
+                key=str(data["key"]),
+                secret=str(data["secret"]),
+                account=str(data.get("account", "main")),
+                permissions=frozenset(data.get("permissions", ["view", "trade"])),
+            )
+        )
+        return {"ok": True}
+
+    def _admin_refuse_connections(self, query: _Query, data: _Data) -> Any:
+        self.pause_listening(float(data["seconds"]))
+        return {"ok": True}
+
+    def _admin_reset(self, query: _Query, data: _Data) -> Any:
+        self.reset()
+        return {"ok": True}
+
+
+# The admin API: (method, path after /_admin) -> handler.
+_ADMIN: dict[tuple[str, str], Callable[[BitvavoSimulator, _Query, _Data], Any]] = {
+    ("GET", "/health"): BitvavoSimulator._admin_health,
+    ("GET", "/orders"): BitvavoSimulator._admin_orders,
+    ("GET", "/stats"): BitvavoSimulator._admin_stats,
+    ("GET", "/balances"): BitvavoSimulator._admin_balances,
+    ("POST", "/balances"): BitvavoSimulator._admin_set_balance,
+    ("GET", "/prices"): BitvavoSimulator._admin_prices,
+    ("POST", "/prices"): BitvavoSimulator._admin_set_price,
+    ("POST", "/markets/status"): BitvavoSimulator._admin_set_market_status,
+    ("GET", "/clock"): BitvavoSimulator._admin_clock,
+    ("POST", "/clock/advance"): BitvavoSimulator._admin_advance_clock,
+    ("POST", "/clock/skew"): BitvavoSimulator._admin_skew_clock,
+    ("GET", "/switches"): BitvavoSimulator._admin_switches,
+    ("POST", "/switches"): BitvavoSimulator._admin_set_switches,
+    ("POST", "/history/foreign"): BitvavoSimulator._admin_add_foreign,
+    ("POST", "/fees/settle"): BitvavoSimulator._admin_settle_fees,
+    ("GET", "/faults"): BitvavoSimulator._admin_faults,
+    ("POST", "/faults"): BitvavoSimulator._admin_add_fault,
+    ("DELETE", "/faults"): BitvavoSimulator._admin_clear_faults,
+    ("GET", "/ratelimit"): BitvavoSimulator._admin_ratelimit,
+    ("POST", "/ratelimit/exhaust"): BitvavoSimulator._admin_exhaust_ratelimit,
+    ("POST", "/keys"): BitvavoSimulator._admin_add_key,
+    ("POST", "/refuse_connections"): BitvavoSimulator._admin_refuse_connections,
+    ("POST", "/reset"): BitvavoSimulator._admin_reset,
+}
 
 
 def _decimal(raw: object) -> Decimal:
