@@ -5,7 +5,7 @@ status code with exactly one ``google.rpc.ErrorInfo`` (UPPER_SNAKE ``reason``, `
 ``metadata``) plus the detail that fits. Tests assert the code and the reason, never the text.
 
     OracleError                       -> INTERNAL (the base; never raised itself)
-     ├── InvariantBroken              -> INTERNAL            (a bug: logged with its traceback, no details)
+     ├── InvariantBroken              -> INTERNAL            (a bug: traceback logged, bare reason sent)
      ├── InvalidArgument              -> INVALID_ARGUMENT    + BadRequest (field violations)
      ├── NotFound                     -> NOT_FOUND           + ResourceInfo (both via _ResourceError)
      ├── AlreadyExists                -> ALREADY_EXISTS      + ResourceInfo (+ extra messages)
@@ -96,10 +96,16 @@ class InvariantBroken(OracleError):
     """Something the code or the database guarantees did not hold: a bug, never the caller's fault.
 
     The explicit form of an ``assert`` (which ``python -O`` strips): the interceptor logs the
-    traceback and answers INTERNAL without details."""
+    traceback and the message; the caller gets INTERNAL with the bare reason, as for any
+    unexpected exception."""
 
     code = grpc.StatusCode.INTERNAL
     default_reason = "INTERNAL"
+
+    def to_status(self) -> status_pb2.Status:
+        status = super().to_status()
+        status.message = "internal error"  # what broke (ids, state) stays in the log
+        return status
 
 
 class InvalidArgument(OracleError):

@@ -27,7 +27,7 @@ from services.executor import SERVICE, ledger, metrics, repository
 from services.executor.model import Execution, OrderView, Status
 from shared import audit
 from shared.db import Conn
-from shared.errors import OracleError
+from shared.errors import InvariantBroken
 from shared.exchange.errors import (
     AuthenticationError,
     NotSentError,
@@ -60,7 +60,7 @@ FOUND_LATE_TO = frozenset(_LIVE)
 TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 
-class IllegalTransition(OracleError):
+class IllegalTransition(InvariantBroken):
     """A move the state machine does not allow: a bug, never a runtime condition."""
 
 

@@ -17,6 +17,7 @@ from shared.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
+    InvariantBroken,
     PreconditionViolation,
     QuotaViolation,
     ResourceExhausted,
@@ -147,3 +148,22 @@ def test_status_carries_error_info_and_detail() -> None:
     info_extra = error_details_pb2.ErrorInfo(reason="EXTRA")
     exists = AlreadyExists("execution", "e1", extra=[info_extra]).to_status()
     assert [i.reason for i in unpack(exists.details, error_details_pb2.ErrorInfo)] == ["ALREADY_EXISTS", "EXTRA"]
+
+
+def test_a_broken_invariant_is_internal_and_its_text_stays_in_the_log() -> None:
+    error = InvariantBroken("execution 1234 is SUBMITTING without submitting_at")
+    status = error.to_status()
+    assert status.code == grpc.StatusCode.INTERNAL.value[0]
+    assert status.message == "internal error"
+    assert "1234" in str(error)  # what the interceptor logs
+    (info,) = unpack(status.details, error_details_pb2.ErrorInfo)
+    assert info.reason == "INTERNAL"
+    assert len(status.details) == 1
+
+
+def test_a_required_decimal_is_never_empty() -> None:
+    for parse in (fields.required_decimal, fields.decimal):
+        with pytest.raises(InvalidArgument) as caught:
+            parse("", "policy.max_order_eur")
+        assert caught.value.violations[0] == FieldViolation("policy.max_order_eur", "is required")
+    assert fields.required_decimal("0.5", "pct", places=1, maximum=Decimal(1)) == Decimal("0.5")
