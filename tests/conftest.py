@@ -8,6 +8,7 @@ test database gets a high account daily notional cap (harness.prepare_test_datab
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from datetime import datetime
@@ -46,10 +47,8 @@ def private_postgres(tmp_path: Path) -> Iterator[Postgres]:
     migrate(url)
     prepare_test_database(url)
     yield Postgres(url, cluster)
-    try:
+    with contextlib.suppress(Exception):  # the test may have left the server stopped (or broken)
         cluster.stop()
-    except Exception:
-        pass
 
 
 @pytest.fixture(scope="session")

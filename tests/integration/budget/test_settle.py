@@ -111,8 +111,8 @@ def test_unknown_and_foreign_reservations_are_not_found(budget: Budget) -> None:
 
     for user, reservation_id in ((owner, str(uuid.uuid4())), (stranger, reservation.reservation_id)):
         for attempt in (
-            lambda: _commit(budget, user, reservation_id, 1, 1),
-            lambda: _release(budget, user, reservation_id),
+            lambda user=user, reservation_id=reservation_id: _commit(budget, user, reservation_id, 1, 1),
+            lambda user=user, reservation_id=reservation_id: _release(budget, user, reservation_id),
         ):
             error = failure(attempt)
             assert (error.code, error.reason) == (grpc.StatusCode.NOT_FOUND, "RESERVATION_NOT_FOUND")

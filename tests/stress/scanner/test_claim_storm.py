@@ -129,7 +129,9 @@ def test_four_instances_process_each_job_exactly_once_per_due_time(storm_db: Pos
                 deadline = time.monotonic() + ROUND_SECONDS
                 done = threading.Event()
 
-                def work(index: int) -> None:
+                # This round's event and deadline, bound now: a thread that outlived its join must
+                # not pick up the next round's and keep running beside that round's threads.
+                def work(index: int, done: threading.Event = done, deadline: float = deadline) -> None:
                     while not done.is_set() and time.monotonic() < deadline:
                         if scanners[index].scheduler.run_once() == 0:
                             time.sleep(0.02)

@@ -291,7 +291,7 @@ def hardening_problems(objects: list[Obj]) -> list[str]:
             cwhere = f"{where} container {container['name']}"
             sc = container.get("securityContext", {})
 
-            def effective(field: str, sc: Obj = sc) -> Any:
+            def effective(field: str, sc: Obj = sc, pod_sc: Obj = pod_sc) -> Any:
                 return sc.get(field, pod_sc.get(field))
 
             if effective("runAsNonRoot") is not True:
