@@ -210,8 +210,9 @@ class Stack:
         return child.ready_value
 
     def _start_llm_simulator(self) -> str:
-        # The simulator takes its key on the command line; it guards nothing but a simulator.
-        argv = [sys.executable, "-m", "sim.llm", "--port", "0", "--api-key", self.credentials.llm_api_key]
+        # The simulator takes its key on the command line (it guards nothing but a simulator); as
+        # --api-key=KEY, since a token_urlsafe key may start with "-", which argparse reads as an option.
+        argv = [sys.executable, "-m", "sim.llm", "--port", "0", f"--api-key={self.credentials.llm_api_key}"]
         child = self._spawn("llm-sim", argv, environments.simulator(self.environ), printed_url)
         self.addresses["llm-sim"] = child.ready_value
         return child.ready_value
