@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from services.executor.model import Fill, Side
 from shared.db import Conn
+from shared.errors import InvariantBroken
 
 Row = dict[str, Any]
 
@@ -59,7 +60,7 @@ def upsert_fill(
 def fills_of_book(conn: Conn, *, mode: str, market: str) -> list[Row]:
     """Every recorded fill of the user's book (mode, market), in fill order."""
     return conn.execute(  # type: ignore[no-any-return]
-        "SELECT h.execution_id::text AS execution_id, h.fill_id, h.side, h.amount, h.price, h.fee, h.fee_currency,"
+        "SELECT h.execution_id::text AS execution_id, h.fill_id, h.side, h.amount, h.price, h.fee, h.fee_currency,"  # noqa: S608 -- only constant module-level fragments
         " h.filled_at FROM oracle.trade_history h JOIN oracle.trade_executions e USING (execution_id)"
         f" WHERE e.mode = %s AND h.market = %s ORDER BY {_FILL_ORDER}",
         (mode, market),
@@ -89,7 +90,8 @@ def lock_position(conn: Conn, *, user_id: str, mode: str, market: str) -> Row:
     row = conn.execute(
         "SELECT * FROM oracle.book_positions WHERE mode = %s AND market = %s FOR UPDATE", (mode, market)
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("the user's book position is missing right after its INSERT … ON CONFLICT DO NOTHING")
     return row
 
 
@@ -148,7 +150,7 @@ def positions(conn: Conn, mode: str) -> list[Row]:
 def entries(conn: Conn, mode: str) -> list[Row]:
     """The user's book entries of ``mode``, by book and fill order."""
     return conn.execute(  # type: ignore[no-any-return]
-        "SELECT execution_id::text AS execution_id, fill_id, market::text AS market, side, filled_at,"
+        "SELECT execution_id::text AS execution_id, fill_id, market::text AS market, side, filled_at,"  # noqa: S608 -- only constant module-level fragments
         " quantity_delta, cost_delta_eur, realized_pnl_eur FROM oracle.book_entries h WHERE mode = %s"
         f" ORDER BY market, {_FILL_ORDER}",
         (mode,),
@@ -161,7 +163,8 @@ def realized_since(conn: Conn, *, mode: str, since: datetime) -> Decimal:
         "SELECT COALESCE(sum(realized_pnl_eur), 0) AS eur FROM oracle.book_entries WHERE mode = %s AND filled_at >= %s",
         (mode, since),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("the realized P&L aggregate returned no row")
     return Decimal(row["eur"])
 
 
@@ -174,7 +177,8 @@ def sells_in_flight_base(conn: Conn, *, mode: str, market: str) -> Decimal:
         " AND NOT oracle.execution_is_final(status)",
         (mode, market),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("the SELLs-in-flight aggregate returned no row")
     return Decimal(row["base"])
 
 
@@ -207,7 +211,8 @@ def raise_peak(conn: Conn, *, user_id: str, mode: str, pnl_eur: Decimal) -> Deci
         " RETURNING peak_pnl_eur",
         (user_id, mode, pnl_eur),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("INSERT INTO oracle.trading_states … RETURNING returned no row")
     return Decimal(row["peak_pnl_eur"])
 
 
@@ -237,7 +242,8 @@ def set_account_state(conn: Conn, *, state: str, reason: str, now: datetime, by:
     before = conn.execute(
         "SELECT trading_state, state_reason FROM oracle.account_settings WHERE id FOR UPDATE"
     ).fetchone()
-    assert before is not None
+    if before is None:
+        raise InvariantBroken("oracle.account_settings has no row (migration 0001 inserts it)")
     conn.execute(
         "UPDATE oracle.account_settings SET trading_state = %s, state_reason = %s, version = version + 1,"
         " updated_at = %s, updated_by = %s WHERE id",
