@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 
 from oraclectl import defaults, localstack
 from oraclectl.output import Output
@@ -57,4 +58,15 @@ ExpectedVersionOption = Annotated[
     int | None, typer.Option(help="Fail (exit 9) unless the stored version is this; default: read it first.")
 ]
 PageTokenOption = Annotated[str, typer.Option("--page-token", help="Continue from a previous page.")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why; recorded in the audit trail.")]
+GlobalOption = Annotated[bool, typer.Option("--global", help="The whole account (every user), not one user.")]
+
+
+def scope_fields(everyone: bool, user: str) -> dict[str, Any]:
+    """The ``scope`` and ``user_id`` of a kill-switch or trading-state request (``everyone``: --global)."""
+    if everyone:
+        return {"scope": executor_pb2.KILL_SWITCH_SCOPE_GLOBAL, "user_id": ""}
+    return {"scope": executor_pb2.KILL_SWITCH_SCOPE_USER, "user_id": user}
+
+
 DEFAULT_USER = defaults.DEMO_USER

@@ -11,7 +11,7 @@ import typer
 from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 
 from oraclectl import output
-from oraclectl.options import DEFAULT_USER, JsonOption, LimitOption, PageTokenOption, UserOption, use
+from oraclectl.options import DEFAULT_USER, JsonOption, LimitOption, PageTokenOption, ReasonOption, UserOption, use
 from oraclectl.session import Session
 
 app = typer.Typer(help="Executions: claimed proposals and their orders.", no_args_is_help=True)
@@ -36,7 +36,7 @@ def execute(
     override_anti_flip: Annotated[
         bool, typer.Option("--override-anti-flip", help="Skip the anti-flip validator (audited).")
     ] = False,
-    reason: Annotated[str, typer.Option("--reason", help="Why; recorded in the audit trail.")] = "",
+    reason: ReasonOption = "",
     json_flag: JsonOption = False,
 ) -> None:
     """Execute a proposal: every validator runs against the live policy; at most one order.

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from oraclectl import output
 from oraclectl.commands.account import read_settings
-from oraclectl.options import DEFAULT_USER, JsonOption, UserOption, use
+from oraclectl.options import DEFAULT_USER, GlobalOption, JsonOption, ReasonOption, UserOption, scope_fields, use
 from oraclectl.session import CliError, Session
 
 AllUsersOption = Annotated[str, typer.Option("--user", "-u", help="Only this user (default: every user with a book).")]
@@ -67,15 +67,14 @@ def state(
     new: Annotated[State, typer.Argument(help="active lets BUYs through again; reducing allows only SELLs.")],
     *,
     user: UserOption = DEFAULT_USER,
-    everyone: Annotated[bool, typer.Option("--global", help="The whole account (every user), not one user.")] = False,
-    reason: Annotated[str, typer.Option("--reason", help="Why; recorded in the audit trail.")] = "",
+    everyone: GlobalOption = False,
+    reason: ReasonOption = "",
     json_flag: JsonOption = False,
 ) -> None:
     """Move a user (or with --global the account) between ACTIVE and REDUCING, deliberately."""
     session, out = use(ctx, json_flag)
     request = executor_pb2.SetTradingStateRequest(
-        scope=executor_pb2.KILL_SWITCH_SCOPE_GLOBAL if everyone else executor_pb2.KILL_SWITCH_SCOPE_USER,
-        user_id="" if everyone else user,
+        **scope_fields(everyone, user),
         state=executor_pb2.TRADING_STATE_ACTIVE if new is State.ACTIVE else executor_pb2.TRADING_STATE_REDUCING,
         reason=reason,
     )

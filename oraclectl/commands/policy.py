@@ -12,7 +12,16 @@ from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 
 from oraclectl import arguments, output
 from oraclectl.exitcodes import ExitCode
-from oraclectl.options import DEFAULT_USER, ExpectedVersionOption, JsonOption, UserOption, use
+from oraclectl.options import (
+    DEFAULT_USER,
+    ExpectedVersionOption,
+    GlobalOption,
+    JsonOption,
+    ReasonOption,
+    UserOption,
+    scope_fields,
+    use,
+)
 from oraclectl.session import RpcFailure, Session
 
 policy_app = typer.Typer(help="A user's trading policy (the executor's validators read it live).", no_args_is_help=True)
@@ -170,15 +179,14 @@ def trading(
     state: Annotated[Switch, typer.Argument(help="off stops trading (the kill switch); on allows it again.")],
     *,
     user: UserOption = DEFAULT_USER,
-    everyone: Annotated[bool, typer.Option("--global", help="The whole account (every user), not one user.")] = False,
-    reason: Annotated[str, typer.Option("--reason", help="Why; recorded in the audit trail.")] = "",
+    everyone: GlobalOption = False,
+    reason: ReasonOption = "",
     json_flag: JsonOption = False,
 ) -> None:
     """Stop (off) or allow (on) trading for one user, or with --global for the whole account."""
     session, out = use(ctx, json_flag)
     request = executor_pb2.SetTradingEnabledRequest(
-        scope=executor_pb2.KILL_SWITCH_SCOPE_GLOBAL if everyone else executor_pb2.KILL_SWITCH_SCOPE_USER,
-        user_id="" if everyone else user,
+        **scope_fields(everyone, user),
         enabled=state is Switch.ON,
         reason=reason,
     )
