@@ -7,6 +7,7 @@ carry the token as ``authorization: Bearer …`` through :func:`shared.channel.o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -70,6 +71,22 @@ class Unreachable(RpcFailure):
         super().__init__(service, report)
         self.address = address
         self.message = unreachable(service, address)
+
+
+T = TypeVar("T")
+
+
+def read_modify_write(update: Callable[[], T], *, expected_version: int | None, attempts: int) -> T:
+    """Run ``update`` (read, change, write at the version read) up to ``attempts`` times: a
+    conflict (ABORTED: someone wrote in between) re-runs it, unless the caller pinned
+    ``expected_version``, for whom the conflict is the answer."""
+    for _ in range(attempts - 1):
+        try:
+            return update()
+        except RpcFailure as failure:
+            if failure.exit_code is not ExitCode.CONFLICT or expected_version is not None:
+                raise
+    return update()  # the last attempt: a conflict now is the answer
 
 
 @dataclass

@@ -12,9 +12,8 @@ from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 
 from oraclectl import arguments, output
 from oraclectl.defaults import DEMO_USER
-from oraclectl.exitcodes import ExitCode
 from oraclectl.options import ExpectedVersionOption, JsonOption, use
-from oraclectl.session import RpcFailure, Session
+from oraclectl.session import Session, read_modify_write
 
 app = typer.Typer(
     help="Account-wide settings (the account daily notional cap), shared by every user.", no_args_is_help=True
@@ -75,15 +74,12 @@ def set_account(
         else arguments.decimal_text(daily_loss_limit_eur, "--daily-loss-limit-eur")
     )
     session, out = use(ctx, json_flag)
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            reply = _update_once(session, cap, loss, expected_version)
-        except RpcFailure as failure:
-            if failure.exit_code is ExitCode.CONFLICT and expected_version is None and attempt < _ATTEMPTS:
-                continue
-            raise
-        out.result(reply, output.account_detail(reply.settings))
-        return
+    reply = read_modify_write(
+        lambda: _update_once(session, cap, loss, expected_version),
+        expected_version=expected_version,
+        attempts=_ATTEMPTS,
+    )
+    out.result(reply, output.account_detail(reply.settings))
 
 
 def _update_once(

@@ -11,7 +11,6 @@ import typer
 from oracle.executor.v1 import executor_service_pb2 as executor_pb2
 
 from oraclectl import arguments, output
-from oraclectl.exitcodes import ExitCode
 from oraclectl.options import (
     DEFAULT_USER,
     ExpectedVersionOption,
@@ -22,7 +21,7 @@ from oraclectl.options import (
     scope_fields,
     use,
 )
-from oraclectl.session import RpcFailure, Session
+from oraclectl.session import Session, read_modify_write
 
 policy_app = typer.Typer(help="A user's trading policy (the executor's validators read it live).", no_args_is_help=True)
 
@@ -109,15 +108,12 @@ def update_policy(
     if changes.empty():
         raise typer.BadParameter("nothing to change: give at least one field flag")
     session, out = use(ctx, json_flag)
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            reply = _update_once(session, user, changes, expected_version)
-        except RpcFailure as failure:
-            if failure.exit_code is ExitCode.CONFLICT and expected_version is None and attempt < _ATTEMPTS:
-                continue
-            raise
-        out.result(reply, output.policy_detail(reply))
-        return
+    reply = read_modify_write(
+        lambda: _update_once(session, user, changes, expected_version),
+        expected_version=expected_version,
+        attempts=_ATTEMPTS,
+    )
+    out.result(reply, output.policy_detail(reply))
 
 
 def _optional_limit(value: str | None, flag: str) -> str | None:
