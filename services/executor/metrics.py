@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 
 from shared.clock import Clock
 from shared.db import Database
+from shared.errors import InvariantBroken
 from shared.exchange import instrumentation as exchange
 from shared.metrics import LATENCY_BUCKETS, meter, observe
 
@@ -164,7 +165,8 @@ def watch(db: Database, clock: Clock) -> Callable[[], None]:
     def switches() -> tuple[list[tuple[float, dict[str, str]]], list[tuple[float, dict[str, str]]]]:
         with db.transaction(None) as conn:
             row = conn.execute("SELECT * FROM oracle.kill_switch_state()").fetchone()
-        assert row is not None
+        if row is None:
+            raise InvariantBroken("oracle.kill_switch_state returned no row")
         return [(1.0 if row["global_enabled"] else 0.0, {})], [(float(row["users_off"]), {})]
 
     removers = [
