@@ -426,7 +426,8 @@ class Executor:
         if submitting.status is not Status.SUBMITTING:
             return submitting
         self._hooks.before_send(submitting)
-        assert submitting.sign_deadline_ms is not None
+        if submitting.sign_deadline_ms is None:
+            raise InvariantBroken(f"execution {submitting.execution_id} is SUBMITTING without its signing deadline")
         try:
             view = self._venue.place(
                 market=submitting.market,

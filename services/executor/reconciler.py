@@ -237,22 +237,30 @@ class Reconciler:
         if execution is None:
             return _Result(None)
         if execution.status is Status.CLAIMED:
-            age = self._clock.now() - execution.claimed_at
-            if age <= self._timing.stale_claimed:
-                return _Result(execution)
-            return self._fail(execution, "STALE_CLAIM", f"claimed {int(age.total_seconds())}s ago and never sent")
+            return self._resolve_claimed(execution)
         if execution.status in state_machine.TERMINAL:
-            if state_machine.adoptable(execution) and execution.found_late_until is not None:
-                return self._watch(execution, state)
-            if execution.fee_pending:
-                return self._refresh_fees(execution, state)
-            return _Result(execution)
+            return self._resolve_final(execution, state)
         looked_at_ms, result = self._lookup(execution, state)
         if isinstance(result, Found):
             return self._record(execution, result)
         if isinstance(result, Unreadable):
             return self._unreadable(execution, result)
         return self._conclude_absent(execution, looked_at_ms, state)
+
+    def _resolve_claimed(self, execution: Execution) -> _Result:
+        """A CLAIMED execution was never sent: FAILED once its claim is stale."""
+        age = self._clock.now() - execution.claimed_at
+        if age <= self._timing.stale_claimed:
+            return _Result(execution)
+        return self._fail(execution, "STALE_CLAIM", f"claimed {int(age.total_seconds())}s ago and never sent")
+
+    def _resolve_final(self, execution: Execution, state: _Pass) -> _Result:
+        """A final execution: watched for a late order while adoptable, its fees until settled."""
+        if state_machine.adoptable(execution) and execution.found_late_until is not None:
+            return self._watch(execution, state)
+        if execution.fee_pending:
+            return self._refresh_fees(execution, state)
+        return _Result(execution)
 
     # ------------------------------------------------------------------ the exchange
 
