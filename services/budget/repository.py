@@ -16,6 +16,7 @@ from typing import Any
 from services.budget.reservations import Reservation, Status
 from services.budget.windows import Bounds, Limits, Usage
 from shared.db import Conn
+from shared.errors import InvariantBroken
 
 _COLUMNS = (
     "reservation_id::text AS reservation_id, user_id::text AS user_id, purpose, model, status, max_tokens,"
@@ -100,7 +101,8 @@ def read_usage(conn: Conn, user_id: str, bounds: Bounds) -> Usage:
         "   AND reserved_at >= LEAST(%(day_start)s, %(hour_start)s)",
         {"user_id": user_id, "day_start": bounds.day_start, "hour_start": bounds.hour_start},
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("row is missing")
     return Usage(
         daily_calls=int(row["daily_calls"]),
         hourly_calls=int(row["hourly_calls"]),
@@ -123,7 +125,7 @@ def hourly_reserved_at(conn: Conn, user_id: str, bounds: Bounds, offset: int) ->
 def insert_reservation(conn: Conn, new: NewReservation) -> Reservation:
     """Insert a ``reserved`` row."""
     row = conn.execute(
-        "INSERT INTO oracle.gpt_usage_log (reservation_id, user_id, purpose, model, status, max_tokens,"
+        "INSERT INTO oracle.gpt_usage_log (reservation_id, user_id, purpose, model, status, max_tokens,"  # noqa: S608 -- constant column fragments, values bound
         " estimated_tokens, estimated_cost_micros, reserved_at, expires_at)"
         " VALUES (%s, %s, %s, %s, 'reserved', %s, %s, %s, %s, %s)"
         f" RETURNING {_COLUMNS}",
@@ -139,7 +141,8 @@ def insert_reservation(conn: Conn, new: NewReservation) -> Reservation:
             new.expires_at,
         ),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("row is missing")
     return _reservation(row)
 
 
@@ -147,7 +150,7 @@ def lock_reservation(conn: Conn, user_id: str, reservation_id: str) -> tuple[Res
     """The user's reservation, row-locked until the transaction ends, and the database's clock
     (for its TTL); None when unknown."""
     row = conn.execute(
-        f"SELECT {_COLUMNS}, oracle.clock() AS now FROM oracle.gpt_usage_log"
+        f"SELECT {_COLUMNS}, oracle.clock() AS now FROM oracle.gpt_usage_log"  # noqa: S608 -- constant column fragments, values bound
         " WHERE user_id = %s AND reservation_id = %s FOR UPDATE",
         (user_id, reservation_id),
     ).fetchone()
@@ -165,7 +168,7 @@ def mark_committed(
 ) -> Reservation | None:
     """Compare-and-set ``expected`` → committed with the actual usage; None when the status moved."""
     row = conn.execute(
-        "UPDATE oracle.gpt_usage_log SET status = 'committed', prompt_tokens = %s, completion_tokens = %s,"
+        "UPDATE oracle.gpt_usage_log SET status = 'committed', prompt_tokens = %s, completion_tokens = %s,"  # noqa: S608 -- constant column fragments, values bound
         " cost_micros = %s, committed_at = oracle.clock()"
         f" WHERE reservation_id = %s AND status = %s RETURNING {_COLUMNS}",
         (prompt_tokens, completion_tokens, cost_micros, reservation_id, str(expected)),
@@ -176,7 +179,7 @@ def mark_committed(
 def mark_released(conn: Conn, reservation_id: str) -> Reservation | None:
     """Compare-and-set reserved → released; None when the status moved."""
     row = conn.execute(
-        "UPDATE oracle.gpt_usage_log SET status = 'released', released_at = oracle.clock()"
+        "UPDATE oracle.gpt_usage_log SET status = 'released', released_at = oracle.clock()"  # noqa: S608 -- constant column fragments, values bound
         f" WHERE reservation_id = %s AND status = 'reserved' RETURNING {_COLUMNS}",
         (reservation_id,),
     ).fetchone()
@@ -187,5 +190,6 @@ def expire_stale(conn: Conn) -> int:
     """Mark every user's reservations past their TTL (on the database's clock) as expired (a
     SECURITY DEFINER function)."""
     row = conn.execute("SELECT oracle.expire_stale_reservations() AS n").fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("row is missing")
     return int(row["n"])

@@ -190,7 +190,8 @@ class Executor:
 
         Their time is the database's clock when the proposal was read, just before: no later
         than the balance was read, so EUR in flight since then is never undercounted."""
-        assert proposal.read_at is not None
+        if proposal.read_at is None:
+            raise InvariantBroken("proposal.read_at is missing")
         try:
             market = self._venue.market(proposal.market)
             # an unlisted market has no price: the validators refuse it (MARKET_NOT_TRADING)
@@ -232,7 +233,12 @@ class Executor:
             raise outcome
         return outcome
 
-    def _decide(self, conn: Conn, req: ExecuteRequest, ctx: MarketContext, now: datetime) -> Execution | OracleError:
+    def _admit(
+        self, conn: Conn, req: ExecuteRequest, ctx: MarketContext, now: datetime
+    ) -> tuple[Proposal, Policy] | OracleError:
+        """Under the lock, before any validator: the gate again, the very proposal version the
+        market data was fetched for, the one read of the live policy, the scanner's right, and
+        the proposal's freshness."""
         gated = self._gate(conn, req)
         if isinstance(gated, OracleError):
             return gated
@@ -248,6 +254,13 @@ class Executor:
         freshness = validators.freshness(proposal, now)
         if not freshness.passed:
             return rejection(proposal, [freshness])
+        return proposal, policy
+
+    def _decide(self, conn: Conn, req: ExecuteRequest, ctx: MarketContext, now: datetime) -> Execution | OracleError:
+        admitted = self._admit(conn, req, ctx, now)
+        if isinstance(admitted, OracleError):
+            return admitted
+        proposal, policy = admitted
         # The account row, locked until commit (lock order: account advisory lock shared, user
         # lock, account row): the claim's one read of the global kill switch and of the account
         # cap, so no other user's claim or UpdateAccountSettings lands between it and the claim.

@@ -16,6 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from shared.db import Conn
+from shared.errors import InvariantBroken
 
 Row = dict[str, Any]
 
@@ -51,12 +52,13 @@ def insert_job(
 ) -> Row:
     """A new job, created and due now on the database's clock."""
     row = conn.execute(
-        "INSERT INTO oracle.scan_jobs AS j (job_id, user_id, markets, interval_seconds, analyst, keep_proposing,"
+        "INSERT INTO oracle.scan_jobs AS j (job_id, user_id, markets, interval_seconds, analyst, keep_proposing,"  # noqa: S608 -- constant column fragments, values bound
         " next_run_at, created_at) SELECT %s, %s, %s, %s, %s, %s, t.now, t.now FROM (SELECT oracle.clock() AS now) t"
         " RETURNING" + _JOB_COLUMNS,
         (job_id, user_id, list(markets), interval_seconds, analyst, keep_proposing),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("row is missing")
     return row
 
 
@@ -79,7 +81,7 @@ def list_jobs(conn: Conn, *, after: tuple[datetime, str] | None, limit: int) -> 
 
 def set_paused(conn: Conn, job_id: str, paused: bool) -> Row | None:
     return conn.execute(
-        "UPDATE oracle.scan_jobs AS j SET paused = %s WHERE j.job_id = %s RETURNING" + _JOB_COLUMNS,
+        "UPDATE oracle.scan_jobs AS j SET paused = %s WHERE j.job_id = %s RETURNING" + _JOB_COLUMNS,  # noqa: S608 -- constant column fragments, values bound
         (paused, job_id),
     ).fetchone()
 
@@ -136,7 +138,8 @@ def finish_job(
         " RETURNING next_run_at",
         (interval, last_run_at, Jsonb(outcomes), job_id),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("row is missing")
     return row["next_run_at"]  # type: ignore[no-any-return]
 
 
@@ -151,7 +154,8 @@ def fail_job(
         " locked_by = NULL, lock_expires_at = NULL WHERE job_id = %s RETURNING next_run_at",
         (attempts, last_error[:4000], delay, not_before, job_id),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("row is missing")
     return row["next_run_at"]  # type: ignore[no-any-return]
 
 
@@ -199,7 +203,7 @@ def insert_proposal(
     """Insert an open proposal. The database stamps it (migration 0096): created_at is its
     clock at the insert, and ``lifetime`` is capped by its ``proposal_max_lifetime``."""
     row = conn.execute(
-        "INSERT INTO oracle.trade_proposals AS p (proposal_id, user_id, job_id, market, side, amount_quote,"
+        "INSERT INTO oracle.trade_proposals AS p (proposal_id, user_id, job_id, market, side, amount_quote,"  # noqa: S608 -- constant column fragments, values bound
         " confidence, rationale, analyst, model, market_snapshot, policy_snapshot, status, created_at, expires_at,"
         " fencing_token) SELECT %(proposal_id)s, %(user_id)s, %(job_id)s, %(market)s, %(side)s, %(amount_quote)s,"
         " %(confidence)s, %(rationale)s, %(analyst)s, %(model)s, %(market_snapshot)s, %(policy_snapshot)s, 'open',"
@@ -223,7 +227,8 @@ def insert_proposal(
             "fencing_token": fencing_token,
         },
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise InvariantBroken("row is missing")
     return row
 
 

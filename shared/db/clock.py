@@ -12,10 +12,13 @@ from datetime import datetime
 
 import psycopg
 
+from shared.errors import InvariantBroken
+
 
 def database_now(conn: psycopg.Connection[object]) -> datetime:
     """``oracle.clock()`` now."""
     row = conn.execute("SELECT oracle.clock() AS now").fetchone()
     now = row["now"] if isinstance(row, dict) else row[0] if isinstance(row, tuple) else None
-    assert isinstance(now, datetime)
+    if not isinstance(now, datetime):
+        raise InvariantBroken("oracle.clock() did not return a timestamp")
     return now

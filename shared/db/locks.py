@@ -12,6 +12,8 @@ from enum import IntEnum
 
 import psycopg
 
+from shared.errors import InvariantBroken
+
 
 class LockSpace(IntEnum):
     """First key of the two-key advisory lock."""
@@ -35,7 +37,8 @@ def lock_user(conn: psycopg.Connection[object], space: LockSpace, user_id: str) 
         "SELECT pg_advisory_xact_lock(%s, hashtext(%s)) AS locked, oracle.clock() AS now", (int(space), user_id)
     ).fetchone()
     now = row["now"] if isinstance(row, dict) else row[1] if isinstance(row, tuple) else None
-    assert isinstance(now, datetime)
+    if not isinstance(now, datetime):
+        raise InvariantBroken("oracle.clock() did not return a timestamp")
     return now
 
 
