@@ -24,5 +24,5 @@ def skew_system_clock(seconds: float) -> None:
     def skewed_now(_self: SystemClock) -> datetime:
         return datetime.now(UTC) + skew
 
-    SystemClock.now = skewed_now  # type: ignore[method-assign]
+    SystemClock.now = skewed_now  # type: ignore[method-assign,assignment]
     log.warning("TEST-ONLY: this process's clock is skewed by %+.3f s", seconds)
