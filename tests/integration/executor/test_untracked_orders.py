@@ -16,7 +16,7 @@ from services.executor.execution import client_order_id
 from services.executor.model import OrderView, Side
 from services.executor.venue import Venue
 from shared.exchange.weights import HISTORY_WEIGHT
-from tests.harness import Postgres
+from tests.harness import Postgres, scrape
 from tests.integration.executor.kit import (
     Exchange,
     Executor,
@@ -137,7 +137,7 @@ def _proven_absent(ex: Executor, exchange: Exchange, postgres: Postgres, uid: st
 
 
 def test_an_order_that_appears_after_failed_is_adopted_and_counted_by_the_caps(
-    postgres: Postgres, either_exchange: Exchange
+    postgres: Postgres, either_exchange: Exchange, metrics_port: int
 ) -> None:
     exchange = either_exchange
     uid = user()
@@ -154,8 +154,11 @@ def test_an_order_that_appears_after_failed_is_adopted_and_counted_by_the_caps(
         cid = client_order_id(uid, late_pid)
         late = trade_client(exchange.url).place_order("BTC-EUR", "buy", "market", cid, amount_quote=Decimal("10"))
 
+        found_late_before = scrape(metrics_port).value("oracle_executor_reconciler_found_late_total")
         changed = ex.reconcile(uid)
         assert [e.execution_id for e in changed.executions] == [failed.execution_id]
+        # the figure the OracleOrderFoundLate alert reads moves on the scraped /metrics
+        assert scrape(metrics_port).value("oracle_executor_reconciler_found_late_total") == found_late_before + 1
         adopted = ex.get(uid, failed.execution_id)
         assert adopted.status == pb.EXECUTION_STATUS_FILLED
         assert adopted.exchange_order_id == late.order_id
