@@ -45,6 +45,7 @@ _READS = frozenset(
         _EXECUTOR + "GetPolicy",
         _EXECUTOR + "ListAuditEvents",
         _EXECUTOR + "GetPositions",
+        _EXECUTOR + "GetOperatorFigures",
         _BUDGET + "GetUsage",
         _SCANNER + "ListScanJobs",
         _SCANNER + "ListProposals",

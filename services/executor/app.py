@@ -21,6 +21,7 @@ from services.executor.breaker import Marks
 from services.executor.config import ExecutorSettings, Mode
 from services.executor.execution import Executor, Hooks
 from services.executor.money import MoneyView
+from services.executor.operator_figures import OperatorFigures
 from services.executor.paper import PaperVenue
 from services.executor.policies import PolicyBook
 from services.executor.reconciler import Reconciler, ReconcilerThread, Timing
@@ -129,7 +130,14 @@ def build(
         known_markets=lambda: _known_markets(venue),
     )
     servicer = ExecutorServicer(
-        db, executor, reconciler, policies, MoneyView(db, venue, clock, marks), clock=clock, mode=venue.mode
+        db,
+        executor,
+        reconciler,
+        policies,
+        MoneyView(db, venue, clock, marks),
+        clock=clock,
+        mode=venue.mode,
+        figures=OperatorFigures(db, venue, clock),
     )
     thread = ReconcilerThread(reconciler, timedelta(seconds=settings.reconcile_interval_seconds))
     thread.start()

@@ -16,8 +16,10 @@ later (a failed lookup or handling, the found-late watch, a fee not settled yet)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
+from services.executor import operator_figures
+from services.executor.reconciler_health import HEALTH
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import InvariantBroken
@@ -102,18 +104,22 @@ def final(status: str) -> None:
     ORDERS_FINAL.add(1, {"status": status})
 
 
-def reconciler_pass(changed: Iterable[str], seconds: float) -> None:
-    """A pass ended; ``changed`` are the statuses it moved executions to."""
+def reconciler_pass(changed: Sequence[str], seconds: float) -> None:
+    """A pass ended; ``changed`` are the statuses it moved executions to (also recorded in the
+    process's reconciler health, services/executor/reconciler_health.py)."""
     RECONCILER_PASSES.add(1)
     RECONCILER_PASS_DURATION.record(seconds)
     for status in changed:
         RECONCILER_CHANGES.add(1, {"status": status})
     RECONCILER_LAST_PASS.set(time.time())
+    HEALTH.passed(len(changed), seconds)
 
 
 def reconciler_failure(stage: str) -> None:
-    """Something the reconciler could not do: ``lookup``, ``database`` or the whole ``pass``."""
+    """Something the reconciler could not do: ``lookup``, ``database`` or the whole ``pass`` (also
+    recorded in the process's reconciler health)."""
     RECONCILER_FAILURES.add(1, {"stage": stage})
+    HEALTH.failed(stage)
 
 
 def found_late() -> None:
@@ -149,11 +155,9 @@ def watch(db: Database, clock: Clock) -> Callable[[], None]:
     def not_final() -> dict[tuple[str, str], tuple[int, float]]:
         """(mode, status) -> (count, age of the oldest); every non-final status, 0 when none."""
         now = clock.now()
-        with db.transaction(None) as conn:
-            rows = conn.execute("SELECT * FROM oracle.executions_not_final()").fetchall()
         figures = {(mode, status): (0, 0.0) for mode in MODES for status in not_final_statuses}
-        for r in rows:
-            figures[(r["mode"], r["status"])] = (int(r["executions"]), (now - r["oldest_updated_at"]).total_seconds())
+        for r in operator_figures.not_final(db):
+            figures[(r.mode, r.status)] = (r.executions, (now - r.oldest_updated_at).total_seconds())
         return figures
 
     def counts() -> list[tuple[float, dict[str, str]]]:

@@ -7,6 +7,7 @@ reconciler.py, policies.py (policies, account settings, kill switches) and valid
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -16,16 +17,18 @@ from google.protobuf.struct_pb2 import Struct
 from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
-from services.executor import breaker, repository
+from services.executor import breaker, reconciler_health, repository
 from services.executor.execution import ExecuteRequest, ExecutionExists, Executor
 from services.executor.model import Execution, Side, Status
 from services.executor.money import AccountMoney, MoneyView, UserMoney
+from services.executor.operator_figures import OperatorFigures
 from services.executor.policies import MAX_EUR, AccountSettings, PolicyBook
 from services.executor.reconciler import Reconciler
 from shared import fields, messages
 from shared.clock import Clock
 from shared.db import SYSTEM_USER, Database
 from shared.errors import AlreadyExists, InvalidArgument, NotFound
+from shared.exchange.sdk import RateLimitStatus
 from shared.policy import Policy
 from shared.principals import current_principal
 
@@ -68,6 +71,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         *,
         clock: Clock,
         mode: str,
+        figures: OperatorFigures,
     ) -> None:
         self._db = db
         self._executor = executor
@@ -76,6 +80,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         self._money = money
         self._clock = clock
         self._mode = mode
+        self._figures = figures
 
     # ------------------------------------------------------------------ executions
 
@@ -227,6 +232,25 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
             users=[_user_money_pb(u) for u in report.users],
             account=_account_money_pb(report.account),
             as_of=messages.timestamp(report.as_of),
+        )
+
+    # ------------------------------------------------------------------ the operator's figures
+
+    def GetOperatorFigures(self, request: pb.GetOperatorFiguresRequest, context: Any) -> pb.GetOperatorFiguresResponse:
+        figures = self._figures.read()
+        return pb.GetOperatorFiguresResponse(
+            not_final=[
+                pb.NotFinalExecutions(
+                    mode=_MODE[n.mode],
+                    status=_STATUS[Status(n.status)],
+                    executions=n.executions,
+                    oldest_age=_duration(figures.as_of - n.oldest_updated_at),
+                )
+                for n in figures.not_final
+            ],
+            reconciler=_reconciler_pb(figures.reconciler),
+            exchange_weight=[_weight_pb(client, status) for client, status in figures.weights],
+            as_of=messages.timestamp(figures.as_of),
         )
 
     def SetTradingState(self, request: pb.SetTradingStateRequest, context: Any) -> pb.SetTradingStateResponse:
@@ -487,4 +511,35 @@ def _audit_pb(row: dict[str, Any]) -> pb.AuditEvent:
         created_at=messages.timestamp(row["created_at"]),
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+    )
+
+
+def _duration(span: timedelta) -> Duration:
+    """A non-negative Duration, to the second (a clock a little behind the database's reads 0)."""
+    return Duration(seconds=max(int(span.total_seconds()), 0))
+
+
+def _reconciler_pb(h: reconciler_health.Snapshot) -> pb.ReconcilerHealth:
+    reply = pb.ReconcilerHealth(
+        last_pass_duration=Duration(
+            seconds=int(h.last_pass_duration.total_seconds()), nanos=h.last_pass_duration.microseconds * 1000
+        ),
+        last_pass_changed=h.last_pass_changed,
+        last_pass_failures=h.last_pass_failures,
+        passes=h.passes,
+        failures=h.failures,
+        last_failure_stage=h.last_failure_stage,
+    )
+    if h.last_pass_at is not None:
+        reply.last_pass_at.CopyFrom(messages.timestamp(h.last_pass_at))
+    if h.last_failure_at is not None:
+        reply.last_failure_at.CopyFrom(messages.timestamp(h.last_failure_at))
+    return reply
+
+
+def _weight_pb(client: str, status: RateLimitStatus | None) -> pb.ExchangeWeight:
+    if status is None:
+        return pb.ExchangeWeight(client=client, known=False)
+    return pb.ExchangeWeight(
+        client=client, known=True, remaining=status.remaining, resets_at=messages.timestamp(status.reset_at)
     )

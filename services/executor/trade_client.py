@@ -34,7 +34,7 @@ from shared.exchange.errors import (
 from shared.exchange.history import LookupResult, OrderLookup
 from shared.exchange.orders import Balance, Order, OrderSide, OrderType
 from shared.exchange.permissions import NO_TRADE_PERMISSION, PROBE_MARKET, TradePermission, probe_trade_permission
-from shared.exchange.sdk import ApiCredentials, BitvavoGateway, ExchangeSettings
+from shared.exchange.sdk import ApiCredentials, BitvavoGateway, ExchangeSettings, RateLimitStatus
 from shared.exchange.weights import WeightTally
 from shared.exchange.wire import check_market, check_uuid, wire_decimal
 
@@ -71,6 +71,11 @@ class TradeClient:
         if permission is TradePermission.CANNOT_TRADE:
             logger.error("the executor's Bitvavo key cannot trade; refusing to start")
             raise PermissionDeniedError("this key does not allow trading actions", code=NO_TRADE_PERMISSION)
+
+    @property
+    def rate_limit(self) -> RateLimitStatus | None:
+        """The trade key's weight budget as the exchange last reported it."""
+        return self._gateway.rate_limit
 
     # -- writes: sent once ---------------------------------------------------------------------
     def place_order(

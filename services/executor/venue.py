@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -27,6 +28,7 @@ from shared.exchange.history import OrderAbsent, Unparseable
 from shared.exchange.market import Market
 from shared.exchange.orders import Order, OrderStatus, OrderType, Trade
 from shared.exchange.public import PublicMarketData
+from shared.exchange.sdk import RateLimitStatus
 from shared.exchange.weights import WeightTally
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,11 @@ class Venue(Protocol):
         ``max_weight``: ``WeightBudgetExceededError`` before passing it)."""
         ...
 
+    def rate_limits(self) -> Sequence[tuple[str, RateLimitStatus | None]]:
+        """Each exchange client's weight budget as the exchange last reported it (None before
+        its first answer), named for whose budget it is: ``trading key`` first, then ``public``."""
+        ...
+
 
 class Markets:
     """Public market data: the market list (cached for ``ttl_seconds``) and current prices."""
@@ -116,6 +123,11 @@ class Markets:
     def price(self, market: str) -> Decimal:
         return self._public.ticker_price(market).price
 
+    @property
+    def rate_limit(self) -> RateLimitStatus | None:
+        """The public (per IP) weight budget as last reported."""
+        return self._public.rate_limit
+
 
 class PublicReads:
     """The part of every venue that public market data answers (live and paper alike)."""
@@ -132,6 +144,9 @@ class PublicReads:
     def price(self, market: str) -> Decimal:
         return self._markets.price(market)
 
+    def rate_limits(self) -> Sequence[tuple[str, RateLimitStatus | None]]:
+        return [("public", self._markets.rate_limit)]
+
 
 class LiveVenue(PublicReads):
     """The real exchange (or the simulator): orders through the trade key's TradeClient."""
@@ -144,6 +159,9 @@ class LiveVenue(PublicReads):
 
     def verify(self) -> None:
         self._trade.verify_can_trade()
+
+    def rate_limits(self) -> Sequence[tuple[str, RateLimitStatus | None]]:
+        return [("trading key", self._trade.rate_limit), *super().rate_limits()]
 
     def free_balance(self, symbol: str, market: str) -> Decimal:
         return self._trade.balance(symbol).available

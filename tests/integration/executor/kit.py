@@ -34,7 +34,7 @@ from services.executor.venue import Venue
 from shared.bootstrap import open_database, start_service
 from shared.clock import Clock, SystemClock
 from shared.errors import ErrorReport, from_rpc_error
-from shared.exchange.sdk import ApiCredentials, ExchangeSettings
+from shared.exchange.sdk import ApiCredentials, ExchangeSettings, RateLimitStatus
 from shared.exchange.weights import WeightTally
 from sim.bitvavo import DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, BitvavoSimulator, SimulatorAdmin
 from sim.bitvavo.switches import Switches
@@ -341,6 +341,9 @@ class VenueProxy:
 
     def find(self, *, market: str, client_order_id: str, since_ms: int, max_weight: int | None) -> Lookup:
         return self.inner.find(market=market, client_order_id=client_order_id, since_ms=since_ms, max_weight=max_weight)
+
+    def rate_limits(self) -> Sequence[tuple[str, RateLimitStatus | None]]:
+        return self.inner.rate_limits()
 
 
 def trade_client(exchange_url: str) -> FullTradeClient:

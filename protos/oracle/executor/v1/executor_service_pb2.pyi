@@ -1328,3 +1328,196 @@ class SetTradingStateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetTradingStateResponse: _TypeAlias = SetTradingStateResponse  # noqa: Y015
+
+@_typing.final
+class GetOperatorFiguresRequest(_message.Message):
+    """GetOperatorFiguresRequest asks for the figures as they are now; it has no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperatorFiguresRequest: _TypeAlias = GetOperatorFiguresRequest  # noqa: Y015
+
+@_typing.final
+class NotFinalExecutions(_message.Message):
+    """NotFinalExecutions counts the executions of one mode in one non-final status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXECUTIONS_FIELD_NUMBER: _builtins.int
+    OLDEST_AGE_FIELD_NUMBER: _builtins.int
+    mode: Global___ExecutionMode.ValueType
+    """The mode of these executions (live or paper)."""
+    status: Global___ExecutionStatus.ValueType
+    """The non-final status they are in (CLAIMED, SUBMITTING, SUBMITTED, PARTIALLY_FILLED, UNKNOWN)."""
+    executions: _builtins.int
+    """How many executions, across every user, are in this status."""
+    @_builtins.property
+    def oldest_age(self) -> _duration_pb2.Duration:
+        """How long the one that has been in this status longest has been in it (since its last change)."""
+
+    def __init__(
+        self,
+        *,
+        mode: Global___ExecutionMode.ValueType = ...,
+        status: Global___ExecutionStatus.ValueType = ...,
+        executions: _builtins.int = ...,
+        oldest_age: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_age", b"oldest_age"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executions", b"executions", "mode", b"mode", "oldest_age", b"oldest_age", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotFinalExecutions: _TypeAlias = NotFinalExecutions  # noqa: Y015
+
+@_typing.final
+class ReconcilerHealth(_message.Message):
+    """ReconcilerHealth is what this executor process's reconciler last did. Kept in the process: a
+    restarted executor knows nothing of its predecessor's passes, and each replica reports its own.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAST_PASS_AT_FIELD_NUMBER: _builtins.int
+    LAST_PASS_DURATION_FIELD_NUMBER: _builtins.int
+    LAST_PASS_CHANGED_FIELD_NUMBER: _builtins.int
+    LAST_PASS_FAILURES_FIELD_NUMBER: _builtins.int
+    PASSES_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    LAST_FAILURE_AT_FIELD_NUMBER: _builtins.int
+    LAST_FAILURE_STAGE_FIELD_NUMBER: _builtins.int
+    last_pass_changed: _builtins.int
+    """How many executions the last pass moved to another status."""
+    last_pass_failures: _builtins.int
+    """Failures recorded since the pass before the last one ended, up to the end of the last one:
+    0 means the last pass did everything it tried.
+    """
+    passes: _builtins.int
+    """Passes ended since this process started."""
+    failures: _builtins.int
+    """Failures since this process started: lookups that failed, database trouble, passes that died."""
+    last_failure_stage: _builtins.str
+    """What failed the latest time: "lookup", "database" or "pass"; empty when there was none."""
+    @_builtins.property
+    def last_pass_at(self) -> _timestamp_pb2.Timestamp:
+        """When the last pass (timer or ReconcileExecutions) ended; unset before the first one."""
+
+    @_builtins.property
+    def last_pass_duration(self) -> _duration_pb2.Duration:
+        """How long the last pass took."""
+
+    @_builtins.property
+    def last_failure_at(self) -> _timestamp_pb2.Timestamp:
+        """When the latest failure happened; unset when there was none."""
+
+    def __init__(
+        self,
+        *,
+        last_pass_at: _timestamp_pb2.Timestamp | None = ...,
+        last_pass_duration: _duration_pb2.Duration | None = ...,
+        last_pass_changed: _builtins.int = ...,
+        last_pass_failures: _builtins.int = ...,
+        passes: _builtins.int = ...,
+        failures: _builtins.int = ...,
+        last_failure_at: _timestamp_pb2.Timestamp | None = ...,
+        last_failure_stage: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_failure_at", b"last_failure_at", "last_pass_at", b"last_pass_at", "last_pass_duration", b"last_pass_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failures", b"failures", "last_failure_at", b"last_failure_at", "last_failure_stage", b"last_failure_stage", "last_pass_at", b"last_pass_at", "last_pass_changed", b"last_pass_changed", "last_pass_duration", b"last_pass_duration", "last_pass_failures", b"last_pass_failures", "passes", b"passes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcilerHealth: _TypeAlias = ReconcilerHealth  # noqa: Y015
+
+@_typing.final
+class ExchangeWeight(_message.Message):
+    """ExchangeWeight is one exchange client's rate-limit budget as the exchange last reported it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_FIELD_NUMBER: _builtins.int
+    KNOWN_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    RESETS_AT_FIELD_NUMBER: _builtins.int
+    client: _builtins.str
+    """Whose budget: "trading key" (signed calls, counted per API key) or "public" (unsigned
+    reads, counted per IP address).
+    """
+    known: _builtins.bool
+    """False until the exchange has answered this client once: remaining and resets_at are then unset."""
+    remaining: _builtins.int
+    """The weight left in the current minute (the bitvavo-ratelimit-remaining header; 0 when banned)."""
+    @_builtins.property
+    def resets_at(self) -> _timestamp_pb2.Timestamp:
+        """When the budget starts over (bitvavo-ratelimit-resetat, or the end of a ban)."""
+
+    def __init__(
+        self,
+        *,
+        client: _builtins.str = ...,
+        known: _builtins.bool = ...,
+        remaining: _builtins.int = ...,
+        resets_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resets_at", b"resets_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "known", b"known", "remaining", b"remaining", "resets_at", b"resets_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeWeight: _TypeAlias = ExchangeWeight  # noqa: Y015
+
+@_typing.final
+class GetOperatorFiguresResponse(_message.Message):
+    """GetOperatorFiguresResponse holds the operator's figures at one moment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOT_FINAL_FIELD_NUMBER: _builtins.int
+    RECONCILER_FIELD_NUMBER: _builtins.int
+    EXCHANGE_WEIGHT_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def not_final(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotFinalExecutions]:
+        """Every (mode, status) with at least one execution whose outcome is not final; empty when none."""
+
+    @_builtins.property
+    def reconciler(self) -> Global___ReconcilerHealth:
+        """This process's reconciler."""
+
+    @_builtins.property
+    def exchange_weight(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExchangeWeight]:
+        """This process's exchange clients, trading key first (a paper executor has only the public one)."""
+
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """When the figures were read."""
+
+    def __init__(
+        self,
+        *,
+        not_final: _abc.Iterable[Global___NotFinalExecutions] | None = ...,
+        reconciler: Global___ReconcilerHealth | None = ...,
+        exchange_weight: _abc.Iterable[Global___ExchangeWeight] | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "reconciler", b"reconciler"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "exchange_weight", b"exchange_weight", "not_final", b"not_final", "reconciler", b"reconciler"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperatorFiguresResponse: _TypeAlias = GetOperatorFiguresResponse  # noqa: Y015

@@ -92,6 +92,11 @@ class ExecutorServiceStub:
                 request_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateRequest.SerializeToString,
                 response_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateResponse.FromString,
                 _registered_method=True)
+        self.GetOperatorFigures = channel.unary_unary(
+                '/oracle.executor.v1.ExecutorService/GetOperatorFigures',
+                request_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetOperatorFiguresRequest.SerializeToString,
+                response_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetOperatorFiguresResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -194,6 +199,16 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOperatorFigures(self, request, context):
+        """GetOperatorFigures is the operator's first look at whether the executor is healthy:
+        executions whose outcome is not final (per mode and status, with the oldest one's age, read
+        across users as counts only), the health of this process's reconciler, and the exchange
+        weight this process has left. Account-wide: operators and viewers only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -251,6 +266,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.SetTradingState,
                     request_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateRequest.FromString,
                     response_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateResponse.SerializeToString,
+            ),
+            'GetOperatorFigures': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperatorFigures,
+                    request_deserializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetOperatorFiguresRequest.FromString,
+                    response_serializer=oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetOperatorFiguresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -553,6 +573,33 @@ class ExecutorService:
             '/oracle.executor.v1.ExecutorService/SetTradingState',
             oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateRequest.SerializeToString,
             oracle_dot_executor_dot_v1_dot_executor__service__pb2.SetTradingStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperatorFigures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oracle.executor.v1.ExecutorService/GetOperatorFigures',
+            oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetOperatorFiguresRequest.SerializeToString,
+            oracle_dot_executor_dot_v1_dot_executor__service__pb2.GetOperatorFiguresResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -80,6 +80,12 @@ class ExecutorServiceStub:
     and REDUCING; the loss breaker moves to REDUCING on its own. HALTED is SetTradingEnabled's.
     Audited (kind trading_state.active / trading_state.reducing).
     """
+    GetOperatorFigures: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.GetOperatorFiguresRequest, _executor_service_pb2.GetOperatorFiguresResponse]
+    """GetOperatorFigures is the operator's first look at whether the executor is healthy:
+    executions whose outcome is not final (per mode and status, with the oldest one's age, read
+    across users as counts only), the health of this process's reconciler, and the exchange
+    weight this process has left. Account-wide: operators and viewers only.
+    """
 
 @_typing.type_check_only
 class ExecutorServiceAsyncStub(ExecutorServiceStub):
@@ -132,6 +138,12 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
     """SetTradingState is the operator's deliberate move of a user (or the account) between ACTIVE
     and REDUCING; the loss breaker moves to REDUCING on its own. HALTED is SetTradingEnabled's.
     Audited (kind trading_state.active / trading_state.reducing).
+    """
+    GetOperatorFigures: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.GetOperatorFiguresRequest, _executor_service_pb2.GetOperatorFiguresResponse]  # type: ignore[assignment]
+    """GetOperatorFigures is the operator's first look at whether the executor is healthy:
+    executions whose outcome is not final (per mode and status, with the oldest one's age, read
+    across users as counts only), the health of this process's reconciler, and the exchange
+    weight this process has left. Account-wide: operators and viewers only.
     """
 
 class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -248,6 +260,18 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         """SetTradingState is the operator's deliberate move of a user (or the account) between ACTIVE
         and REDUCING; the loss breaker moves to REDUCING on its own. HALTED is SetTradingEnabled's.
         Audited (kind trading_state.active / trading_state.reducing).
+        """
+
+    @_abc_1.abstractmethod
+    def GetOperatorFigures(
+        self,
+        request: _executor_service_pb2.GetOperatorFiguresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_service_pb2.GetOperatorFiguresResponse, _abc.Awaitable[_executor_service_pb2.GetOperatorFiguresResponse]]:
+        """GetOperatorFigures is the operator's first look at whether the executor is healthy:
+        executions whose outcome is not final (per mode and status, with the oldest one's age, read
+        across users as counts only), the health of this process's reconciler, and the exchange
+        weight this process has left. Account-wide: operators and viewers only.
         """
 
 def add_ExecutorServiceServicer_to_server(servicer: ExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
