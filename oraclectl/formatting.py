@@ -9,6 +9,7 @@ One home for each rule, so the same amount never reads "10" in one place and "10
 * a fee is money when charged in EUR, else a coin amount;
 * USD (the LLM budget) is at least two decimals and exact to the micro-dollar it is counted in;
 * every time is UTC, to the second: ``2026-11-30 04:31:07 UTC``;
+* every duration or age reads ``1h30m`` / ``5m`` / ``45s`` (``3m ago`` for an age at a moment);
 * a failed call reads code, reason and message once each (see :func:`failure_line`).
 
 ``--json`` output never goes through here: scripts get the services' own values.
@@ -107,6 +108,16 @@ def format_seconds(seconds: int) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def ago(message: Message, name: str, now: timestamp_pb2.Timestamp) -> str:
+    """A Timestamp field as a moment and its age at ``now``: ``2026-11-30 04:31:07 UTC (3m ago)``;
+    empty when unset."""
+    if not message.HasField(name):
+        return ""
+    stamp: timestamp_pb2.Timestamp = getattr(message, name)
+    seconds = max(now.seconds - stamp.seconds, 0)
+    return f"{moment(stamp)} ({format_seconds(seconds)} ago)"
 
 
 def span(message: Message, name: str) -> str:

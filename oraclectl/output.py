@@ -22,7 +22,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from oraclectl.formatting import base_of, coin, eur, failure_line, fee, label, span, usd_micros, when
+from oraclectl.formatting import ago, base_of, coin, eur, failure_line, fee, label, span, usd_micros, when
 from oraclectl.session import CliError, RpcFailure, Unreachable
 
 
@@ -559,3 +559,45 @@ def calls_left(usage: budget_pb2.GetUsageResponse | None) -> str:
 
 def trading_state_result(reply: executor_pb2.SetTradingStateResponse, scope: str) -> Text:
     return Text(f"{scope}: {label(reply, 'previous').upper()} -> {label(reply, 'state').upper()}")
+
+
+def not_final_text(reply: executor_pb2.GetOperatorFiguresResponse) -> str:
+    """Executions whose outcome is not final, by mode and status with the oldest one's age:
+    ``live unknown 1 (oldest 3m12s), paper claimed 2 (oldest 4s)``, or ``none``."""
+    parts = [
+        f"{label(n, 'mode')} {label(n, 'status')} {n.executions} (oldest {span(n, 'oldest_age') or '0s'})"
+        for n in reply.not_final
+    ]
+    return ", ".join(parts) or "none"
+
+
+def operator_status_lines(reply: executor_pb2.GetOperatorFiguresResponse) -> list[Text]:
+    """The operator's figures (oraclectl status): what is not final, the reconciler, the weight."""
+    r = reply.reconciler
+    if r.HasField("last_pass_at"):
+        reconciler = (
+            f"last pass {ago(r, 'last_pass_at', reply.as_of)}, took {span(r, 'last_pass_duration') or '0s'}, "
+            f"changed {r.last_pass_changed}, failures {r.last_pass_failures}"
+        )
+    else:
+        reconciler = "no pass yet in this executor process"
+    if r.failures:
+        reconciler += (
+            f" · {r.failures} failures since the executor started, latest {r.last_failure_stage} "
+            f"{ago(r, 'last_failure_at', reply.as_of)}"
+        )
+    weights = ", ".join(
+        f"{w.client} {w.remaining} (resets {when(w, 'resets_at')})"
+        if w.known
+        else f"{w.client} unknown (no answer yet)"
+        for w in reply.exchange_weight
+    )
+    stuck = bool(reply.not_final) and any(
+        n.status in (executor_pb2.EXECUTION_STATUS_UNKNOWN, executor_pb2.EXECUTION_STATUS_SUBMITTING)
+        for n in reply.not_final
+    )
+    return [
+        Text(f"executions not final: {not_final_text(reply)}", style="yellow" if stuck else ""),
+        Text(f"reconciler: {reconciler}", style="red" if r.last_pass_failures else ""),
+        Text(f"exchange weight left: {weights or 'no exchange client'}"),
+    ]

@@ -4,7 +4,9 @@
 unrealized P&L) and what the one shared account holds beyond them (unattributed); ``status``
 says, per user and for the account, the figures the limits read (P&L, daily loss and drawdown
 against the loss breaker's limits, EUR and trades today against the caps), the trading state
-(kill switches included) and the LLM calls left; ``state`` moves a user or the account between
+(kill switches included) and the LLM calls left, then the operator's figures (executions not
+final with the oldest age, the reconciler's health, the exchange weight left:
+GetOperatorFigures); ``state`` moves a user or the account between
 ACTIVE and REDUCING (the loss breaker's state; ``trading off|on`` is the kill switch).
 """
 
@@ -42,17 +44,23 @@ def positions(
 
 
 def status(ctx: typer.Context, *, user: AllUsersOption = "", json_flag: JsonOption = False) -> None:
-    """Per user and for the account: P&L, loss limits, caps, trading state and LLM calls left."""
+    """Per user and for the account: P&L, loss limits, caps, trading state and LLM calls left;
+    then the operator's figures: executions not final, the reconciler, the exchange weight left."""
     session, out = use(ctx, json_flag)
     reply = _positions(session, user, check=False)
     account = read_settings(session)
     usages = {u.user_id: _usage(session, u.user_id) for u in reply.users}
+    figures: executor_pb2.GetOperatorFiguresResponse = session.call(
+        "executor", session.executor().GetOperatorFigures, executor_pb2.GetOperatorFiguresRequest()
+    )
     lines = [Text(output.account_status_line(reply.account, account.trading_enabled))]
     lines += [Text(output.user_status_line(u, output.calls_left(usages[u.user_id]))) for u in reply.users]
+    lines += output.operator_status_lines(figures)
     data = {
         "positions": output.to_dict(reply),
         "account_settings": output.to_dict(account),
         "llm_usage": {uid: output.to_dict(u) if u is not None else None for uid, u in usages.items()},
+        "operator": output.to_dict(figures),
     }
     out.result(data, *lines)
 
