@@ -18,7 +18,7 @@ from rich.text import Text
 
 from oraclectl import defaults
 from oraclectl.formatting import eur, label
-from oraclectl.output import account_status_line, calls_left, outcome_text, user_status_line
+from oraclectl.output import account_status_line, calls_left, not_final_text, outcome_text, user_status_line
 from shared.exchange.sdk import PRODUCTION_REST_URL
 from stack.cycles import CycleReport, Totals
 from stack.demo import SCANNED_MARKETS
@@ -207,6 +207,8 @@ def status_lines(report: CycleReport, kill_switch_on: bool) -> list[Text]:
         return [Text("status: the executor did not answer GetPositions")]
     lines = [Text("status " + account_status_line(report.money.account, kill_switch_on))]
     lines += [Text("status " + user_status_line(u, calls_left(report.usage))) for u in report.money.users]
+    if report.operator is not None:
+        lines.append(Text("status executions not final: " + not_final_text(report.operator)))
     return lines
 
 

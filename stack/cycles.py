@@ -51,6 +51,7 @@ class CycleReport:
     executions_total: int | None = None  # the user's executions in the database, every run (None: not counted)
     money: executor_pb2.GetPositionsResponse | None = None  # the user's and the account's figures (GetPositions)
     usage: budget_pb2.GetUsageResponse | None = None  # the user's LLM budget
+    operator: executor_pb2.GetOperatorFiguresResponse | None = None  # executions not final, reconciler, weight
 
     def outcome_rows(self) -> tuple[tuple[str, str, int, str], ...]:
         """What the cycle table shows, comparable between cycles: market, proposal, answer."""
@@ -162,6 +163,7 @@ class CycleWatcher:
             executions_total=self._count_executions(),
             money=self._money(),
             usage=usage,
+            operator=self._operator(),
         )
 
     def _money(self) -> executor_pb2.GetPositionsResponse | None:
@@ -175,6 +177,16 @@ class CycleWatcher:
         except CliError:
             return None
         return money
+
+    def _operator(self) -> executor_pb2.GetOperatorFiguresResponse | None:
+        """The operator's figures (GetOperatorFigures): the cycle's line says what is not final."""
+        try:
+            figures: executor_pb2.GetOperatorFiguresResponse = self._session.call(
+                "executor", self._session.executor().GetOperatorFigures, executor_pb2.GetOperatorFiguresRequest()
+            )
+        except CliError:
+            return None
+        return figures
 
     def _count_executions(self) -> int | None:
         """Every execution of the user in the database: this run's and the earlier runs'."""

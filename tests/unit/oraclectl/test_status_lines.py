@@ -4,12 +4,14 @@ line, not the same table again."""
 
 from __future__ import annotations
 
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 from oracle.budget.v1 import budget_service_pb2 as budget_pb2
 from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.scanner.v1 import scanner_service_pb2 as scanner_pb2
 from rich.console import Console
 
-from oraclectl.output import account_status_line, calls_left, user_status_line
+from oraclectl.output import account_status_line, calls_left, operator_status_lines, user_status_line
 from stack.console import cycle_view
 from stack.cycles import BudgetLeft, CycleReport
 
@@ -77,9 +79,62 @@ def test_an_unchanged_cycle_is_one_line_then_the_status_lines() -> None:
         budget=BudgetLeft("17/20", "4/5"),
         exchange_orders=None,
         money=pb.GetPositionsResponse(users=[USER], account=ACCOUNT),
+        operator=FIGURES,
     )
     full = render(report, same_as=None)
     assert "BTC-EUR" in full and "status demo: REDUCING" in full and "status account (live)" in full
     short = render(report, same_as=3)
     assert "the same outcome on every market as cycle 3" in short
     assert "none: HOLD" not in short and "status demo: REDUCING" in short
+    assert "status executions not final: live unknown 1 (oldest 3m12s)" in short
+
+
+AS_OF = Timestamp(seconds=1_796_017_800)  # 2026-11-30 05:50:00 UTC
+FIGURES = pb.GetOperatorFiguresResponse(
+    not_final=[
+        pb.NotFinalExecutions(
+            mode=pb.EXECUTION_MODE_LIVE,
+            status=pb.EXECUTION_STATUS_UNKNOWN,
+            executions=1,
+            oldest_age=Duration(seconds=192),
+        )
+    ],
+    reconciler=pb.ReconcilerHealth(
+        last_pass_at=Timestamp(seconds=AS_OF.seconds - 45),
+        last_pass_duration=Duration(seconds=2),
+        last_pass_changed=0,
+        last_pass_failures=1,
+        passes=7,
+        failures=3,
+        last_failure_at=Timestamp(seconds=AS_OF.seconds - 46),
+        last_failure_stage="lookup",
+    ),
+    exchange_weight=[
+        pb.ExchangeWeight(
+            client="trading key", known=True, remaining=993, resets_at=Timestamp(seconds=AS_OF.seconds + 10)
+        ),
+        pb.ExchangeWeight(client="public", known=False),
+    ],
+    as_of=AS_OF,
+)
+
+
+def test_the_operator_lines_say_ages_and_times_one_way() -> None:
+    lines = [line.plain for line in operator_status_lines(FIGURES)]
+    assert lines == [
+        "executions not final: live unknown 1 (oldest 3m12s)",
+        "reconciler: last pass 2026-11-30 05:49:15 UTC (45s ago), took 2s, changed 0, failures 1 · 3 failures since "
+        "the executor started, latest lookup 2026-11-30 05:49:14 UTC (46s ago)",
+        "exchange weight left: trading key 993 (resets 2026-11-30 05:50:10 UTC), public unknown (no answer yet)",
+    ]
+
+
+def test_the_operator_lines_before_anything_happened() -> None:
+    quiet = pb.GetOperatorFiguresResponse(
+        reconciler=pb.ReconcilerHealth(), exchange_weight=[pb.ExchangeWeight(client="public")], as_of=AS_OF
+    )
+    assert [line.plain for line in operator_status_lines(quiet)] == [
+        "executions not final: none",
+        "reconciler: no pass yet in this executor process",
+        "exchange weight left: public unknown (no answer yet)",
+    ]
