@@ -1,19 +1,22 @@
-"""The operator's first figures (GetOperatorFigures, shown by ``oraclectl status``), from a real
-executor server against the exchange simulator: an execution stuck UNKNOWN shows with its age, a
-reconciler pass that could not look its order up shows as a failure, and the weight left is what
-the exchange's rate-limit header (or its ban) said."""
+"""The operator's first figures (GetOperatorFigures, shown by ``oraclectl status``;
+docs/design.md#what-the-operator-sees), from a real executor server against the exchange
+simulator: an execution stuck UNKNOWN shows with its age, a reconciler pass that could not look
+its order up shows as a failure, and the weight left is what the exchange's rate-limit header (or
+its ban) said."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
+import grpc
 import pytest
 from oracle.executor.v1 import executor_service_pb2 as pb
+from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
 from sim.bitvavo import DEFAULT_TRADE_KEY
-from tests.harness import Postgres, eventually
-from tests.integration.executor.kit import Exchange, Executor, in_process_executor, seed_proposal, user
+from tests.harness import SCANNER_TOKEN, VIEWER_TOKEN, Postgres, channel, eventually
+from tests.integration.executor.kit import Exchange, Executor, failure, in_process_executor, seed_proposal, user
 from tests.integration.executor.test_money_view import oraclectl
 
 
@@ -117,3 +120,18 @@ def test_the_weight_left_is_what_the_exchange_last_said(postgres: Postgres, exch
         usage = exchange.admin.rate_limit_usage()[f"key:{DEFAULT_TRADE_KEY}"]
         assert banned.remaining == 0
         assert banned.resets_at.ToMilliseconds() == usage["bannedUntil"]
+
+
+def test_the_operator_and_the_viewer_read_the_figures_the_scanner_does_not(
+    postgres: Postgres, exchange: Exchange
+) -> None:
+    with in_process_executor(postgres, exchange.url) as ex:
+        assert figures(ex).HasField("as_of")
+        with channel(ex.port, VIEWER_TOKEN) as chan:
+            assert (
+                pb_grpc.ExecutorServiceStub(chan).GetOperatorFigures(pb.GetOperatorFiguresRequest()).HasField("as_of")
+            )
+        with channel(ex.port, SCANNER_TOKEN) as chan:
+            stub = pb_grpc.ExecutorServiceStub(chan)
+            report = failure(lambda: stub.GetOperatorFigures(pb.GetOperatorFiguresRequest()))
+        assert (report.code, report.reason) == (grpc.StatusCode.PERMISSION_DENIED, "METHOD_NOT_ALLOWED")
