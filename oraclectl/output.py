@@ -592,7 +592,8 @@ def operator_status_lines(reply: executor_pb2.GetOperatorFiguresResponse) -> lis
         else f"{w.client} unknown (no answer yet)"
         for w in reply.exchange_weight
     )
-    stuck = bool(reply.not_final) and any(
+    # an outcome nobody knows yet (what the alerts page for after 5 minutes) reads in colour
+    stuck = any(
         n.status in (executor_pb2.EXECUTION_STATUS_UNKNOWN, executor_pb2.EXECUTION_STATUS_SUBMITTING)
         for n in reply.not_final
     )
