@@ -25,6 +25,13 @@ def figures(ex: Executor) -> pb.GetOperatorFiguresResponse:
     return reply
 
 
+def startup_pass_done(ex: Executor, since: datetime) -> bool:
+    """The executor's startup pass has ended (the reconciler's record is the test process's: an
+    earlier test's executor may have left a pass in it, before ``since``)."""
+    reconciler = figures(ex).reconciler
+    return reconciler.HasField("last_pass_at") and reconciler.last_pass_at.ToDatetime(tzinfo=UTC) >= since
+
+
 def trading_key(reply: pb.GetOperatorFiguresResponse) -> pb.ExchangeWeight:
     [weight] = [w for w in reply.exchange_weight if w.client == "trading key"]
     return weight
@@ -38,10 +45,10 @@ def test_an_execution_stuck_unknown_and_a_failed_lookup_show_in_the_figures_and_
 ) -> None:
     # a database of its own: the figures are account-wide, so only this test's executions count
     postgres = private_postgres
-    uid = user()
+    uid, started = user(), datetime.now(UTC)
     with in_process_executor(postgres, exchange.url) as ex:
         # the startup pass first (over an empty book): then every pass below is this test's
-        assert eventually(lambda: figures(ex).reconciler.HasField("last_pass_at"), timeout=60)
+        assert eventually(lambda: startup_pass_done(ex, started), timeout=60)
         assert list(figures(ex).not_final) == []
         ex.set_policy(uid)
         exchange.admin.drop_next_order(place=True)
@@ -95,8 +102,12 @@ def test_an_execution_stuck_unknown_and_a_failed_lookup_show_in_the_figures_and_
         assert "executions not final: none" in out
 
 
-def test_the_weight_left_is_what_the_exchange_last_said(postgres: Postgres, exchange: Exchange) -> None:
+def test_the_weight_left_is_what_the_exchange_last_said(private_postgres: Postgres, exchange: Exchange) -> None:
+    # a database of its own and the startup pass over: nothing but this test's calls spends the
+    # trading key's weight between the executor's last answer and the simulator's count
+    postgres, started = private_postgres, datetime.now(UTC)
     with in_process_executor(postgres, exchange.url) as ex:
+        assert eventually(lambda: startup_pass_done(ex, started), timeout=60)
         # The simulator's count of the trading key's weight, compared with what the executor
         # remembered from the header of its last signed answer. A minute boundary between the two
         # readings starts the simulator's count over: then the check is made again.
