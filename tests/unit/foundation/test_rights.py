@@ -56,3 +56,13 @@ def test_overrides_belong_to_the_operator_and_to_users() -> None:
     )
     assert not principals.may_override("scanner") and not principals.may_override("viewer")
     assert str(Principal(principals.USER, "alice")) == "user:alice"
+
+
+def test_the_account_wide_operator_figures_are_for_the_operator_and_the_viewer_only() -> None:
+    figures = "/oracle.executor.v1.ExecutorService/GetOperatorFigures"
+    request = executor.GetOperatorFiguresRequest()
+    assert principals.refusal(Principal(principals.OPERATOR), figures, request) is None
+    assert principals.refusal(Principal(principals.VIEWER), figures, request) is None
+    assert principals.refusal(Principal(principals.SCANNER), figures, request) == "METHOD_NOT_ALLOWED"
+    # a user principal may read, but only for its own user: a request that names no user is not its own
+    assert principals.refusal(Principal(principals.USER, "alice"), figures, request) == "NOT_OWN_USER"
