@@ -226,7 +226,10 @@ PROMISES: list[tuple[str, Check]] = [
     ("oraclectl trading off", lambda s, r: _assert_all(r, "trading DISABLED for user demo")),
     ("oraclectl trading on", lambda s, r: _assert_all(r, "trading ENABLED for user demo")),
     ("oraclectl account show", lambda s, r: _assert_all(r, "account daily notional cap", " EUR")),
-    ("oraclectl status", lambda s, r: _assert_all(r, "account (live)", "daily loss")),
+    (
+        "oraclectl status",
+        lambda s, r: _assert_all(r, "account (live)", "daily loss", "executions not final", "reconciler: last pass"),
+    ),
     ("oraclectl positions --check", lambda s, r: _assert_all(r, "positions", "the account's holdings")),
     ("oraclectl audit --limit 5", _latest_five),
     ("oraclectl --json executions list", lambda s, r: _simulated_json(r)),
