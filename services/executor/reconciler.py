@@ -47,6 +47,7 @@ from services.executor.model import Absent, Execution, Found, Lookup, Status, Un
 from services.executor.venue import Venue
 from shared.clock import Clock
 from shared.db import Database
+from shared.db.clock import database_now
 from shared.exchange.errors import ExchangeError, WeightBudgetExceededError
 from shared.exchange.wire import to_ms
 
@@ -248,8 +249,13 @@ class Reconciler:
         return self._conclude_absent(execution, looked_at_ms, state)
 
     def _resolve_claimed(self, execution: Execution) -> _Result:
-        """A CLAIMED execution was never sent: FAILED once its claim is stale."""
-        age = self._clock.now() - execution.claimed_at
+        """A CLAIMED execution was never sent: FAILED once its claim is stale.
+
+        Its age is on the database's clock, which stamped the claim: this replica's own clock
+        judges no other replica's claim (docs/design.md#one-clock-per-decision)."""
+        with self._db.transaction(execution.user_id) as conn:
+            now = database_now(conn)
+        age = now - execution.claimed_at
         if age <= self._timing.stale_claimed:
             return _Result(execution)
         return self._fail(execution, "STALE_CLAIM", f"claimed {int(age.total_seconds())}s ago and never sent")
