@@ -73,6 +73,17 @@ run: $(RUN_STAMP) ## The whole system on embedded PostgreSQL with the exchange a
 test: $(STAMP) ## Every test the project has (unit, integration, stress, e2e)
 	$(PY) -m pytest -q tests
 
+# The whole suite with two CPU-bound processes beside it (tests/load/busy.py): a test that only
+# passes on an idle machine (a short timeout, a sleep that orders events) fails here. The trap
+# stops both neighbours however pytest ends (pass, failure, Ctrl-C). LOAD_PROCS changes how many.
+LOAD_PROCS ?= 2
+.PHONY: test-under-load
+test-under-load: $(STAMP) ## The whole suite with two CPU-bound processes running beside it
+	@pids=(); trap 'kill "$${pids[@]}" 2>/dev/null || true; wait "$${pids[@]}" 2>/dev/null || true' EXIT; \
+	for _ in $$(seq $(LOAD_PROCS)); do $(PY) -m tests.load.busy & pids+=($$!); done; \
+	echo "$(LOAD_PROCS) CPU-bound neighbours running (pids $${pids[*]})"; \
+	$(PY) -m pytest -q $(or $(TESTS),tests)
+
 .PHONY: test-unit
 test-unit: $(STAMP) ## Only the tests that need no database and no network
 	$(PY) -m pytest -q tests/unit

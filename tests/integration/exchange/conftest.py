@@ -39,12 +39,41 @@ def admin(sim: BitvavoSimulator) -> Iterator[SimulatorAdmin]:
     client.close()
 
 
+# A busy machine (a loaded CI runner, `make test-under-load`) can take seconds to answer a local
+# request, so the clients of these tests are patient. A test about a client that gives up uses
+# `impatient_settings` against a fault that holds the answer far longer than that client waits.
+PATIENT_CONNECT_S = 10.0
+PATIENT_READ_S = 60.0
+IMPATIENT_READ_S = 1.0
+
+
 @pytest.fixture
 def settings(sim: BitvavoSimulator) -> ExchangeSettings:
-    """Short timeouts so fault tests finish fast; two attempts for reads."""
+    """Patient timeouts (see above); two attempts for reads."""
     return ExchangeSettings(
-        rest_url=sim.base_url, connect_timeout_s=1.0, read_timeout_s=1.0, read_attempts=2, read_backoff_s=0.01
+        rest_url=sim.base_url,
+        connect_timeout_s=PATIENT_CONNECT_S,
+        read_timeout_s=PATIENT_READ_S,
+        read_attempts=2,
+        read_backoff_s=0.01,
     )
+
+
+@pytest.fixture
+def impatient_settings(sim: BitvavoSimulator) -> ExchangeSettings:
+    """A client that stops reading after 1 s: only for faults that hold the answer far longer."""
+    return ExchangeSettings(
+        rest_url=sim.base_url,
+        connect_timeout_s=PATIENT_CONNECT_S,
+        read_timeout_s=IMPATIENT_READ_S,
+        read_attempts=2,
+        read_backoff_s=0.01,
+    )
+
+
+@pytest.fixture
+def impatient_client(impatient_settings: ExchangeSettings) -> FullTradeClient:
+    return FullTradeClient(TRADE, operator_id=OPERATOR_ID, settings=impatient_settings)
 
 
 @pytest.fixture
@@ -59,7 +88,7 @@ def public(settings: ExchangeSettings) -> AllMarketsData:
 
 def sdk(sim: BitvavoSimulator, credentials: ApiCredentials | None = None, **options: Any) -> Bitvavo:
     """The official SDK pointed at the simulator, as production would be at Bitvavo."""
-    config: dict[str, Any] = {"restUrl": sim.base_url, "timeout": 5, **options}
+    config: dict[str, Any] = {"restUrl": sim.base_url, "timeout": int(PATIENT_READ_S), **options}
     if credentials is not None:
         config.update(apikey=credentials.key, apisecret=credentials.secret)
     return Bitvavo(config)

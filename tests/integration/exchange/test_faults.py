@@ -3,6 +3,7 @@ report, and that the order can be found by clientOrderId afterwards. Placements 
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from decimal import Decimal
@@ -20,8 +21,26 @@ from shared.exchange.orders import OrderStatus
 from shared.exchange.public import PublicMarketData
 from shared.exchange.sdk import ExchangeSettings
 from sim.bitvavo import BitvavoSimulator, SimulatorAdmin
+from tests.harness import eventually
 from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, closed_port
 from tests.support.trade_client import FullTradeClient
+
+
+# A fault that holds an answer does so far longer than the impatient client's 1 s read timeout,
+# so "the client gave up first" holds however slow a busy machine is.
+HELD_SECONDS = 60.0
+# The late order arrives this long after it was sent: the client (1 s) has given up well before,
+# and the test then waits for the order itself.
+LATE_SECONDS = 5.0
+
+
+def _listening(port: int) -> bool:
+    """Does the simulator accept TCP connections on ``port`` (its listener is open)?"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            return True
+    except ConnectionRefusedError:
+        return False
 
 
 def _since(client: FullTradeClient) -> int:
@@ -55,13 +74,16 @@ def test_dropped_answer_to_a_resting_limit_order(admin: SimulatorAdmin, trade_cl
     assert isinstance(history, OrderFound) and history.order is not None and history.trades == ()
 
 
-def test_hung_answer_times_out_as_outcome_unknown(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
-    admin.hang_next_order(seconds=10)
+def test_hung_answer_times_out_as_outcome_unknown(
+    admin: SimulatorAdmin, impatient_client: FullTradeClient, trade_client: FullTradeClient
+) -> None:
+    admin.hang_next_order(seconds=HELD_SECONDS)
     cid = uuid.uuid4()
     started = time.monotonic()
     with pytest.raises(OutcomeUnknownError):
-        trade_client.place_order("BTC-EUR", "buy", "market", cid, amount_quote=Decimal("10"))
-    assert time.monotonic() - started < 3  # the client's 1 s read timeout, not the server's 10 s
+        impatient_client.place_order("BTC-EUR", "buy", "market", cid, amount_quote=Decimal("10"))
+    # the client's own 1 s read timeout ended the wait, not the server's answer after HELD_SECONDS
+    assert time.monotonic() - started < HELD_SECONDS / 2
     assert trade_client.get_order("BTC-EUR", client_order_id=cid).status is OrderStatus.FILLED
     assert admin.post_order_count() == 1
 
@@ -93,13 +115,15 @@ def test_html_error_page_is_outcome_unknown(admin: SimulatorAdmin, trade_client:
     assert trade_client.get_order("BTC-EUR", client_order_id=cid).status is OrderStatus.FILLED
 
 
-def test_late_order_after_the_client_gave_up(admin: SimulatorAdmin, trade_client: FullTradeClient) -> None:
-    admin.add_latency(1.5, path="/order", method="POST", count=1)
+def test_late_order_after_the_client_gave_up(
+    admin: SimulatorAdmin, impatient_client: FullTradeClient, trade_client: FullTradeClient
+) -> None:
+    admin.add_latency(LATE_SECONDS, path="/order", method="POST", count=1)
     cid = uuid.uuid4()
     with pytest.raises(OutcomeUnknownError):
-        trade_client.place_order("BTC-EUR", "buy", "market", cid, amount_quote=Decimal("10"))
+        impatient_client.place_order("BTC-EUR", "buy", "market", cid, amount_quote=Decimal("10"))
     assert admin.order_count() == 0  # not yet: the exchange is still "slow"
-    time.sleep(1.2)
+    assert eventually(lambda: admin.order_count() == 1)  # the order arrives after all
     assert trade_client.get_order("BTC-EUR", client_order_id=cid).status is OrderStatus.FILLED
 
 
@@ -130,11 +154,12 @@ def test_refused_connection_is_not_sent() -> None:
 def test_refused_while_the_exchange_stops_listening(
     sim: BitvavoSimulator, admin: SimulatorAdmin, trade_client: FullTradeClient
 ) -> None:
-    admin.refuse_connections(1.0)
-    time.sleep(0.3)
+    admin.refuse_connections(HELD_SECONDS)
+    assert eventually(lambda: not _listening(sim.port))
     with pytest.raises(NotSentError):
         trade_client.place_order("BTC-EUR", "buy", "market", uuid.uuid4(), amount_quote=Decimal("10"))
-    time.sleep(1.2)
+    sim.start()  # listen again on the same port now, instead of waiting out the pause
+    assert eventually(lambda: _listening(sim.port))
     assert admin.order_count() == 0
     assert trade_client.balance("EUR").available == Decimal("10000")
 

@@ -29,7 +29,7 @@ from services.executor.execution import Hooks
 from services.executor.model import Execution
 from shared.db import SYSTEM_USER
 from shared.db.locks import LockSpace
-from tests.harness import OPERATOR_TOKEN, SCANNER_TOKEN, VIEWER_TOKEN, Postgres, channel
+from tests.harness import OPERATOR_TOKEN, SCANNER_TOKEN, VIEWER_TOKEN, Postgres, channel, eventually
 from tests.integration.executor.kit import (
     Exchange,
     Executor,
@@ -258,7 +258,8 @@ def test_an_update_waits_for_executions_holding_the_account_lock(ex: Executor, p
             target=lambda: done.append(ex.operator.UpdateAccountSettings(request("4321", version), timeout=30))
         )
         thread.start()
-        time.sleep(0.8)
+        # wait for the update itself to queue behind the lock (not for some time to pass)
+        assert eventually(lambda: _advisory_lock_waiters(postgres) >= 1)
         assert done == []  # still waiting behind the "execution"
         before = ex.account()
         assert before.version == version
@@ -267,6 +268,16 @@ def test_an_update_waits_for_executions_holding_the_account_lock(ex: Executor, p
         assert len(done) == 1 and done[0].settings.daily_notional_cap_eur == "4321"
     finally:
         ex.set_account_cap(before.daily_notional_cap_eur)
+
+
+def _advisory_lock_waiters(postgres: Postgres) -> int:
+    """Sessions waiting (not yet granted) for the account-trading advisory lock."""
+    with postgres.admin() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = %s",
+            (int(LockSpace.ACCOUNT_TRADING),),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 # ------------------------------------------------------------------ the next claim enforces it

@@ -43,7 +43,7 @@ def test_killed_after_the_claim_nothing_is_sent_and_the_claim_fails(
 
     # The new instance judges claims older than 1 ms stale: the claim above already is, no sleep.
     with process_executor(postgres, exchange.url, tmp_path / "b.log", stale_claimed_seconds="0.001") as (ex, _):
-        assert eventually(lambda: _status(postgres, uid) == "FAILED", timeout=15)
+        assert eventually(lambda: _status(postgres, uid) == "FAILED")
         assert executions(postgres, uid)[0]["error"]["code"] == "STALE_CLAIM"
         again = failure(lambda: ex.execute(uid, pid))
         assert again.code is grpc.StatusCode.ALREADY_EXISTS
@@ -65,7 +65,7 @@ def test_killed_after_the_exchange_accepted_the_order_it_is_found_and_filled(
     assert exchange.order_count() == 1
 
     with process_executor(postgres, exchange.url, tmp_path / "b.log") as (ex, _):
-        assert eventually(lambda: _status(postgres, uid) == "FILLED", timeout=15)
+        assert eventually(lambda: _status(postgres, uid) == "FILLED")
         row = executions(postgres, uid)[0]
         assert row["exchange_order_id"] == exchange.orders()[0]["orderId"]
     assert exchange.post_count() == 1

@@ -98,7 +98,7 @@ def test_an_answer_that_never_comes_is_unknown_then_filled(postgres: Postgres, e
     uid = user()
     with in_process_executor(postgres, exchange.url, request_timeout_seconds="1") as ex:
         ex.set_policy(uid)
-        exchange.admin.hang_next_order(seconds=3, place=True)
+        exchange.admin.hang_next_order(seconds=60, place=True)  # far past the 1 s timeout: it gives up first
         execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
         assert execution.status == pb.EXECUTION_STATUS_UNKNOWN
         ex.reconcile(uid)

@@ -18,7 +18,7 @@ def health(port: int, service: str = "") -> int:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         try:
             return int(
-                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
             )
         except grpc.RpcError:
             return -1
@@ -42,6 +42,6 @@ def test_database_down_then_back(service: str, private_postgres: Postgres, excha
         )
 
         private_postgres.cluster.restart()
-        assert eventually(lambda: health(proc.port) == health_pb2.HealthCheckResponse.SERVING, timeout=20)
+        assert eventually(lambda: health(proc.port) == health_pb2.HealthCheckResponse.SERVING)
         assert eventually(lambda: code_of(READ[service], proc.port, OPERATOR_TOKEN)[0] is grpc.StatusCode.OK)
         assert proc.proc.poll() is None  # the same process, never restarted

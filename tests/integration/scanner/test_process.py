@@ -111,11 +111,13 @@ def test_a_killed_instance_loses_its_jobs_to_another_after_the_lease(
 
     proc = start_process(MODULE, env, tmp_path / "crash-a.log")
     try:
-        assert eventually(lambda: len(held_by_a()) == len(jobs), timeout=20), proc.logs()
-        assert eventually(lambda: exchange.count("/markets") >= 1, timeout=10)
+        assert eventually(lambda: len(held_by_a()) == len(jobs)), proc.logs()
+        assert eventually(lambda: exchange.count("/markets") >= 1)
         claimed_until = {r["job_id"]: r["lock_expires_at"] for r in held_by_a()}
-        time.sleep(2)  # most of a lease: only heartbeats keep it alive
-        assert all(r["lock_expires_at"] > claimed_until[r["job_id"]] for r in held_by_a()), "no heartbeat"
+        # A is stuck on the hung request: only its heartbeats can move the leases forward.
+        assert eventually(
+            lambda: all(r["lock_expires_at"] > claimed_until[r["job_id"]] for r in held_by_a())
+        ), "no heartbeat"
     finally:
         proc.kill()
     held = {str(r["job_id"]): r for r in held_by_a()}
@@ -123,7 +125,7 @@ def test_a_killed_instance_loses_its_jobs_to_another_after_the_lease(
 
     with assembled(pg, exchange.url, instance_id="crash-b", lease_seconds="3") as b:
         assert b.scheduler.run_once() == 0, "A's leases are still live right after the kill"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # bounds a failing test only: the loop ends when all ran
         while time.monotonic() < deadline and len(scan_runs(pg)) < len(jobs):
             b.scheduler.run_once()
             time.sleep(0.2)

@@ -78,7 +78,7 @@ def test_expired_proposals_are_marked_by_the_sweeper_and_refused_by_the_executor
         )
 
         clock.set(datetime.now(UTC))  # now it is past its expiry: the sweeper marks it
-        assert eventually(lambda: [p["status"] for p in proposals_of(postgres, user)] == ["expired"], timeout=10)
+        assert eventually(lambda: [p["status"] for p in proposals_of(postgres, user)] == ["expired"])
         listed = scanner.stub.ListProposals(
             pb.ListProposalsRequest(user_id=user, status=pb.PROPOSAL_STATUS_EXPIRED)
         ).proposals
