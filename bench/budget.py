@@ -30,6 +30,7 @@ import psycopg
 from oracle.budget.v1 import budget_service_pb2 as pb
 from oracle.budget.v1 import budget_service_pb2_grpc as pb_grpc
 
+from bench import floors
 from bench.infra import Infra
 from bench.load import Outcome, Task, run
 from bench.machine import CpuProbe
@@ -81,11 +82,20 @@ def reserve_commit(stub: pb_grpc.BudgetServiceStub, user_id: str) -> Callable[[]
 
 
 def run_budget(
-    infra: Infra, sizes: Sizes, *, into: list[Scenario], stop: threading.Event, say: Callable[[str], None]
+    infra: Infra,
+    sizes: Sizes,
+    *,
+    history: int,
+    every_scenario: bool,
+    into: list[Scenario],
+    stop: threading.Event,
+    say: Callable[[str], None],
 ) -> None:
-    """Both scenarios against one pair of budget processes (stopped afterwards); each finished
-    scenario is appended to ``into`` at once, so an interrupted run still shows it."""
-    tag = f"{int(time.time())}"
+    """The scenarios against one pair of budget processes (stopped afterwards), then the floor of
+    ``many-users`` (``bench.floors``: the same SQL issued directly, same users, threads and tasks).
+    Without ``every_scenario`` only ``many-users`` and its floor run. Each finished scenario is
+    appended to ``into`` at once, so an interrupted run still shows it."""
+    tag = f"{int(time.time())}-h{history}"
     with infra.group(), ExitStack() as channels:
         say(f"starting {PROCESSES} budget processes")
         services = infra.services("services.budget", [service_env(infra)] * PROCESSES, name="budget")
@@ -107,6 +117,8 @@ def run_budget(
         ):
             if stop.is_set():
                 break
+            if name != "many-users" and not every_scenario:
+                continue
             say(f"budget {name}: {planned} tasks from {threads} thread(s) over {len(users)} user(s)")
             tasks: list[Task] = [reserve_commit(stubs[k % PROCESSES], users[k % len(users)]) for k in range(planned)]
             probe = CpuProbe(probe_groups)
@@ -130,8 +142,39 @@ def run_budget(
                     summary=measured.summary(),
                     checks=_checks(infra, users, len(measured.ok), sum(measured.failures.values())),
                     cpu=cpu,
+                    history=history,
                 )
             )
+        if not stop.is_set():
+            into.append(_floor(infra, sizes, many, history=history, stop=stop, say=say))
+
+
+def _floor(
+    infra: Infra, sizes: Sizes, users: list[str], *, history: int, stop: threading.Event, say: Callable[[str], None]
+) -> Scenario:
+    """many-users again, as the same SQL issued directly by the budget role (``bench.floors``)."""
+    floor_users = [f"{u}-floor" for u in users]
+    say(f"budget floor: {sizes.budget_tasks} tasks from {sizes.threads} threads")
+    conns = floors.Connections(infra.role_url("budget"))
+    probe = CpuProbe({"postgres": infra.postgres_cpu_seconds})
+    probe.start()
+    try:
+        tasks = [floors.budget_task(conns, floor_users[k % len(floor_users)]) for k in range(sizes.budget_tasks)]
+        measured = run(tasks, threads=sizes.threads, deadline_seconds=sizes.budget_deadline_seconds, stop=stop)
+    finally:
+        conns.close()
+    cpu = probe.stop()
+    return Scenario(
+        benchmark="budget",
+        name="many-users",
+        unit="reserve+commit",
+        parameters={"client_threads": sizes.threads, "users": len(floor_users), "statements": "bench/floors.py"},
+        summary=measured.summary(),
+        checks=_checks(infra, floor_users, len(measured.ok), sum(measured.failures.values())),
+        cpu=cpu,
+        history=history,
+        kind="floor",
+    )
 
 
 def _checks(infra: Infra, users: list[str], ok: int, failed: int) -> list[Check]:

@@ -47,6 +47,7 @@ from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from psycopg.types.json import Jsonb
 
+from bench import floors
 from bench.infra import Infra, Service
 from bench.load import Outcome, Run, Task, run
 from bench.machine import CpuProbe
@@ -135,13 +136,16 @@ def set_account_cap(stub: pb_grpc.ExecutorServiceStub, cap: str) -> None:
     )
 
 
-def set_policies(stub: pb_grpc.ExecutorServiceStub, users: Sequence[str]) -> None:
-    """UpdatePolicy (as the operator) for every user, from the version GetPolicy reports."""
+def set_policies(
+    stub: pb_grpc.ExecutorServiceStub, users: Sequence[str], make: Callable[[str], pb.Policy] = policy
+) -> None:
+    """UpdatePolicy (as the operator) for every user (``make(user_id)``, by default :func:`policy`),
+    from the version GetPolicy reports."""
 
     def one(user_id: str) -> None:
         current = stub.GetPolicy(pb.GetPolicyRequest(user_id=user_id), timeout=CALL_TIMEOUT_SECONDS).policy
         stub.UpdatePolicy(
-            pb.UpdatePolicyRequest(policy=policy(user_id), expected_version=current.version),
+            pb.UpdatePolicyRequest(policy=make(user_id), expected_version=current.version),
             timeout=CALL_TIMEOUT_SECONDS,
         )
 
@@ -217,6 +221,7 @@ class Bench:
     stubs: list[pb_grpc.ExecutorServiceStub]
     stop: threading.Event
     say: Callable[[str], None]
+    history: int
 
 
 def run_executor(
@@ -225,15 +230,18 @@ def run_executor(
     mode: str,
     sizes: Sizes,
     *,
+    history: int,
+    one_caller: bool,
     into: list[Scenario],
     stop: threading.Event,
     say: Callable[[str], None],
 ) -> None:
     """The ``execute-<mode>`` benchmark against its own pair of executor processes: one caller
-    (the latency without queueing), then ``sizes.threads`` callers. Each finished scenario is
-    appended to ``into`` at once."""
+    (the latency without queueing; only when ``one_caller``), then ``sizes.threads`` callers, then
+    the floor of the latter (``bench.floors``) with the same users, threads and number of tasks.
+    Each finished scenario is appended to ``into`` at once; ``history`` is what the database holds."""
     live = mode == "live"
-    tag = f"{int(time.time())}"
+    tag = f"{int(time.time())}-h{history}"
     phases = [
         Phase("one-caller", 1, [f"bench-{mode}-one-{tag}-{i}" for i in range(8)], 1, sizes.executor_one_caller, 30.0),
         Phase(
@@ -245,6 +253,8 @@ def run_executor(
             sizes.executor_deadline_seconds,
         ),
     ]
+    if not one_caller:
+        phases = phases[1:]
     warm_users = [f"bench-{mode}-warm-{tag}-{i}" for i in range(4)]
     with infra.group(), ExitStack() as channels:
         say(f"starting {PROCESSES} executor processes ({mode})")
@@ -258,7 +268,7 @@ def run_executor(
             pb_grpc.ExecutorServiceStub(channels.enter_context(open_channel(s.target, infra.tokens.scanner)))
             for s in services
         ]
-        bench = Bench(infra, exchange, mode, services, stubs, stop, say)
+        bench = Bench(infra, exchange, mode, services, stubs, stop, say, history)
         every_user = [*warm_users, *(u for phase in phases for u in phase.users)]
         say(f"account cap (UpdateAccountSettings), policies for {len(every_user)} users (UpdatePolicy), proposals")
         set_account_cap(operator, ACCOUNT_EUR)
@@ -275,6 +285,75 @@ def run_executor(
             if stop.is_set():
                 break
             into.append(_measure(bench, phase))
+        if not stop.is_set():
+            into.append(_measure_floor(bench, phases[-1]))
+
+
+def _measure_floor(bench: Bench, phase: Phase) -> Scenario:
+    """The floor of ``phase`` (``bench.floors``): the same users, threads, rounds and tasks, no
+    gRPC and no service code; every success must be one FILLED row (and, live, one order)."""
+    admin, mode = bench.exchange.admin, bench.mode
+    owners = [phase.users[k % len(phase.users)] for k in range(phase.rounds * phase.per_round)]
+    prices = admin.prices()
+    pairs = list(zip(owners, seed_proposals(bench.infra.admin_url, prices, owners), strict=True))
+    conns = floors.Connections(bench.infra.role_url("executor"))
+    sdks = floors.Sdks(bench.exchange.url, DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET) if mode == "live" else None
+    placed: list[str] = []
+    before = _exchange_state(admin)
+    filled_before = _filled(bench.infra, mode, phase.users)
+    probe_groups: dict[str, Callable[[], float]] = {
+        "bitvavo-sim": bench.exchange.service.cpu_seconds,
+        "postgres": bench.infra.postgres_cpu_seconds,
+    }
+    probe = CpuProbe(probe_groups)
+    runs: list[Run] = []
+    probe.start()
+    try:
+        for r in range(phase.rounds):
+            if bench.stop.is_set():
+                break
+            bench.say(f"execute-{mode} floor: round {r + 1}/{phase.rounds}, {phase.per_round} tasks")
+            admin.advance_to_next_minute()
+            chunk = pairs[r * phase.per_round : (r + 1) * phase.per_round]
+            tasks = floors.executor_tasks(
+                conns,
+                mode,
+                chunk,
+                markets=MARKETS,
+                amount=AMOUNT_EUR,
+                prices=prices,
+                sdks=sdks,
+                operator_id=OPERATOR_ID,
+                placed=placed,
+            )
+            runs.append(run(tasks, threads=phase.threads, deadline_seconds=phase.deadline_seconds, stop=bench.stop))
+    finally:
+        conns.close()
+    cpu = probe.stop()
+    measured = _merge(runs, planned=len(pairs), threads=phase.threads)
+    after = _exchange_state(admin)
+    ok = len(measured.ok)
+    checks = [Check("no failed task", 0, sum(measured.failures.values()))]
+    checks += _exchange_checks(admin, mode, ok=ok, before=before, after=after, client_order_ids=placed)
+    filled = _filled(bench.infra, mode, phase.users) - filled_before
+    checks.append(Check(f"FILLED {mode} executions in the database = successes", ok, filled))
+    return Scenario(
+        benchmark=f"execute-{mode}",
+        name=phase.name,
+        unit="execution",
+        parameters={
+            "client_threads": phase.threads,
+            "users": len(phase.users),
+            "rounds": phase.rounds,
+            "per_round": phase.per_round,
+            "statements": "bench/floors.py",
+        },
+        summary=measured.summary(),
+        checks=checks,
+        cpu=cpu,
+        history=bench.history,
+        kind="floor",
+    )
 
 
 def _measure(bench: Bench, phase: Phase) -> Scenario:
@@ -342,6 +421,7 @@ def _measure(bench: Bench, phase: Phase) -> Scenario:
             "exchange requests per execution": per_execution,
             "most rate-limit weight used in one round": dict(max_used),
         },
+        history=bench.history,
     )
 
 

@@ -44,6 +44,10 @@ class Scenario:
     checks: Sequence[Check]
     cpu: Mapping[str, Any]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    history: int = 0
+    """Past executions in the database while it ran (``bench.history``)."""
+    kind: str = "service"
+    """``service`` (through gRPC and the service's code) or ``floor`` (``bench.floors``)."""
 
     @property
     def passed(self) -> bool:
@@ -106,8 +110,9 @@ def benchmark_table(benchmark: str, scenarios: Sequence[Scenario]) -> Table:
         s = sc.summary
         lat = s["latency_ms"]
         failed = sum(s["failures"].values())
+        label = f"{sc.name} · {sc.kind} · history {sc.history:,}"
         table.add_row(
-            f"[bold]{sc.name}[/] ({sc.unit})",
+            f"[bold]{label}[/] ({sc.unit})",
             str(sc.parameters.get("users", "")),
             f"{s['ok']} / {s['planned']}",
             f"[red]{failed}[/]" if failed else "0",
@@ -138,7 +143,7 @@ def benchmark_table(benchmark: str, scenarios: Sequence[Scenario]) -> Table:
 
 def _caption(sc: Scenario) -> str:
     s = sc.summary
-    lines = [f"[bold]{sc.name}[/]"]
+    lines = [f"[bold]{sc.name} · {sc.kind} · history {sc.history:,}[/]"]
     if s["failures"]:
         lines.append("  failures: " + ", ".join(f"{k} x{v}" for k, v in s["failures"].items()))
     if s.get("cut_by_deadline"):

@@ -1,7 +1,10 @@
-"""How much each benchmark does: the full run and ``--quick``.
+"""How much each benchmark does: the full run (``make bench``), ``--quick`` (or ``BENCH_QUICK=1``)
+and ``--smoke`` (the smallest run, used by the test that checks the benchmark's correctness
+columns).
 
-Every benchmark is bounded twice, by a number of tasks and by a deadline, so ``make bench``
-stays under about three minutes on a 2-core machine and ``--quick`` under one.
+Every measurement is bounded twice, by a number of tasks and by a deadline, so ``make bench``
+stays within 15 minutes on an idle 2-core machine (seeding 1 000 000 past executions included),
+``--quick`` within about 3, ``--smoke`` within about 2.
 
 Live executions are also bounded by the exchange's rate limit: Bitvavo gives one API key 1000
 weight points per minute, and one live execution costs that key 6 (GET /balance 5, POST /order
@@ -11,6 +14,7 @@ clock was moved to a fresh rate-limit minute; more samples take more rounds.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -19,6 +23,8 @@ class Sizes:
     """The parameters of one ``python -m bench`` run."""
 
     threads: int
+    history: tuple[int, ...]
+    """Past executions in the database for each measurement (``bench.history``), ascending."""
     budget_users: int
     budget_tasks: int
     budget_deadline_seconds: float
@@ -30,27 +36,49 @@ class Sizes:
     paper_rounds: int
     paper_round: int
     executor_deadline_seconds: float
+    scan_jobs: int
+    scan_instances: tuple[int, ...]
+    scan_deadline_seconds: float
+    storm_runs: int
+    storm_rounds: int
+    storm_jobs: int
+    storm_instances: int
+    storm_users: int
+    storm_requests: int
+    storm_limit: int
 
 
 FULL = Sizes(
     threads=16,
+    history=(0, 100_000, 1_000_000),
     budget_users=256,
-    budget_tasks=2000,
-    budget_deadline_seconds=25.0,
+    budget_tasks=1500,
+    budget_deadline_seconds=20.0,
     budget_one_caller=200,
     executor_users=64,
     executor_one_caller=40,
-    live_rounds=3,
+    live_rounds=2,
     live_round=140,
-    paper_rounds=2,
-    paper_round=250,
-    executor_deadline_seconds=25.0,
+    paper_rounds=1,
+    paper_round=280,
+    executor_deadline_seconds=20.0,
+    scan_jobs=2000,
+    scan_instances=(1, 2, 4, 8),
+    scan_deadline_seconds=15.0,
+    storm_runs=3,
+    storm_rounds=4,
+    storm_jobs=30,
+    storm_instances=4,
+    storm_users=8,
+    storm_requests=8,
+    storm_limit=3,
 )
 
 QUICK = Sizes(
     threads=16,
+    history=(0, 20_000),
     budget_users=256,
-    budget_tasks=500,
+    budget_tasks=400,
     budget_deadline_seconds=8.0,
     budget_one_caller=60,
     executor_users=32,
@@ -60,4 +88,34 @@ QUICK = Sizes(
     paper_rounds=1,
     paper_round=80,
     executor_deadline_seconds=10.0,
+    scan_jobs=300,
+    scan_instances=(1, 4),
+    scan_deadline_seconds=8.0,
+    storm_runs=2,
+    storm_rounds=3,
+    storm_jobs=15,
+    storm_instances=4,
+    storm_users=6,
+    storm_requests=6,
+    storm_limit=2,
+)
+
+SMOKE = dataclasses.replace(
+    QUICK,
+    threads=8,
+    history=(0, 2_000),
+    budget_users=16,
+    budget_tasks=40,
+    budget_one_caller=5,
+    executor_users=8,
+    executor_one_caller=4,
+    live_round=16,
+    paper_round=16,
+    scan_jobs=40,
+    scan_instances=(1, 2),
+    storm_runs=2,
+    storm_rounds=3,
+    storm_jobs=12,
+    storm_users=4,
+    storm_requests=6,
 )

@@ -1,0 +1,296 @@
+"""The floors: what each measured path would cost with no gRPC and no service code at all.
+
+A floor issues the statements the path's guarantees need, directly with psycopg (one persistent
+connection per client thread, as the service's own least-privilege role, row-level security on),
+and for live trading one order through the official SDK to the simulator. It runs in the same
+benchmark run, against the same database (same history), with the same client threads and the
+same closed loop as the service measurement it is the floor of, so ``ratio = service / floor`` says
+how much of the possible throughput the service achieves.
+
+* **budget** — the reservation transaction (user lock, limits, the windowed usage count, insert,
+  audit event) then the commit transaction (row lock, compare-and-set to committed, audit event):
+  the same SQL as ``services.budget``, issued directly.
+* **paper** — one transaction: account lock (shared) and user lock, the existing-execution gate,
+  policy, proposal, the account row locked, the user's figures, the account's notional and
+  in-flight sums, the paper wallet, the claim (INSERT), its audit event, the move to SUBMITTING
+  and its audit event; then the answer's transaction (FILLED, one fill, audit event).
+* **live** — the same claim-and-SUBMITTING transaction, one ``POST /order`` through the SDK to the
+  simulator (clientOrderId and operatorId as production sends them), the answer's transaction.
+
+The statements are the project's current ones (read from ``services/executor/repository.py`` and
+``services/budget/repository.py`` when this was written, written out here so the floor uses no
+service code), including the SECURITY DEFINER functions the executor reads account-wide figures
+through. When the service's statements get leaner, update these to match: the floor is "the same
+SQL", not a fixed target.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from python_bitvavo_api.bitvavo import Bitvavo
+
+from bench.load import Outcome, Task
+
+ACCOUNT_TRADING = 4  # shared.db.locks.LockSpace: the numbers are part of the database contract
+USER_TRADING = 1
+USER_BUDGET = 3
+COUNTING = "oracle.execution_counts(status, filled_amount)"
+
+
+class Connections:
+    """One connection per client thread, opened on first use, all closed by :meth:`close`."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = psycopg.connect(self._url, autocommit=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+def _audit(conn: psycopg.Connection[Any], service: str, kind: str, subject: str, payload: dict[str, Any]) -> None:
+    conn.execute(
+        "SELECT oracle.append_audit_event(%s, %s, %s, %s, %s)", (service, kind, subject, "scanner", Jsonb(payload))
+    )
+
+
+# ------------------------------------------------------------------------------------ budget
+
+
+def budget_task(conns: Connections, user_id: str) -> Task:
+    """Reserve then commit, as ``services.budget``'s ledger does it, without the service."""
+
+    def task() -> Outcome:
+        conn = conns.get()
+        now = datetime.now(UTC)
+        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        reservation_id = str(uuid.uuid4())
+        t0 = time.perf_counter()
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (USER_BUDGET, user_id))
+            conn.execute(
+                "SELECT daily_calls, hourly_calls, daily_tokens, daily_cost_micros FROM oracle.budget_limits"
+                " WHERE user_id = %s",
+                (user_id,),
+            ).fetchone()
+            conn.execute(
+                "SELECT count(*) FILTER (WHERE reserved_at >= %(day_start)s),"
+                " count(*) FILTER (WHERE reserved_at > %(hour_start)s),"
+                " COALESCE(sum(CASE WHEN status = 'committed' THEN prompt_tokens + completion_tokens"
+                "   ELSE estimated_tokens END) FILTER (WHERE reserved_at >= %(day_start)s), 0),"
+                " COALESCE(sum(CASE WHEN status = 'committed' THEN cost_micros ELSE estimated_cost_micros END)"
+                "   FILTER (WHERE reserved_at >= %(day_start)s), 0)"
+                " FROM oracle.gpt_usage_log WHERE user_id = %(user_id)s AND status <> 'released'"
+                "   AND reserved_at >= LEAST(%(day_start)s, %(hour_start)s)",
+                {"user_id": user_id, "day_start": day_start, "hour_start": now - timedelta(hours=1)},
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO oracle.gpt_usage_log (reservation_id, user_id, purpose, model, status, max_tokens,"
+                " estimated_tokens, estimated_cost_micros, reserved_at, expires_at)"
+                " VALUES (%s, %s, 'bench', 'gpt-4o-mini', 'reserved', 400, 1300, 500, %s, %s)",
+                (reservation_id, user_id, now, now + timedelta(minutes=5)),
+            )
+            _audit(conn, "budget", "budget.reserved", reservation_id, {"max_tokens": 400})
+        t1 = time.perf_counter()
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+            conn.execute(
+                "SELECT status FROM oracle.gpt_usage_log WHERE user_id = %s AND reservation_id = %s FOR UPDATE",
+                (user_id, reservation_id),
+            ).fetchone()
+            conn.execute(
+                "UPDATE oracle.gpt_usage_log SET status = 'committed', prompt_tokens = 850, completion_tokens = 300,"
+                " cost_micros = 450, committed_at = %s WHERE reservation_id = %s AND status = 'reserved'",
+                (datetime.now(UTC), reservation_id),
+            )
+            _audit(conn, "budget", "budget.committed", reservation_id, {"prompt_tokens": 850})
+        t2 = time.perf_counter()
+        return Outcome(parts={"reserve": t1 - t0, "commit": t2 - t1})
+
+    return task
+
+
+# ------------------------------------------------------------------------------------ executor
+
+
+def _claim_and_submitting(
+    conn: psycopg.Connection[Any], *, mode: str, user_id: str, proposal_id: str, market: str, amount: Decimal
+) -> tuple[str, str]:
+    """The check-and-claim and the move to SUBMITTING, in one transaction: (execution id, clientOrderId)."""
+    now = datetime.now(UTC)
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    execution_id = str(uuid.uuid4())
+    client_order_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user_id}/{proposal_id}"))
+    with conn.transaction():
+        conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+        conn.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", (ACCOUNT_TRADING,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (USER_TRADING, user_id))
+        conn.execute("SELECT 1 FROM oracle.trade_executions WHERE proposal_id = %s", (proposal_id,)).fetchone()
+        conn.execute(
+            "SELECT user_id, version, allowed_markets::text[], min_order_eur, max_order_eur, min_confidence,"
+            " cooldown_seconds, anti_flip_seconds, daily_trade_cap, hourly_trade_cap, daily_notional_cap_eur,"
+            " price_guard_pct, auto_execute, trading_enabled FROM oracle.trading_policies"
+        ).fetchone()
+        conn.execute(
+            "SELECT * FROM oracle.trade_proposals WHERE proposal_id = %s AND expires_at > %s", (proposal_id, now)
+        ).fetchone()
+        conn.execute(
+            "SELECT trading_enabled, daily_notional_cap_eur FROM oracle.account_settings WHERE id FOR UPDATE"
+        ).fetchone()
+        conn.execute(
+            "SELECT max(claimed_at) FILTER (WHERE market = %(market)s),"
+            " max(claimed_at) FILTER (WHERE market = %(market)s AND side = 'sell'),"
+            " count(*) FILTER (WHERE claimed_at >= %(day)s), count(*) FILTER (WHERE claimed_at >= %(hour)s),"
+            " COALESCE(sum(amount_quote) FILTER (WHERE claimed_at >= %(day)s), 0)"
+            f" FROM oracle.trade_executions WHERE mode = %(mode)s AND {COUNTING}",
+            {"market": market, "day": day_start, "hour": now - timedelta(hours=1), "mode": mode},
+        ).fetchone()
+        conn.execute(
+            "SELECT claimed_eur FROM oracle.account_notional(%s, %s, %s)", (mode, day_start, day_start + timedelta(1))
+        ).fetchone()
+        conn.execute("SELECT oracle.account_in_flight_eur(%s, 'buy', NULL, %s)", (mode, now)).fetchone()
+        if mode == "paper":
+            conn.execute("SELECT eur_spent, base_held FROM oracle.paper_wallet(%s)", (market,)).fetchone()
+        conn.execute(
+            "INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"
+            " amount_quote, status, client_order_id, principal, preflight, claimed_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, 'buy', %s, 'CLAIMED', %s, 'scanner', %s, %s, %s)"
+            " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING execution_id",
+            (execution_id, user_id, proposal_id, mode, market, amount, client_order_id, Jsonb({}), now, now),
+        ).fetchone()
+        _audit(conn, "executor", "execution.claimed", proposal_id, {"execution_id": execution_id})
+        conn.execute(
+            "UPDATE oracle.trade_executions SET status = 'SUBMITTING', submitting_at = %s, updated_at = %s"
+            " WHERE execution_id = %s AND status = 'CLAIMED'",
+            (now, now, execution_id),
+        )
+        _audit(conn, "executor", "execution.transition", execution_id, {"to": "SUBMITTING"})
+    return execution_id, client_order_id
+
+
+def _answer(
+    conn: psycopg.Connection[Any],
+    *,
+    user_id: str,
+    execution_id: str,
+    market: str,
+    order_id: str,
+    amount: Decimal,
+    price: Decimal,
+    response: dict[str, Any],
+) -> None:
+    """The answer's transaction: FILLED with its figures, the fill, the audit event."""
+    now = datetime.now(UTC)
+    with conn.transaction():
+        conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+        conn.execute(
+            "UPDATE oracle.trade_executions SET status = 'FILLED', exchange_order_id = %s, filled_amount = %s,"
+            " filled_amount_quote = %s, response = %s, updated_at = %s WHERE execution_id = %s AND status = 'SUBMITTING'",
+            (order_id, amount / price, amount, Jsonb(response), now, execution_id),
+        )
+        conn.execute(
+            "INSERT INTO oracle.trade_history (execution_id, fill_id, user_id, market, side, amount, price,"
+            " filled_at) VALUES (%s, %s, %s, %s, 'buy', %s, %s, %s) ON CONFLICT DO NOTHING",
+            (execution_id, order_id, user_id, market, amount / price, price, now),
+        )
+        _audit(conn, "executor", "execution.transition", execution_id, {"to": "FILLED"})
+
+
+class Sdks:
+    """One official SDK client per client thread (as one executor process has one)."""
+
+    def __init__(self, url: str, key: str, secret: str) -> None:
+        self._config = {"restUrl": url, "apikey": key, "apisecret": secret, "timeout": 30}
+        self._local = threading.local()
+
+    def get(self) -> Bitvavo:
+        sdk: Bitvavo | None = getattr(self._local, "sdk", None)
+        if sdk is None:
+            sdk = Bitvavo(self._config)
+            self._local.sdk = sdk
+        return sdk
+
+
+def executor_tasks(
+    conns: Connections,
+    mode: str,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    markets: Sequence[str],
+    amount: Decimal,
+    prices: dict[str, Decimal],
+    sdks: Sdks | None,
+    operator_id: str,
+    placed: list[str],
+) -> list[Task]:
+    """One floor task per (user, proposal): claim-and-SUBMITTING, [order], answer. ``placed``
+    collects the clientOrderIds the simulator accepted (for the correctness check)."""
+    lock = threading.Lock()
+
+    def make(k: int, user_id: str, proposal_id: str) -> Callable[[], Outcome]:
+        market = markets[k % len(markets)]
+
+        def task() -> Outcome:
+            conn = conns.get()
+            t0 = time.perf_counter()
+            execution_id, cid = _claim_and_submitting(
+                conn, mode=mode, user_id=user_id, proposal_id=proposal_id, market=market, amount=amount
+            )
+            t1 = time.perf_counter()
+            if mode == "live":
+                assert sdks is not None
+                answer = sdks.get().placeOrder(
+                    market,
+                    "buy",
+                    "market",
+                    {"amountQuote": str(amount), "clientOrderId": cid, "operatorId": int(operator_id)},
+                )
+                if "orderId" not in answer:
+                    return Outcome("exchange:" + json.dumps(answer)[:80])
+                order_id = str(answer["orderId"])
+                with lock:
+                    placed.append(cid)
+            else:
+                answer, order_id = {"paper": True}, execution_id
+            t2 = time.perf_counter()
+            _answer(
+                conn,
+                user_id=user_id,
+                execution_id=execution_id,
+                market=market,
+                order_id=order_id,
+                amount=amount,
+                price=prices[market],
+                response=answer,
+            )
+            t3 = time.perf_counter()
+            return Outcome(parts={"claim+submitting": t1 - t0, "order": t2 - t1, "answer": t3 - t2})
+
+        return task
+
+    return [make(k, user, pid) for k, (user, pid) in enumerate(pairs)]

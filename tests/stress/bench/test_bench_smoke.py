@@ -1,0 +1,89 @@
+"""The benchmark in its smallest configuration (``python -m bench --smoke``): it runs to the end on
+real parts and its correctness columns say what they must. Nothing here is timed: speed is the
+benchmark's business, correctness is the test's.
+
+* every scenario's checks passed (every success accounted for at the database and the exchange,
+  no job finished twice, nothing left reserved or leased), service and floor alike;
+* side by side with the source design: ours let nothing through that should have been refused,
+  in every storm and every run; the source design's job claim (2-minute TTL, cleanup, unfenced
+  finish) wrote a stalled run a second time, as its design predicts, in every run. (The budget and
+  executor storms of the source design race on timing, so their overshoot is reported by the
+  benchmark, not asserted here.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.machine import PROJECT_ROOT
+
+pytestmark = pytest.mark.stress
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    [path] = out.glob("results-*.json")
+    document: dict[str, Any] = json.loads(Path(path).read_text())
+    document["_stdout"] = done.stdout[-4000:] + done.stderr[-4000:]
+    document["_returncode"] = done.returncode
+    return document
+
+
+def test_the_smoke_run_completes_and_every_check_passes(results: dict[str, Any]) -> None:
+    assert results["error"] == "", results["_stdout"]
+    assert results["complete"], results["_stdout"]
+    failed = [
+        (sc["benchmark"], sc["name"], sc["kind"], c)
+        for sc in results["scenarios"]
+        for c in sc["checks"]
+        if not c["passed"]
+    ]
+    assert failed == []
+    assert results["_returncode"] == 0, results["_stdout"]
+
+
+def test_every_measurement_has_its_floor(results: dict[str, Any]) -> None:
+    ratios = results["figures"]["service_vs_floor"]
+    measured = {(r["benchmark"], r["history"]) for r in ratios}
+    for history in results["sizes"]["history"]:
+        for benchmark in ("budget", "execute-live", "execute-paper"):
+            assert (benchmark, history) in measured
+    assert {r["scenario"] for r in ratios if r["benchmark"] == "scan-claims"} == {
+        f"{n} instance(s)" for n in results["sizes"]["scan_instances"]
+    }
+    assert all(r["ratio"] is not None and r["ratio"] > 0 for r in ratios)
+
+
+def test_history_was_seeded_and_measured_at_each_size(results: dict[str, Any]) -> None:
+    sizes = {r["history"] for r in results["figures"]["history"] if r["benchmark"] == "execute-live"}
+    assert sizes == set(results["sizes"]["history"])
+
+
+def test_ours_lets_nothing_through_that_the_source_design_does(results: dict[str, Any]) -> None:
+    storms = results["storms"]
+    runs = results["sizes"]["storm_runs"]
+    ours = [r for r in storms if r["side"] == "ours"]
+    source = [r for r in storms if r["side"] == "source design"]
+    assert {r["storm"] for r in ours} == {r["storm"] for r in source}
+    assert len({r["storm"] for r in ours}) == 4
+    assert [(r["storm"], r["run"], r["not_refused"]) for r in ours if r["not_refused"] != 0] == []
+    assert all(r["requests"] > 0 for r in storms)
+    doubles = [r["not_refused"] for r in source if r["storm"] == "job claims"]
+    assert len(doubles) == runs and all(n > 0 for n in doubles)
