@@ -116,8 +116,8 @@ typecheck: $(STAMP) ## mypy on the project's own code
 	$(VENV)/bin/mypy shared services sim stack oraclectl bench tests
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks (speed is measured here, never in unit tests)
-	$(PY) -m bench
+bench: $(STAMP) ## Benchmarks; writes bench/results.json and BENCHMARKS.md (BENCH_QUICK=1: a small run)
+	$(PY) -m bench --write-report
 
 .PHONY: ci
 ci: check-generated lint typecheck test ## What CI runs

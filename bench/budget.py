@@ -155,20 +155,24 @@ def _floor(
     """many-users again, as the same SQL issued directly by the budget role (``bench.floors``)."""
     floor_users = [f"{u}-floor" for u in users]
     say(f"budget floor: {sizes.budget_tasks} tasks from {sizes.threads} threads")
-    conns = floors.Connections(infra.role_url("budget"))
+    n = floors.PROCESSES
+    specs = [
+        floors.BudgetSpec(infra.role_url("budget"), tuple(floor_users[i::n]), sizes.budget_tasks // n) for i in range(n)
+    ]
     probe = CpuProbe({"postgres": infra.postgres_cpu_seconds})
     probe.start()
-    try:
-        tasks = [floors.budget_task(conns, floor_users[k % len(floor_users)]) for k in range(sizes.budget_tasks)]
-        measured = run(tasks, threads=sizes.threads, deadline_seconds=sizes.budget_deadline_seconds, stop=stop)
-    finally:
-        conns.close()
+    measured, _ = floors.run_in_processes(specs, threads=sizes.threads, deadline_seconds=sizes.budget_deadline_seconds)
     cpu = probe.stop()
     return Scenario(
         benchmark="budget",
         name="many-users",
         unit="reserve+commit",
-        parameters={"client_threads": sizes.threads, "users": len(floor_users), "statements": "bench/floors.py"},
+        parameters={
+            "client_threads": sizes.threads,
+            "floor_processes": floors.PROCESSES,
+            "users": len(floor_users),
+            "statements": "bench/floors.py",
+        },
         summary=measured.summary(),
         checks=_checks(infra, floor_users, len(measured.ok), sum(measured.failures.values())),
         cpu=cpu,

@@ -295,42 +295,39 @@ def _measure_floor(bench: Bench, phase: Phase) -> Scenario:
     admin, mode = bench.exchange.admin, bench.mode
     owners = [phase.users[k % len(phase.users)] for k in range(phase.rounds * phase.per_round)]
     prices = admin.prices()
-    pairs = list(zip(owners, seed_proposals(bench.infra.admin_url, prices, owners), strict=True))
-    conns = floors.Connections(bench.infra.role_url("executor"))
-    sdks = floors.Sdks(bench.exchange.url, DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET) if mode == "live" else None
+    ids = seed_proposals(bench.infra.admin_url, prices, owners)
+    triples = [(user, pid, MARKETS[k % len(MARKETS)]) for k, (user, pid) in enumerate(zip(owners, ids, strict=True))]
     placed: list[str] = []
     before = _exchange_state(admin)
     filled_before = _filled(bench.infra, mode, phase.users)
-    probe_groups: dict[str, Callable[[], float]] = {
-        "bitvavo-sim": bench.exchange.service.cpu_seconds,
-        "postgres": bench.infra.postgres_cpu_seconds,
-    }
-    probe = CpuProbe(probe_groups)
+    probe = CpuProbe({"bitvavo-sim": bench.exchange.service.cpu_seconds, "postgres": bench.infra.postgres_cpu_seconds})
     runs: list[Run] = []
     probe.start()
-    try:
-        for r in range(phase.rounds):
-            if bench.stop.is_set():
-                break
-            bench.say(f"execute-{mode} floor: round {r + 1}/{phase.rounds}, {phase.per_round} tasks")
-            admin.advance_to_next_minute()
-            chunk = pairs[r * phase.per_round : (r + 1) * phase.per_round]
-            tasks = floors.executor_tasks(
-                conns,
-                mode,
-                chunk,
-                markets=MARKETS,
+    for r in range(phase.rounds):
+        if bench.stop.is_set():
+            break
+        bench.say(f"execute-{mode} floor: round {r + 1}/{phase.rounds}, {phase.per_round} tasks")
+        admin.advance_to_next_minute()
+        chunk = triples[r * phase.per_round : (r + 1) * phase.per_round]
+        specs = [
+            floors.ExecutorSpec(
+                url=bench.infra.role_url("executor"),
+                mode=mode,
+                triples=tuple(chunk[i :: floors.PROCESSES]),
                 amount=AMOUNT_EUR,
                 prices=prices,
-                sdks=sdks,
+                exchange_url=bench.exchange.url,
+                key=DEFAULT_TRADE_KEY,
+                secret=DEFAULT_TRADE_SECRET,
                 operator_id=OPERATOR_ID,
-                placed=placed,
             )
-            runs.append(run(tasks, threads=phase.threads, deadline_seconds=phase.deadline_seconds, stop=bench.stop))
-    finally:
-        conns.close()
+            for i in range(floors.PROCESSES)
+        ]
+        measured, sent = floors.run_in_processes(specs, threads=phase.threads, deadline_seconds=phase.deadline_seconds)
+        runs.append(measured)
+        placed.extend(sent)
     cpu = probe.stop()
-    measured = _merge(runs, planned=len(pairs), threads=phase.threads)
+    measured = _merge(runs, planned=len(triples), threads=phase.threads)
     after = _exchange_state(admin)
     ok = len(measured.ok)
     checks = [Check("no failed task", 0, sum(measured.failures.values()))]
@@ -343,6 +340,7 @@ def _measure_floor(bench: Bench, phase: Phase) -> Scenario:
         unit="execution",
         parameters={
             "client_threads": phase.threads,
+            "floor_processes": floors.PROCESSES,
             "users": len(phase.users),
             "rounds": phase.rounds,
             "per_round": phase.per_round,

@@ -5,7 +5,9 @@ connection per client thread, as the service's own least-privilege role, row-lev
 and for live trading one order through the official SDK to the simulator. It runs in the same
 benchmark run, against the same database (same history), with the same client threads and the
 same closed loop as the service measurement it is the floor of, so ``ratio = service / floor`` says
-how much of the possible throughput the service achieves.
+how much of the possible throughput the service achieves. The client threads are split over as
+many processes as the service has (:func:`run_in_processes`), so the floor is not held back by
+one interpreter's lock where the service has two.
 
 * **budget** — the reservation transaction (user lock, limits, the windowed usage count, insert,
   audit event) then the commit transaction (row lock, compare-and-set to committed, audit event):
@@ -27,10 +29,12 @@ SQL", not a fixed target.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,7 +43,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from python_bitvavo_api.bitvavo import Bitvavo
 
-from bench.load import Outcome, Task
+from bench.load import Outcome, Run, Task, run
 
 ACCOUNT_TRADING = 4  # shared.db.locks.LockSpace: the numbers are part of the database contract
 USER_TRADING = 1
@@ -48,21 +52,27 @@ COUNTING = "oracle.execution_counts(status, filled_amount)"
 
 
 class Connections:
-    """One connection per client thread, opened on first use, all closed by :meth:`close`."""
+    """One connection per client thread, all closed by :meth:`close`. ``opened`` connections are
+    opened at once (before the measurement starts, as a service's pool is); a thread takes one
+    on its first use, or opens its own when none is left."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, opened: int = 0) -> None:
         self._url = url
         self._local = threading.local()
-        self._all: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
+        self._spare = [psycopg.connect(url, autocommit=True) for _ in range(opened)]
+        self._all: list[psycopg.Connection[Any]] = list(self._spare)
 
     def get(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = psycopg.connect(self._url, autocommit=True)
-            self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                conn = self._spare.pop() if self._spare else None
+            if conn is None:
+                conn = psycopg.connect(self._url, autocommit=True)
+                with self._lock:
+                    self._all.append(conn)
+            self._local.conn = conn
         return conn
 
     def close(self) -> None:
@@ -239,22 +249,19 @@ class Sdks:
 def executor_tasks(
     conns: Connections,
     mode: str,
-    pairs: Sequence[tuple[str, str]],
+    triples: Sequence[tuple[str, str, str]],
     *,
-    markets: Sequence[str],
     amount: Decimal,
     prices: dict[str, Decimal],
     sdks: Sdks | None,
     operator_id: str,
     placed: list[str],
 ) -> list[Task]:
-    """One floor task per (user, proposal): claim-and-SUBMITTING, [order], answer. ``placed``
+    """One floor task per (user, proposal, market): claim-and-SUBMITTING, [order], answer. ``placed``
     collects the clientOrderIds the simulator accepted (for the correctness check)."""
     lock = threading.Lock()
 
-    def make(k: int, user_id: str, proposal_id: str) -> Callable[[], Outcome]:
-        market = markets[k % len(markets)]
-
+    def make(user_id: str, proposal_id: str, market: str) -> Callable[[], Outcome]:
         def task() -> Outcome:
             conn = conns.get()
             t0 = time.perf_counter()
@@ -293,4 +300,95 @@ def executor_tasks(
 
         return task
 
-    return [make(k, user, pid) for k, (user, pid) in enumerate(pairs)]
+    return [make(user, pid, market) for user, pid, market in triples]
+
+
+# ------------------------------------------------------------------------------------ processes
+
+PROCESSES = 2  # as many as the service has processes: the floor must not be limited by one GIL
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """What a child process needs to build its share of budget floor tasks."""
+
+    url: str
+    users: tuple[str, ...]
+    tasks: int
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """What a child process needs to build its share of executor floor tasks."""
+
+    url: str
+    mode: str
+    triples: tuple[tuple[str, str, str], ...]
+    amount: Decimal
+    prices: dict[str, Decimal]
+    exchange_url: str
+    key: str
+    secret: str
+    operator_id: str
+
+
+def _child(spec: BudgetSpec | ExecutorSpec, threads: int, deadline: float, channels: tuple[Any, Any, Any]) -> None:
+    """One floor process: build the tasks, say ready, wait for go, run, send (Run, placed)."""
+    ready, go, out = channels
+    conns = Connections(spec.url, opened=threads)
+    placed: list[str] = []
+    if isinstance(spec, BudgetSpec):
+        tasks = [budget_task(conns, spec.users[k % len(spec.users)]) for k in range(spec.tasks)]
+    else:
+        sdks = Sdks(spec.exchange_url, spec.key, spec.secret) if spec.mode == "live" else None
+        tasks = executor_tasks(
+            conns,
+            spec.mode,
+            spec.triples,
+            amount=spec.amount,
+            prices=spec.prices,
+            sdks=sdks,
+            operator_id=spec.operator_id,
+            placed=placed,
+        )
+    ready.put(True)
+    go.wait()
+    try:
+        measured = run(tasks, threads=threads, deadline_seconds=deadline, stop=threading.Event())
+    finally:
+        conns.close()
+    out.put((measured, placed))
+
+
+def run_in_processes(
+    specs: Sequence[BudgetSpec | ExecutorSpec], *, threads: int, deadline_seconds: float
+) -> tuple[Run, list[str]]:
+    """Run one spec per process (spawned, so nothing of this process is inherited), ``threads``
+    client threads split between them, all released together; the runs merged (wall: the
+    longest). Returns the merged run and the clientOrderIds placed."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    share = max(1, threads // len(specs))
+    children = [ctx.Process(target=_child, args=(spec, share, deadline_seconds, (ready, go, out))) for spec in specs]
+    for child in children:
+        child.start()
+    try:
+        for _ in children:
+            ready.get(timeout=120)
+        go.set()
+        results = [out.get(timeout=deadline_seconds + 300) for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=30)
+            if child.is_alive():
+                child.kill()
+    runs = [r for r, _ in results]
+    merged = Run(
+        threads=sum(r.threads for r in runs),
+        planned=sum(r.planned for r in runs),
+        wall_seconds=max(r.wall_seconds for r in runs),
+        samples=[s for r in runs for s in r.samples],
+        cut_by_deadline=any(r.cut_by_deadline for r in runs),
+        interrupted=any(r.interrupted for r in runs),
+    )
+    return merged, [cid for _, placed in results for cid in placed]

@@ -17,12 +17,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-UNDER_LOAD_NOTE = (
-    "**These numbers were measured on a shared, loaded machine in the smallest configuration "
-    "(`python -m bench --smoke`). They show the shape of the report, not the project's speed: "
-    "regenerate this file with `make bench` on an idle machine before reading anything into them.**"
-)
-
 
 def _key(sc: Mapping[str, Any]) -> tuple[str, str, int]:
     return (sc["benchmark"], sc["name"], int(sc.get("history", 0)))

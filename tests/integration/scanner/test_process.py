@@ -115,9 +115,9 @@ def test_a_killed_instance_loses_its_jobs_to_another_after_the_lease(
         assert eventually(lambda: exchange.count("/markets") >= 1)
         claimed_until = {r["job_id"]: r["lock_expires_at"] for r in held_by_a()}
         # A is stuck on the hung request: only its heartbeats can move the leases forward.
-        assert eventually(
-            lambda: all(r["lock_expires_at"] > claimed_until[r["job_id"]] for r in held_by_a())
-        ), "no heartbeat"
+        assert eventually(lambda: all(r["lock_expires_at"] > claimed_until[r["job_id"]] for r in held_by_a())), (
+            "no heartbeat"
+        )
     finally:
         proc.kill()
     held = {str(r["job_id"]): r for r in held_by_a()}

@@ -24,7 +24,8 @@ import pytest
 
 from bench.machine import PROJECT_ROOT
 
-pytestmark = pytest.mark.stress
+# the whole smoke run happens in the first test's fixture: a few minutes on a loaded machine
+pytestmark = [pytest.mark.stress, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
