@@ -25,7 +25,6 @@ from tests.harness import eventually
 from tests.integration.exchange.conftest import OPERATOR_ID, TRADE, closed_port
 from tests.support.trade_client import FullTradeClient
 
-
 # A fault that holds an answer does so far longer than the impatient client's 1 s read timeout,
 # so "the client gave up first" holds however slow a busy machine is.
 HELD_SECONDS = 60.0
