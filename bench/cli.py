@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
     document: dict[str, Any] = {
         "started": stamp,
-        "argv": ["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])],
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "argv": ["python", "-m", "bench", *_without_note(argv if argv is not None else sys.argv[1:])],
         "quick": args.quick,
         "smoke": args.smoke,
         "selected": selected,
@@ -212,6 +213,22 @@ def _expected(selected: list[str], sizes: Sizes) -> int:
     if "scan-claims" in selected:
         n += 2 * len(sizes.scan_instances)
     return n
+
+
+def _without_note(argv: list[str]) -> list[str]:
+    """The arguments as recorded: the text of ``--note`` is in the report already."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            kept.append("…")
+            skip = False
+        elif arg == "--note":
+            kept.append(arg)
+            skip = True
+        else:
+            kept.append("--note=…" if arg.startswith("--note=") else arg)
+    return kept
 
 
 def versions() -> dict[str, str]:

@@ -163,7 +163,7 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
         _md_table(
             ("", ""),
             [
-                ("date", document["started"]),
+                ("date", document.get("date_utc", document["started"])),
                 ("command", " ".join(document["argv"])),
                 ("commit", f"{m.get('git_commit')}{' (uncommitted changes)' if m.get('git_dirty') else ''}"),
                 ("machine", f"{m.get('cores')} cores, {m.get('cpu_model')}, {m.get('memory_gib')} GiB"),
