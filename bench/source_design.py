@@ -14,7 +14,8 @@ implements them as the seed did:
   limit, a separate ``INSERT``. Ours: the budget service's ReserveCall (count and insert in one
   transaction under the user's lock).
 * **cooldown, anti-flip and caps** — read the user's recent executions, decide, insert and send,
-  with no lock. Ours: the executor service's ExecuteProposal (live, orders counted at the
+  with no lock (storms: the hourly trade cap over three markets; the cooldown on one market; the
+  anti-flip window on one market with buys and sells arriving together). Ours: the executor service's ExecuteProposal (live, orders counted at the
   simulator).
 
 Every storm is the same for both sides: the same number of users, requests, client threads
@@ -48,6 +49,7 @@ from oracle.budget.v1 import budget_service_pb2 as bpb
 from oracle.budget.v1 import budget_service_pb2_grpc as bpb_grpc
 from oracle.executor.v1 import executor_service_pb2 as epb
 from oracle.executor.v1 import executor_service_pb2_grpc as epb_grpc
+from psycopg.types.json import Jsonb
 from python_bitvavo_api.bitvavo import Bitvavo
 
 from bench import budget as budget_bench
@@ -60,6 +62,7 @@ from services.scanner.lease import LeaseLost, Leases
 from shared.channel import open_channel
 from shared.clock import ManualClock
 from shared.db import Database
+from shared.errors import from_rpc_error
 from sim.bitvavo import DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET
 
 SOURCE_TTL = timedelta(minutes=2)  # the source design's job lock TTL
@@ -426,16 +429,31 @@ class Rule:
     hourly_cap: int
     cooldown_seconds: int
     anti_flip_seconds: int
-    allowed: int  # orders one user may get from the storm
     markets: tuple[str, ...]
-    sides: tuple[str, ...]
+    sides: tuple[str, ...]  # a user's proposals take these sides in turn
+
+    def violations(self, orders: Counter[str]) -> int:
+        """Orders of one user (by side) that the rule should have refused."""
+        total = sum(orders.values())
+        if self.anti_flip_seconds:  # one market: whichever side went second should not have
+            return min(orders["buy"], orders["sell"])
+        allowed = 1 if self.cooldown_seconds else self.hourly_cap  # cooldown: one market
+        return max(0, total - allowed)
+
+    @property
+    def refused(self) -> str:
+        if self.anti_flip_seconds:
+            return "orders on the opposite side within the window (the later side's)"
+        allowed = 1 if self.cooldown_seconds else self.hourly_cap
+        return f"orders beyond {allowed} per user (extra orders)"
 
 
 def rules(sizes: Sizes) -> list[Rule]:
     cap = sizes.storm_limit
     return [
-        Rule("hourly trade cap", cap, 0, 0, cap, executor_bench.MARKETS, ("buy",)),
-        Rule("cooldown", 1000, 3600, 0, 1, ("BTC-EUR",), ("buy",)),
+        Rule("hourly trade cap", cap, 0, 0, executor_bench.MARKETS, ("buy",)),
+        Rule("cooldown", 1000, 3600, 0, ("BTC-EUR",), ("buy",)),
+        Rule("anti-flip", 1000, 0, 3600, ("BTC-EUR",), ("buy", "sell")),
     ]
 
 
@@ -461,58 +479,94 @@ def executor_storm(
     operator: epb_grpc.ExecutorServiceStub,
     stubs: Sequence[epb_grpc.ExecutorServiceStub],
 ) -> StormResult:
-    """``storm_users`` users, ``storm_requests`` proposals each arriving together; extra orders =
-    orders at the simulator beyond ``rule.allowed`` per user."""
+    """``storm_users`` users, ``storm_requests`` proposals each arriving together; not refused =
+    orders at the simulator that ``rule`` should have refused (:meth:`Rule.violations`)."""
     users = [f"storm-x-{side[:3]}-{run_no}-{uuid.uuid4().hex[:6]}-{i}" for i in range(sizes.storm_users)]
     owners = [u for u in users for _ in range(sizes.storm_requests)]
-    proposals = executor_bench.seed_proposals(infra.admin_url, exchange.admin.prices(), owners)
+    prices = exchange.admin.prices()
+    proposals = executor_bench.seed_proposals(infra.admin_url, prices, owners)
     market_of = {pid: executor_bench.MARKETS[k % len(executor_bench.MARKETS)] for k, pid in enumerate(proposals)}
-    if len(rule.markets) == 1:  # every proposal on the one market the rule is about
+    if len(rule.markets) == 1:  # every proposal on the one market the rule is about, at its price
         with psycopg.connect(infra.admin_url, autocommit=True) as conn:
             conn.execute(
-                "UPDATE oracle.trade_proposals SET market = %s WHERE proposal_id = ANY(%s)",
-                (rule.markets[0], proposals),
+                "UPDATE oracle.trade_proposals SET market = %s, market_snapshot = %s WHERE proposal_id = ANY(%s)",
+                (rule.markets[0], Jsonb({"price": str(prices[rule.markets[0]])}), proposals),
             )
         market_of = dict.fromkeys(proposals, rule.markets[0])
-    cids: dict[str, list[str]] = {u: [] for u in users}
+    side_of = {pid: rule.sides[k % len(rule.sides)] for k, pid in enumerate(proposals)}
+    sells = [pid for pid, s in side_of.items() if s == "sell"]
+    if sells:
+        with psycopg.connect(infra.admin_url, autocommit=True) as conn:
+            conn.execute("UPDATE oracle.trade_proposals SET side = 'sell' WHERE proposal_id = ANY(%s)", (sells,))
+    cids: dict[str, list[tuple[str, str]]] = {u: [] for u in users}  # (clientOrderId, side)
+    refusals: Counter[str] = Counter()
     lock = threading.Lock()
     pairs = list(zip(owners, proposals, strict=True))
     if side == "ours":
         executor_bench.set_policies(operator, users, _policy_for(rule))
-        tasks = _ours_executions(stubs, pairs)
+        tasks = _ours_executions(stubs, pairs, refusals)
     else:
-        tasks = _source_executions(infra, exchange, rule=rule, pairs=pairs, market_of=market_of, cids=cids, lock=lock)
+        tasks = _source_executions(
+            infra,
+            exchange,
+            rule=rule,
+            pairs=pairs,
+            market_of=market_of,
+            side_of=side_of,
+            cids=cids,
+            refusals=refusals,
+            lock=lock,
+        )
     exchange.admin.advance_to_next_minute()
     conns_before = exchange.admin.order_count()
     measured = run(tasks, threads=sizes.threads, deadline_seconds=STORM_DEADLINE_SECONDS, stop=threading.Event())
     if side == "ours":
         with psycopg.connect(infra.admin_url, autocommit=True) as admin:
-            for user, cid in admin.execute(
-                "SELECT user_id, client_order_id::text FROM oracle.trade_executions WHERE user_id = ANY(%s)", (users,)
+            for user, cid, order_side in admin.execute(
+                "SELECT user_id, client_order_id::text, side FROM oracle.trade_executions WHERE user_id = ANY(%s)",
+                (users,),
             ).fetchall():
-                cids[user].append(cid)
+                cids[user].append((cid, str(order_side)))
     at_exchange = Counter(o["order"].get("clientOrderId") for o in exchange.admin.orders())
-    orders = {u: sum(at_exchange[c] for c in cs) for u, cs in cids.items()}
-    extra = sum(max(0, n - rule.allowed) for n in orders.values())
+    orders: dict[str, Counter[str]] = {}
+    for user, sent in cids.items():
+        orders[user] = Counter()
+        for cid, order_side in sent:
+            orders[user][order_side] += at_exchange[cid]
+    extra = sum(rule.violations(by_side) for by_side in orders.values())
     return StormResult(
         storm=f"executor: {rule.name}",
         side=side,
         run=run_no,
         requests=len(measured.samples),
-        should_refuse=f"orders beyond {rule.allowed} per user (extra orders)",
+        should_refuse=rule.refused,
         not_refused=extra,
         seconds=measured.wall_seconds,
         detail={
             "users": len(users),
             "proposals_per_user": sizes.storm_requests,
-            "orders": sum(orders.values()),
+            "orders": sum(sum(c.values()) for c in orders.values()),
             "orders_added_at_exchange": exchange.admin.order_count() - conns_before,
             "failed": dict(measured.failures),
+            "refused_by": dict(refusals),
         },
     )
 
 
-def _ours_executions(stubs: Sequence[epb_grpc.ExecutorServiceStub], pairs: Sequence[tuple[str, str]]) -> list[Task]:
+def _failed_checks(exc: grpc.RpcError) -> list[str]:
+    """The reasons of a FAILED_PRECONDITION answer (every failed check it lists)."""
+    try:
+        report = from_rpc_error(exc)
+    except Exception:  # an answer we cannot decode is still a refusal
+        return ["UNDECODED"]
+    return [report.reason or "FAILED_PRECONDITION"]
+
+
+def _ours_executions(
+    stubs: Sequence[epb_grpc.ExecutorServiceStub], pairs: Sequence[tuple[str, str]], refusals: Counter[str]
+) -> list[Task]:
+    lock = threading.Lock()
+
     def make(k: int, user: str, pid: str) -> Task:
         stub = stubs[k % len(stubs)]
         request = epb.ExecuteProposalRequest(user_id=user, proposal_id=pid)
@@ -521,8 +575,10 @@ def _ours_executions(stubs: Sequence[epb_grpc.ExecutorServiceStub], pairs: Seque
             try:
                 stub.ExecuteProposal(request, timeout=executor_bench.CALL_TIMEOUT_SECONDS)
             except grpc.RpcError as exc:
-                if exc.code() is grpc.StatusCode.FAILED_PRECONDITION:
-                    return Outcome()  # refused by a rule: answered correctly
+                if exc.code() is grpc.StatusCode.FAILED_PRECONDITION:  # refused by a rule: a right answer
+                    with lock:
+                        refusals.update(_failed_checks(exc))
+                    return Outcome()
                 raise
             return Outcome()
 
@@ -538,7 +594,9 @@ def _source_executions(
     rule: Rule,
     pairs: Sequence[tuple[str, str]],
     market_of: dict[str, str],
-    cids: dict[str, list[str]],
+    side_of: dict[str, str],
+    cids: dict[str, list[tuple[str, str]]],
+    refusals: Counter[str],
     lock: threading.Lock,
 ) -> list[Task]:
     """The source design: read the user's recent executions, decide, insert, send — no lock."""
@@ -552,33 +610,43 @@ def _source_executions(
         return local.conn, local.sdk
 
     def make(user: str, pid: str) -> Task:
-        market = market_of[pid]
+        market, order_side = market_of[pid], side_of[pid]
+        opposite = "sell" if order_side == "buy" else "buy"
 
         def task() -> Outcome:
             conn, sdk = parts()
             now = datetime.now(UTC)
             row = conn.execute(
-                "SELECT count(*) FILTER (WHERE claimed_at > %s), max(claimed_at) FILTER (WHERE market = %s)"
+                "SELECT count(*) FILTER (WHERE claimed_at > %s), max(claimed_at) FILTER (WHERE market = %s),"
+                " max(claimed_at) FILTER (WHERE market = %s AND side = %s)"
                 " FROM oracle.trade_executions WHERE user_id = %s AND mode = 'live' AND status <> 'FAILED'",
-                (now - timedelta(hours=1), market, user),
+                (now - timedelta(hours=1), market, market, opposite, user),
             ).fetchone()
             assert row is not None
-            last_hour, last_on_market = int(row[0]), row[1]
+            last_hour, last_on_market, last_opposite = int(row[0]), row[1], row[2]
+            refused = ""
             if last_hour >= rule.hourly_cap:
-                return Outcome()  # refused
-            if rule.cooldown_seconds and last_on_market is not None:
+                refused = "TRADE_CAP"
+            elif rule.cooldown_seconds and last_on_market is not None:
                 if last_on_market > now - timedelta(seconds=rule.cooldown_seconds):
-                    return Outcome()  # refused
+                    refused = "COOLDOWN"
+            elif rule.anti_flip_seconds and last_opposite is not None:
+                if last_opposite > now - timedelta(seconds=rule.anti_flip_seconds):
+                    refused = "ANTI_FLIP"
+            if refused:
+                with lock:
+                    refusals[refused] += 1
+                return Outcome()
             execution_id, cid = str(uuid.uuid4()), str(uuid.uuid4())
             conn.execute(
                 "INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"
                 " amount_quote, status, client_order_id, principal, preflight, claimed_at, updated_at)"
-                " VALUES (%s, %s, %s, 'live', %s, 'buy', %s, 'SUBMITTING', %s, 'scanner', '{}', %s, %s)",
-                (execution_id, user, pid, market, executor_bench.AMOUNT_EUR, cid, now, now),
+                " VALUES (%s, %s, %s, 'live', %s, %s, %s, 'SUBMITTING', %s, 'scanner', '{}', %s, %s)",
+                (execution_id, user, pid, market, order_side, executor_bench.AMOUNT_EUR, cid, now, now),
             )
             answer = sdk.placeOrder(
                 market,
-                "buy",
+                order_side,
                 "market",
                 {
                     "amountQuote": str(executor_bench.AMOUNT_EUR),
@@ -587,7 +655,7 @@ def _source_executions(
                 },
             )
             with lock:
-                cids[user].append(cid)
+                cids[user].append((cid, order_side))
             status = "FILLED" if "orderId" in answer else "FAILED"
             conn.execute(
                 "UPDATE oracle.trade_executions SET status = %s, updated_at = %s WHERE execution_id = %s",
@@ -654,6 +722,7 @@ def run_storms(
             for s in services
         ]
         executor_bench.set_account_cap(operator, executor_bench.ACCOUNT_EUR)
+        exchange.admin.set_balance("BTC", "1000")  # the anti-flip storm sells too
         for rule in rules(sizes):
             for run_no in range(1, sizes.storm_runs + 1):
                 for side in ("ours", "source design"):
