@@ -173,6 +173,7 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
                 ("versions", ", ".join(f"{k} {v}" for k, v in document.get("versions", {}).items())),
                 ("client threads", document["sizes"]["threads"]),
                 ("history sizes", ", ".join(f"{h:,}" for h in document["sizes"]["history"])),
+                ("parameters", ", ".join(f"{k} {v}" for k, v in document["sizes"].items() if k != "history")),
                 ("all checks passed", document["passed"]),
                 ("total seconds", document["total_seconds"]),
             ],
