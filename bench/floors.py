@@ -12,17 +12,19 @@ one interpreter's lock where the service has two.
 * **budget** — the reservation transaction (user lock, limits, the windowed usage count, insert,
   audit event) then the commit transaction (row lock, compare-and-set to committed, audit event):
   the same SQL as ``services.budget``, issued directly.
-* **paper** — one transaction: account lock (shared) and user lock, the existing-execution gate,
-  policy, proposal, the account row locked, the user's figures, the account's notional and
-  in-flight sums, the paper wallet, the claim (INSERT), its audit event, the move to SUBMITTING
-  and its audit event; then the answer's transaction (FILLED, one fill, audit event).
+* **paper** — one transaction: the user set and the account lock (shared) and user lock taken in
+  one statement, the existing-execution gate, policy, proposal, the user's figures; then the
+  account row locked, the account's notional and in-flight sums, the paper wallet, the claim
+  written as SUBMITTING, its two audit events (claimed, SUBMITTING); then the answer's transaction
+  (FILLED, one fill, audit event).
 * **live** — the same claim-and-SUBMITTING transaction, one ``POST /order`` through the SDK to the
   simulator (clientOrderId and operatorId as production sends them), the answer's transaction.
 
 The statements are the project's current ones (read from ``services/executor/repository.py`` and
 ``services/budget/repository.py`` when this was written, written out here so the floor uses no
 service code), including the SECURITY DEFINER functions the executor reads account-wide figures
-through. When the service's statements get leaner, update these to match: the floor is "the same
+through, in the fewest round trips and the shortest hold of the account row those statements
+allow. When the service's statements get leaner, update these to match: the floor is "the same
 SQL", not a fixed target.
 """
 
@@ -151,15 +153,20 @@ def budget_task(conns: Connections, user_id: str) -> Task:
 def _claim_and_submitting(
     conn: psycopg.Connection[Any], *, mode: str, user_id: str, proposal_id: str, market: str, amount: Decimal
 ) -> tuple[str, str]:
-    """The check-and-claim and the move to SUBMITTING, in one transaction: (execution id, clientOrderId)."""
+    """The check-and-claim and the move to SUBMITTING, in one transaction: (execution id,
+    clientOrderId). The same reads as the service, ordered so that the account row (the one lock
+    every claim of the account queues on) is held only for the account-wide reads, the claim and
+    its audit events; the claim is written as SUBMITTING directly."""
     now = datetime.now(UTC)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     execution_id = str(uuid.uuid4())
     client_order_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user_id}/{proposal_id}"))
     with conn.transaction():
-        conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
-        conn.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", (ACCOUNT_TRADING,))
-        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (USER_TRADING, user_id))
+        conn.execute(
+            "SELECT set_config('app.user_id', %s, true), pg_advisory_xact_lock_shared(%s, 0),"
+            " pg_advisory_xact_lock(%s, hashtext(%s))",
+            (user_id, ACCOUNT_TRADING, USER_TRADING, user_id),
+        )
         conn.execute("SELECT 1 FROM oracle.trade_executions WHERE proposal_id = %s", (proposal_id,)).fetchone()
         conn.execute(
             "SELECT user_id, version, allowed_markets::text[], min_order_eur, max_order_eur, min_confidence,"
@@ -169,16 +176,16 @@ def _claim_and_submitting(
         conn.execute(
             "SELECT * FROM oracle.trade_proposals WHERE proposal_id = %s AND expires_at > %s", (proposal_id, now)
         ).fetchone()
-        conn.execute(
-            "SELECT trading_enabled, daily_notional_cap_eur FROM oracle.account_settings WHERE id FOR UPDATE"
-        ).fetchone()
-        conn.execute(
+        conn.execute(  # the user's own figures: serialized by the user lock, not the account row
             "SELECT max(claimed_at) FILTER (WHERE market = %(market)s),"
             " max(claimed_at) FILTER (WHERE market = %(market)s AND side = 'sell'),"
             " count(*) FILTER (WHERE claimed_at >= %(day)s), count(*) FILTER (WHERE claimed_at >= %(hour)s),"
             " COALESCE(sum(amount_quote) FILTER (WHERE claimed_at >= %(day)s), 0)"
             f" FROM oracle.trade_executions WHERE mode = %(mode)s AND {COUNTING}",
             {"market": market, "day": day_start, "hour": now - timedelta(hours=1), "mode": mode},
+        ).fetchone()
+        conn.execute(
+            "SELECT trading_enabled, daily_notional_cap_eur FROM oracle.account_settings WHERE id FOR UPDATE"
         ).fetchone()
         conn.execute(
             "SELECT claimed_eur FROM oracle.account_notional(%s, %s, %s)", (mode, day_start, day_start + timedelta(1))
@@ -188,17 +195,12 @@ def _claim_and_submitting(
             conn.execute("SELECT eur_spent, base_held FROM oracle.paper_wallet(%s)", (market,)).fetchone()
         conn.execute(
             "INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"
-            " amount_quote, status, client_order_id, principal, preflight, claimed_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, 'buy', %s, 'CLAIMED', %s, 'scanner', %s, %s, %s)"
+            " amount_quote, status, client_order_id, principal, preflight, claimed_at, submitting_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, 'buy', %s, 'SUBMITTING', %s, 'scanner', %s, %s, %s, %s)"
             " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING execution_id",
-            (execution_id, user_id, proposal_id, mode, market, amount, client_order_id, Jsonb({}), now, now),
+            (execution_id, user_id, proposal_id, mode, market, amount, client_order_id, Jsonb({}), now, now, now),
         ).fetchone()
         _audit(conn, "executor", "execution.claimed", proposal_id, {"execution_id": execution_id})
-        conn.execute(
-            "UPDATE oracle.trade_executions SET status = 'SUBMITTING', submitting_at = %s, updated_at = %s"
-            " WHERE execution_id = %s AND status = 'CLAIMED'",
-            (now, now, execution_id),
-        )
         _audit(conn, "executor", "execution.transition", execution_id, {"to": "SUBMITTING"})
     return execution_id, client_order_id
 
