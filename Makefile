@@ -117,7 +117,7 @@ typecheck: $(STAMP) ## mypy on the project's own code
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks; writes bench/results.json and BENCHMARKS.md (BENCH_QUICK=1: a small run)
-	$(PY) -m bench --write-report
+	$(PY) -m bench --write-report $(BENCH_ARGS)
 
 .PHONY: ci
 ci: check-generated lint typecheck test ## What CI runs

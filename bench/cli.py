@@ -68,11 +68,28 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help=f"run only NAME (repeatable): {', '.join(BENCHMARKS)}",
     )
     parser.add_argument("--threads", type=int, help="client threads (default 16)")
+    parser.add_argument(
+        "--history",
+        type=_sizes_list,
+        metavar="N,N,...",
+        help="past executions to measure at, ascending (default: 0,100000,1000000; --quick: 0,20000)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results-<time>.json and logs-<time>/")
     args = parser.parse_args(argv)
     if args.threads is not None and not 1 <= args.threads <= 256:
         parser.error("--threads must be between 1 and 256")
     return args
+
+
+def _sizes_list(text: str) -> tuple[int, ...]:
+    """``0,100000,1000000`` → (0, 100000, 1000000): non-negative, ascending."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from exc
+    if not values or any(v < 0 for v in values) or list(values) != sorted(set(values)):
+        raise argparse.ArgumentTypeError("history sizes must be non-negative, distinct and ascending")
+    return values
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -84,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.threads:
         sizes = dataclasses.replace(sizes, threads=args.threads)
+    if args.history:
+        sizes = dataclasses.replace(sizes, history=args.history)
     selected = [b for b in BENCHMARKS if not args.only or b in args.only]
     out = Console()
     if not out.is_terminal:  # a log file or a pipe: wide enough for the tables
