@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -502,6 +503,8 @@ def executor_storm(
     refusals: Counter[str] = Counter()
     lock = threading.Lock()
     pairs = list(zip(owners, proposals, strict=True))
+    if "sell" in rule.sides:  # both sides start from a position of their own, bought long ago
+        _positions_bought_earlier(infra, exchange, users, rule.markets[0], operator=operator, stub=stubs[0])
     if side == "ours":
         executor_bench.set_policies(operator, users, _policy_for(rule))
         tasks = _ours_executions(stubs, pairs, refusals)
@@ -523,8 +526,8 @@ def executor_storm(
     if side == "ours":
         with psycopg.connect(infra.admin_url, autocommit=True) as admin:
             for user, cid, order_side in admin.execute(
-                "SELECT user_id, client_order_id::text, side FROM oracle.trade_executions WHERE user_id = ANY(%s)",
-                (users,),
+                "SELECT user_id, client_order_id::text, side FROM oracle.trade_executions WHERE proposal_id = ANY(%s)",
+                (proposals,),
             ).fetchall():
                 cids[user].append((cid, str(order_side)))
     at_exchange = Counter(o["order"].get("clientOrderId") for o in exchange.admin.orders())
@@ -551,6 +554,46 @@ def executor_storm(
             "refused_by": dict(refusals),
         },
     )
+
+
+POSITION_EUR = Decimal("100.00")
+
+
+def _positions_bought_earlier(
+    infra: Infra,
+    exchange: executor_bench.Exchange,
+    users: Sequence[str],
+    market: str,
+    *,
+    operator: epb_grpc.ExecutorServiceStub,
+    stub: epb_grpc.ExecutorServiceStub,
+) -> None:
+    """Give every user a position to sell from: one buy of POSITION_EUR through ExecuteProposal
+    (so the user's own books hold it), then moved two hours into the past, so that neither the
+    cooldown, the anti-flip window nor the hourly cap counts it: the storm alone decides which
+    side goes first. The same for both sides of the comparison."""
+    executor_bench.set_policies(operator, users)
+    prices = exchange.admin.prices()
+    ids = executor_bench.seed_proposals(infra.admin_url, prices, list(users))
+    with psycopg.connect(infra.admin_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE oracle.trade_proposals SET market = %s, amount_quote = %s, market_snapshot = %s"
+            " WHERE proposal_id = ANY(%s)",
+            (market, POSITION_EUR, Jsonb({"price": str(prices[market])}), ids),
+        )
+    exchange.admin.advance_to_next_minute()
+    for user, pid in zip(users, ids, strict=True):
+        execution = stub.ExecuteProposal(
+            epb.ExecuteProposalRequest(user_id=user, proposal_id=pid), timeout=executor_bench.CALL_TIMEOUT_SECONDS
+        ).execution
+        if execution.status != epb.EXECUTION_STATUS_FILLED:
+            raise RuntimeError(f"the position buy of {user} ended {epb.ExecutionStatus.Name(execution.status)}")
+    with psycopg.connect(infra.admin_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE oracle.trade_executions SET claimed_at = claimed_at - interval '2 hours',"
+            " submitting_at = submitting_at - interval '2 hours' WHERE proposal_id = ANY(%s)",
+            (ids,),
+        )
 
 
 def _failed_checks(exc: grpc.RpcError) -> list[str]:
