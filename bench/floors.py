@@ -13,10 +13,11 @@ one interpreter's lock where the service has two.
   audit event) then the commit transaction (row lock, compare-and-set to committed, audit event):
   the same SQL as ``services.budget``, issued directly.
 * **paper** — one transaction: the user set and the account lock (shared) and user lock taken in
-  one statement, the existing-execution gate, policy, proposal, the user's figures; then the
-  account row locked, the account's notional and in-flight sums, the paper wallet, the claim
-  written as SUBMITTING, its two audit events (claimed, SUBMITTING); then the answer's transaction
-  (FILLED, one fill, audit event).
+  one statement, the existing-execution gate, policy, proposal, the user's figures and the loss
+  breaker's (trading state, positions, realized P&L, peak); then the account row locked, the
+  account's notional and in-flight sums and book, the paper wallet, the claim written as
+  SUBMITTING, its two audit events (claimed, SUBMITTING); then the answer's transaction (FILLED,
+  the fill and its book entry, audit event).
 * **live** — the same claim-and-SUBMITTING transaction, one ``POST /order`` through the SDK to the
   simulator (clientOrderId and operatorId as production sends them), the answer's transaction.
 
@@ -184,9 +185,27 @@ def _claim_and_submitting(
             f" FROM oracle.trade_executions WHERE mode = %(mode)s AND {COUNTING}",
             {"market": market, "day": day_start, "hour": now - timedelta(hours=1), "mode": mode},
         ).fetchone()
+        # the loss breaker's per-user reads (a BUY): trading state, positions, realized P&L, peak
+        conn.execute("SELECT * FROM oracle.trading_states WHERE mode = %s", (mode,)).fetchone()
+        conn.execute(
+            "SELECT market::text, quantity, cost_eur, realized_pnl_eur, fills FROM oracle.book_positions"
+            " WHERE mode = %s ORDER BY market",
+            (mode,),
+        ).fetchall()
+        conn.execute(
+            "SELECT COALESCE(sum(realized_pnl_eur), 0) FROM oracle.book_entries WHERE mode = %s AND filled_at >= %s",
+            (mode, day_start),
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO oracle.trading_states AS s (user_id, mode, peak_pnl_eur) VALUES (%s, %s, 0)"
+            " ON CONFLICT (user_id, mode) DO UPDATE SET peak_pnl_eur = GREATEST(s.peak_pnl_eur, EXCLUDED.peak_pnl_eur)"
+            " RETURNING peak_pnl_eur",
+            (user_id, mode),
+        ).fetchone()
         conn.execute(
             "SELECT trading_enabled, daily_notional_cap_eur FROM oracle.account_settings WHERE id FOR UPDATE"
         ).fetchone()
+        conn.execute("SELECT * FROM oracle.account_book(%s, %s)", (mode, day_start)).fetchall()
         conn.execute(
             "SELECT claimed_eur FROM oracle.account_notional(%s, %s, %s)", (mode, day_start, day_start + timedelta(1))
         ).fetchone()
@@ -208,6 +227,7 @@ def _claim_and_submitting(
 def _answer(
     conn: psycopg.Connection[Any],
     *,
+    mode: str,
     user_id: str,
     execution_id: str,
     market: str,
@@ -216,7 +236,7 @@ def _answer(
     price: Decimal,
     response: dict[str, Any],
 ) -> None:
-    """The answer's transaction: FILLED with its figures, the fill, the audit event."""
+    """The answer's transaction: FILLED with its figures, the fill and its book entry, the audit event."""
     now = datetime.now(UTC)
     with conn.transaction():
         conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
@@ -229,6 +249,25 @@ def _answer(
             "INSERT INTO oracle.trade_history (execution_id, fill_id, user_id, market, side, amount, price,"
             " filled_at) VALUES (%s, %s, %s, %s, 'buy', %s, %s, %s) ON CONFLICT DO NOTHING",
             (execution_id, order_id, user_id, market, amount / price, price, now),
+        )
+        # the fill enters the user's book: the position locked, one entry, the position saved
+        conn.execute(
+            "INSERT INTO oracle.book_positions (user_id, mode, market) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (user_id, mode, market),
+        )
+        conn.execute(
+            "SELECT * FROM oracle.book_positions WHERE mode = %s AND market = %s FOR UPDATE", (mode, market)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO oracle.book_entries (execution_id, fill_id, user_id, mode, market, side, filled_at,"
+            " quantity_delta, cost_delta_eur, realized_pnl_eur) VALUES (%s, %s, %s, %s, %s, 'buy', %s, %s, %s, 0)",
+            (execution_id, order_id, user_id, mode, market, now, amount / price, amount),
+        )
+        conn.execute(
+            "UPDATE oracle.book_positions SET quantity = quantity + %s, cost_eur = cost_eur + %s, fills = fills + 1,"
+            " last_filled_at = %s, last_execution_id = %s, last_fill_id = %s, updated_at = %s"
+            " WHERE mode = %s AND market = %s",
+            (amount / price, amount, now, execution_id, order_id, now, mode, market),
         )
         _audit(conn, "executor", "execution.transition", execution_id, {"to": "FILLED"})
 
@@ -289,6 +328,7 @@ def executor_tasks(
             t2 = time.perf_counter()
             _answer(
                 conn,
+                mode=mode,
                 user_id=user_id,
                 execution_id=execution_id,
                 market=market,

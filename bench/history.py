@@ -18,7 +18,8 @@ so 1 000 000 executions take tens of seconds, not hours. What the rows look like
 * executions are FILLED, alternately live and paper, buys and sells of 10 EUR over three markets
   (the paper wallet stays roughly flat); usage rows are committed.
 
-Trade fills (``oracle.trade_history``) are not seeded.
+Trade fills (``oracle.trade_history``) and the books built from them (``oracle.book_positions``,
+``oracle.book_entries``) are not seeded.
 """
 
 from __future__ import annotations
