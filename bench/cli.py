@@ -205,7 +205,8 @@ def _run(
                 if "budget" in selected:
                     run_budget(infra, sizes, history=history, every_scenario=first, into=into, stop=stop, say=say)
                 for mode in modes:
-                    assert exchange is not None
+                    if exchange is None:
+                        raise RuntimeError("the executor benchmarks need the simulator")
                     run_executor(
                         infra, exchange, mode, sizes, history=history, one_caller=first, into=into, stop=stop, say=say
                     )

@@ -177,8 +177,8 @@ def _claim_and_submitting(
         conn.execute(
             "SELECT * FROM oracle.trade_proposals WHERE proposal_id = %s AND expires_at > %s", (proposal_id, now)
         ).fetchone()
-        conn.execute(  # the user's own figures: serialized by the user lock, not the account row
-            "SELECT max(claimed_at) FILTER (WHERE market = %(market)s),"
+        conn.execute(
+            "SELECT max(claimed_at) FILTER (WHERE market = %(market)s),"  # noqa: S608 - constant fragments only
             " max(claimed_at) FILTER (WHERE market = %(market)s AND side = 'sell'),"
             " count(*) FILTER (WHERE claimed_at >= %(day)s), count(*) FILTER (WHERE claimed_at >= %(hour)s),"
             " COALESCE(sum(amount_quote) FILTER (WHERE claimed_at >= %(day)s), 0)"
@@ -311,7 +311,8 @@ def executor_tasks(
             )
             t1 = time.perf_counter()
             if mode == "live":
-                assert sdks is not None
+                if sdks is None:
+                    raise RuntimeError("a live floor needs the SDK clients")
                 answer = sdks.get().placeOrder(
                     market,
                     "buy",

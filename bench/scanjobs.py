@@ -75,9 +75,7 @@ def _ours(infra: Infra, instances: int, finished: _Finished) -> tuple[list[Task]
     ]
     for db in dbs:
         db.open()
-    leases = [
-        Leases(db, clock, instance=f"bench-{instances}-{i}", lease_seconds=LEASE_SECONDS) for i, db in enumerate(dbs)
-    ]
+    leases = [Leases(db, instance=f"bench-{instances}-{i}", lease_seconds=LEASE_SECONDS) for i, db in enumerate(dbs)]
     local = threading.local()
     counter = iter(range(1 << 30))
     lock = threading.Lock()
@@ -97,7 +95,7 @@ def _ours(infra: Infra, instances: int, finished: _Finished) -> tuple[list[Task]
         lease = claimed[0]
         with own.fence.write(lease) as (conn, _row):
             now = clock.now()
-            repository.finish_job(conn, job_id=lease.job_id, next_run_at=now + INTERVAL, last_run_at=now, outcomes=[])
+            repository.finish_job(conn, job_id=lease.job_id, interval=INTERVAL, last_run_at=now, outcomes=[])
         finished.add(lease.job_id)
         return Outcome()
 
@@ -125,8 +123,8 @@ def _floor(infra: Infra, instances: int, finished: _Finished) -> tuple[list[Task
     def task() -> Outcome:
         conn, instance = mine()
         row = conn.execute(
-            "SELECT job_id::text, user_id, fencing_token FROM oracle.claim_due_scan_jobs(%s, 1, %s, %s)",
-            (instance, LEASE_SECONDS, datetime.now(UTC)),
+            "SELECT job_id::text, user_id, fencing_token FROM oracle.claim_due_scan_jobs(%s, 1, %s)",
+            (instance, LEASE_SECONDS),
         ).fetchone()
         if row is None:
             return Outcome("nothing due")
@@ -141,9 +139,10 @@ def _floor(infra: Infra, instances: int, finished: _Finished) -> tuple[list[Task
                 return Outcome("lease lost")
             now = datetime.now(UTC)
             conn.execute(
-                "UPDATE oracle.scan_jobs SET next_run_at = %s, last_run_at = %s, attempts = 0, last_error = '',"
-                " last_outcomes = '[]', locked_by = NULL, lock_expires_at = NULL WHERE job_id = %s",
-                (now + INTERVAL, now, job_id),
+                "UPDATE oracle.scan_jobs SET next_run_at = (SELECT oracle.clock()) + %s, last_run_at = %s,"
+                " attempts = 0, last_error = '', last_outcomes = '[]', locked_by = NULL, lock_expires_at = NULL"
+                " WHERE job_id = %s",
+                (INTERVAL, now, job_id),
             )
         finished.add(job_id)
         return Outcome()

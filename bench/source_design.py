@@ -61,7 +61,6 @@ from bench.sizes import Sizes
 from services.scanner import repository as scanner_repository
 from services.scanner.lease import LeaseLost, Leases
 from shared.channel import open_channel
-from shared.clock import ManualClock
 from shared.db import Database
 from shared.errors import from_rpc_error
 from sim.bitvavo import DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET
@@ -108,6 +107,37 @@ class StormResult:
 # ====================================================================================== job claims
 
 
+class DatabaseClock:
+    """The database's clock (``oracle.clock()``), which every lease and due time is judged by;
+    the storm moves it forward between rounds (``oracle.database_settings.clock_offset``, as the
+    owner) and back when it ends. Both sides of the comparison read it."""
+
+    def __init__(self, admin_url: str) -> None:
+        self._conn = psycopg.connect(admin_url, autocommit=True)
+        self._lock = threading.Lock()
+        self.moved = timedelta(0)
+
+    def now(self) -> datetime:
+        with self._lock:
+            row = self._conn.execute("SELECT oracle.clock()").fetchone()
+        if row is None:
+            raise RuntimeError("oracle.clock() returned no row")
+        result: datetime = row[0]
+        return result
+
+    def advance(self, step: timedelta) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE oracle.database_settings SET clock_offset = clock_offset + %s WHERE id", (step,))
+        self.moved += step
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE oracle.database_settings SET clock_offset = clock_offset - %s WHERE id", (self.moved,)
+            )
+            self._conn.close()
+
+
 @dataclass(frozen=True)
 class Claimed:
     job_id: str
@@ -116,11 +146,11 @@ class Claimed:
 
 
 class _OurJobs:
-    """Ours: ``services.scanner.lease`` (fenced leases) on a logical clock."""
+    """Ours: ``services.scanner.lease`` (fenced leases) on the database's clock."""
 
     name = "ours"
 
-    def __init__(self, infra: Infra, clock: ManualClock, instances: int) -> None:
+    def __init__(self, infra: Infra, clock: DatabaseClock, instances: int) -> None:
         self._dbs = [
             Database(infra.role_url("scanner"), name=f"storm-ours-{i}", min_size=1, max_size=2)
             for i in range(instances)
@@ -128,8 +158,7 @@ class _OurJobs:
         for db in self._dbs:
             db.open()
         self._leases = [
-            Leases(db, clock, instance=f"storm-ours-{i}", lease_seconds=OUR_LEASE_SECONDS)
-            for i, db in enumerate(self._dbs)
+            Leases(db, instance=f"storm-ours-{i}", lease_seconds=OUR_LEASE_SECONDS) for i, db in enumerate(self._dbs)
         ]
         self._clock = clock
 
@@ -138,7 +167,8 @@ class _OurJobs:
         if not got:
             return None
         lease = got[0]
-        assert lease.job is not None
+        if lease.job is None:
+            raise RuntimeError("a claim returned a lease without its job")
         return Claimed(lease.job_id, lease.job.next_run_at, lease)
 
     def finish(self, instance: int, claimed: Claimed) -> bool:
@@ -147,7 +177,7 @@ class _OurJobs:
             with leases.fence.write(claimed.token) as (conn, _row):
                 now = self._clock.now()
                 scanner_repository.finish_job(
-                    conn, job_id=claimed.job_id, next_run_at=now + RERUN_AFTER, last_run_at=now, outcomes=[]
+                    conn, job_id=claimed.job_id, interval=RERUN_AFTER, last_run_at=now, outcomes=[]
                 )
         except LeaseLost:
             return False
@@ -167,7 +197,7 @@ class _SourceJobs:
 
     name = "source design"
 
-    def __init__(self, infra: Infra, clock: ManualClock, instances: int, users: str) -> None:
+    def __init__(self, infra: Infra, clock: DatabaseClock, instances: int, users: str) -> None:
         self._conns = [psycopg.connect(infra.admin_url, autocommit=True) for _ in range(instances)]
         self._clock = clock
         self._users = users  # LIKE pattern of this storm's users
@@ -227,7 +257,7 @@ def _seed_storm_jobs(admin_url: str, prefix: str, jobs: int, due: datetime) -> N
 def job_storm(infra: Infra, sizes: Sizes, side_name: str, run_no: int) -> StormResult:
     """``sizes.storm_rounds`` rounds of ``sizes.storm_instances`` instances claiming
     ``sizes.storm_jobs`` jobs; every third claimed run of a round stalls into the next round."""
-    clock = ManualClock(datetime.now(UTC))
+    clock = DatabaseClock(infra.admin_url)
     prefix = f"storm-{'ours' if side_name == 'ours' else 'src'}-{run_no}-{uuid.uuid4().hex[:6]}-"
     _seed_storm_jobs(infra.admin_url, prefix, sizes.storm_jobs, clock.now() - timedelta(seconds=1))
     instances = sizes.storm_instances
@@ -274,6 +304,7 @@ def job_storm(infra: Infra, sizes: Sizes, side_name: str, run_no: int) -> StormR
                 finishes[(claimed.job_id, claimed.slot)] += 1
     finally:
         side.close()
+        clock.close()  # the database's clock back where it was
         with psycopg.connect(infra.admin_url, autocommit=True) as conn:
             conn.execute("UPDATE oracle.scan_jobs SET paused = true WHERE user_id LIKE %s", (prefix + "%",))
     doubles = sum(n - 1 for n in finishes.values() if n > 1)
@@ -665,7 +696,8 @@ def _source_executions(
                 " FROM oracle.trade_executions WHERE user_id = %s AND mode = 'live' AND status <> 'FAILED'",
                 (now - timedelta(hours=1), market, market, opposite, user),
             ).fetchone()
-            assert row is not None
+            if row is None:
+                raise RuntimeError("an aggregate returned no row")
             last_hour, last_on_market, last_opposite = int(row[0]), row[1], row[2]
             refused = ""
             if last_hour >= rule.hourly_cap:
