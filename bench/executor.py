@@ -153,20 +153,29 @@ def set_policies(
         list(pool.map(one, users))
 
 
-def seed_proposals(admin_url: str, prices: dict[str, Decimal], owners: Sequence[str]) -> list[str]:
-    """One open proposal per entry of ``owners`` (a user id), as the scanner writes them."""
+def seed_proposals(
+    admin_url: str,
+    prices: dict[str, Decimal],
+    owners: Sequence[str],
+    *,
+    markets: Sequence[str] = MARKETS,
+    sides: Sequence[str] = ("buy",),
+    amount: Decimal = AMOUNT_EUR,
+) -> list[str]:
+    """One open proposal per entry of ``owners`` (a user id), as the scanner writes them: the
+    k-th on ``markets[k % len]`` and ``sides[k % len]`` (proposals are immutable once written)."""
     rows = []
     ids = []
     for k, user_id in enumerate(owners):
-        market = MARKETS[k % len(MARKETS)]
+        market, side = markets[k % len(markets)], sides[k % len(sides)]
         proposal_id = str(uuid.uuid4())
         ids.append(proposal_id)
-        rows.append((proposal_id, user_id, market, AMOUNT_EUR, Jsonb({"price": str(prices[market])})))
+        rows.append((proposal_id, user_id, market, side, amount, Jsonb({"price": str(prices[market])})))
     with psycopg.connect(admin_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO oracle.trade_proposals (proposal_id, user_id, market, side, amount_quote, confidence,"
             " rationale, analyst, model, market_snapshot, policy_snapshot, status, created_at, expires_at)"
-            " VALUES (%s, %s, %s, 'buy', %s, 75, 'benchmark', 'rules', 'rules-v1', %s, '{}', 'open',"
+            " VALUES (%s, %s, %s, %s, %s, 75, 'benchmark', 'rules', 'rules-v1', %s, '{}', 'open',"
             " now() - interval '1 second', now() + %s)",
             [(*row, timedelta(minutes=30)) for row in rows],
         )

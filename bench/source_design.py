@@ -50,7 +50,6 @@ from oracle.budget.v1 import budget_service_pb2 as bpb
 from oracle.budget.v1 import budget_service_pb2_grpc as bpb_grpc
 from oracle.executor.v1 import executor_service_pb2 as epb
 from oracle.executor.v1 import executor_service_pb2_grpc as epb_grpc
-from psycopg.types.json import Jsonb
 from python_bitvavo_api.bitvavo import Bitvavo
 
 from bench import budget as budget_bench
@@ -516,20 +515,9 @@ def executor_storm(
     users = [f"storm-x-{side[:3]}-{run_no}-{uuid.uuid4().hex[:6]}-{i}" for i in range(sizes.storm_users)]
     owners = [u for u in users for _ in range(sizes.storm_requests)]
     prices = exchange.admin.prices()
-    proposals = executor_bench.seed_proposals(infra.admin_url, prices, owners)
-    market_of = {pid: executor_bench.MARKETS[k % len(executor_bench.MARKETS)] for k, pid in enumerate(proposals)}
-    if len(rule.markets) == 1:  # every proposal on the one market the rule is about, at its price
-        with psycopg.connect(infra.admin_url, autocommit=True) as conn:
-            conn.execute(
-                "UPDATE oracle.trade_proposals SET market = %s, market_snapshot = %s WHERE proposal_id = ANY(%s)",
-                (rule.markets[0], Jsonb({"price": str(prices[rule.markets[0]])}), proposals),
-            )
-        market_of = dict.fromkeys(proposals, rule.markets[0])
+    proposals = executor_bench.seed_proposals(infra.admin_url, prices, owners, markets=rule.markets, sides=rule.sides)
+    market_of = {pid: rule.markets[k % len(rule.markets)] for k, pid in enumerate(proposals)}
     side_of = {pid: rule.sides[k % len(rule.sides)] for k, pid in enumerate(proposals)}
-    sells = [pid for pid, s in side_of.items() if s == "sell"]
-    if sells:
-        with psycopg.connect(infra.admin_url, autocommit=True) as conn:
-            conn.execute("UPDATE oracle.trade_proposals SET side = 'sell' WHERE proposal_id = ANY(%s)", (sells,))
     cids: dict[str, list[tuple[str, str]]] = {u: [] for u in users}  # (clientOrderId, side)
     refusals: Counter[str] = Counter()
     lock = threading.Lock()
@@ -605,13 +593,7 @@ def _positions_bought_earlier(
     side goes first. The same for both sides of the comparison."""
     executor_bench.set_policies(operator, users)
     prices = exchange.admin.prices()
-    ids = executor_bench.seed_proposals(infra.admin_url, prices, list(users))
-    with psycopg.connect(infra.admin_url, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE oracle.trade_proposals SET market = %s, amount_quote = %s, market_snapshot = %s"
-            " WHERE proposal_id = ANY(%s)",
-            (market, POSITION_EUR, Jsonb({"price": str(prices[market])}), ids),
-        )
+    ids = executor_bench.seed_proposals(infra.admin_url, prices, list(users), markets=(market,), amount=POSITION_EUR)
     exchange.admin.advance_to_next_minute()
     for user, pid in zip(users, ids, strict=True):
         execution = stub.ExecuteProposal(
