@@ -239,7 +239,8 @@ def test_no_secret_reaches_a_log_line_a_span_or_a_metric(observed: Observed) -> 
     for service in SERVICES:  # every secret each service was given: keys, secrets, tokens, URLs
         secrets |= set(secret_values(_environ(status["pids"][service])))
     llm_argv = Path(f"/proc/{status['pids']['llm-sim']}/cmdline").read_bytes().split(b"\0")
-    secrets.add(llm_argv[llm_argv.index(b"--api-key") + 1].decode())  # the LLM key
+    [llm_key] = [a.split(b"=", 1)[1] for a in llm_argv if a.startswith(b"--api-key=")]  # the LLM key
+    secrets.add(llm_key.decode())
     names = {"EXECUTOR_BITVAVO_API_SECRET", "SCANNER_BITVAVO_API_SECRET", "SCANNER_LLM_API_KEY"}
     assert all(any(n in _environ(status["pids"][s]) for s in SERVICES) for n in names)  # the canaries exist
     assert len(secrets) >= 8
