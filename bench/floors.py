@@ -12,12 +12,13 @@ one interpreter's lock where the service has two.
 * **budget** — the reservation transaction (user lock, limits, the windowed usage count, insert,
   audit event) then the commit transaction (row lock, compare-and-set to committed, audit event):
   the same SQL as ``services.budget``, issued directly.
-* **paper** — one transaction: the user set and the account lock (shared) and user lock taken in
-  one statement, the existing-execution gate, policy, proposal, the user's figures and the loss
-  breaker's (trading state, positions, realized P&L, peak); then the account row locked, the
-  account's notional and in-flight sums and book, the paper wallet, the claim written as
-  SUBMITTING, its two audit events (claimed, SUBMITTING); then the answer's transaction (FILLED,
-  the fill and its book entry, audit event).
+* **paper** — an unlocked read of every user's books and the paper wallet; then one transaction:
+  the user set and the account lock (shared) and user lock taken in one statement, the
+  existing-execution gate, policy, proposal, the user's figures and the loss breaker's (trading
+  state, positions, realized P&L, peak); then the account row locked with the account's notional
+  and in-flight sums (``oracle.lock_account_for_claim``, one round trip), the claim written as
+  SUBMITTING with its claimed event (one statement), the SUBMITTING event; then the answer's
+  transaction (FILLED, the fill and its book entry, audit event).
 * **live** — the same claim-and-SUBMITTING transaction, one ``POST /order`` through the SDK to the
   simulator (clientOrderId and operatorId as production sends them), the answer's transaction.
 
@@ -162,6 +163,13 @@ def _claim_and_submitting(
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     execution_id = str(uuid.uuid4())
     client_order_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user_id}/{proposal_id}"))
+    # before any lock: every user's books (the breaker's account figures) and, in paper mode, the
+    # paper wallet (the balance)
+    with conn.transaction():
+        conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+        conn.execute("SELECT * FROM oracle.account_book(%s, %s)", (mode, day_start)).fetchall()
+        if mode == "paper":
+            conn.execute("SELECT eur_spent, base_held FROM oracle.paper_wallet(%s)", (market,)).fetchone()
     with conn.transaction():
         conn.execute(
             "SELECT set_config('app.user_id', %s, true), pg_advisory_xact_lock_shared(%s, 0),"
@@ -177,13 +185,19 @@ def _claim_and_submitting(
         conn.execute(
             "SELECT * FROM oracle.trade_proposals WHERE proposal_id = %s AND expires_at > %s", (proposal_id, now)
         ).fetchone()
+        # the user's own figures, under the user's lock alone: a window-bounded index range
         conn.execute(
             "SELECT max(claimed_at) FILTER (WHERE market = %(market)s),"  # noqa: S608 - constant fragments only
             " max(claimed_at) FILTER (WHERE market = %(market)s AND side = 'sell'),"
             " count(*) FILTER (WHERE claimed_at >= %(day)s), count(*) FILTER (WHERE claimed_at >= %(hour)s),"
             " COALESCE(sum(amount_quote) FILTER (WHERE claimed_at >= %(day)s), 0)"
-            f" FROM oracle.trade_executions WHERE mode = %(mode)s AND {COUNTING}",
-            {"market": market, "day": day_start, "hour": now - timedelta(hours=1), "mode": mode},
+            f" FROM oracle.trade_executions WHERE claimed_at >= %(day)s AND mode = %(mode)s AND {COUNTING}",
+            {
+                "market": market,
+                "day": min(day_start, now - timedelta(hours=1)),
+                "hour": now - timedelta(hours=1),
+                "mode": mode,
+            },
         ).fetchone()
         # the loss breaker's per-user reads (a BUY): trading state, positions, realized P&L, peak
         conn.execute("SELECT * FROM oracle.trading_states WHERE mode = %s", (mode,)).fetchone()
@@ -202,24 +216,21 @@ def _claim_and_submitting(
             " RETURNING peak_pnl_eur",
             (user_id, mode),
         ).fetchone()
+        # the account row, locked until commit, with the account-wide figures (one round trip)
         conn.execute(
-            "SELECT trading_enabled, daily_notional_cap_eur FROM oracle.account_settings WHERE id FOR UPDATE"
+            "SELECT * FROM oracle.lock_account_for_claim(%s, 'buy', NULL, %s, %s, %s)",
+            (mode, day_start, day_start + timedelta(1), now),
         ).fetchone()
-        conn.execute("SELECT * FROM oracle.account_book(%s, %s)", (mode, day_start)).fetchall()
         conn.execute(
-            "SELECT claimed_eur FROM oracle.account_notional(%s, %s, %s)", (mode, day_start, day_start + timedelta(1))
-        ).fetchone()
-        conn.execute("SELECT oracle.account_in_flight_eur(%s, 'buy', NULL, %s)", (mode, now)).fetchone()
-        if mode == "paper":
-            conn.execute("SELECT eur_spent, base_held FROM oracle.paper_wallet(%s)", (market,)).fetchone()
-        conn.execute(
-            "INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"
-            " amount_quote, status, client_order_id, principal, preflight, claimed_at, submitting_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, 'buy', %s, 'SUBMITTING', %s, 'scanner', %s, %s, %s, %s)"
-            " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING execution_id",
+            "WITH claim AS (INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market,"
+            " side, amount_quote, status, client_order_id, principal, preflight, claimed_at, submitting_at,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, 'buy', %s, 'SUBMITTING', %s, 'scanner', %s, %s, %s, %s)"
+            " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING *)"
+            " SELECT claim.execution_id, oracle.append_audit_event('executor', 'execution.claimed',"
+            " claim.execution_id::text, claim.principal, jsonb_build_object('proposal_id', claim.proposal_id::text))"
+            " FROM claim",
             (execution_id, user_id, proposal_id, mode, market, amount, client_order_id, Jsonb({}), now, now, now),
         ).fetchone()
-        _audit(conn, "executor", "execution.claimed", proposal_id, {"execution_id": execution_id})
         _audit(conn, "executor", "execution.transition", execution_id, {"to": "SUBMITTING"})
     return execution_id, client_order_id
 

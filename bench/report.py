@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -100,13 +101,65 @@ def side_by_side(storms: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+# The targets of "speed that lasts" (16 clients, simulated exchange at 0 ms): (figure, how it is
+# read from the run, the bound, whether the bound is a floor (>=) or a ceiling (<=)).
+TARGETS: tuple[tuple[str, str, float, bool], ...] = (
+    ("ExecuteProposal live / its floor", "ratio execute-live", 0.5, True),
+    ("ExecuteProposal paper / its floor", "ratio execute-paper", 0.25, True),
+    ("live throughput at the largest history / at 0", "history execute-live", 0.9, True),
+    ("ExecuteProposal live p99 (ms, history 0)", "p99 execute-live", 100.0, False),
+    ("Reserve+Commit / its floor", "ratio budget", 0.5, True),
+    ("scan-job claims with fenced finish, 4 instances / floor", "ratio scan-claims 4", 0.3, True),
+    ("overshoot, double claims, extra orders (ours)", "ours", 0.0, False),
+)
+
+
+def _target_value(how: str, figs: Mapping[str, Any]) -> float | None:
+    """The measured value of one target (None when the run did not measure it)."""
+    kind, _, rest = how.partition(" ")
+    vs_floor = figs["service_vs_floor"]
+    if kind == "ratio" and rest.startswith("scan-claims"):
+        rows = [
+            r for r in vs_floor if r["benchmark"] == "scan-claims" and r["scenario"].startswith(rest.split()[1] + " ")
+        ]
+        return float(rows[0]["ratio"]) if rows and rows[0]["ratio"] is not None else None
+    if kind in ("ratio", "p99"):
+        rows = [r for r in vs_floor if r["benchmark"] == rest and r["scenario"] == "many-users"]
+        rows.sort(key=lambda r: r["history"])
+        if not rows:
+            return None
+        value = rows[0]["ratio"] if kind == "ratio" else rows[0]["service_p99_ms"]
+        return None if value is None else float(value)
+    if kind == "history":
+        rows = [
+            r
+            for r in figs["history"]
+            if r["benchmark"] == rest and r["scenario"] == "many-users" and r["kind"] == "service"
+        ]
+        return float(max(rows, key=lambda r: r["history"])["vs_smallest"]) if len(rows) > 1 else None
+    ours = [r for r in figs["side_by_side"] if r["side"] == "ours"]
+    return float(sum(r["not_refused"] for r in ours)) if ours else None
+
+
+def targets(figs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value and whether the run met it."""
+    rows = []
+    for name, how, bound, at_least in TARGETS:
+        value = _target_value(how, figs)
+        met = None if value is None else (value >= bound if at_least else value <= bound)
+        rows.append({"target": name, "bound": f"{'>=' if at_least else '<='} {bound:g}", "measured": value, "met": met})
+    return rows
+
+
 def figures(document: Mapping[str, Any]) -> dict[str, Any]:
     scenarios = document.get("scenarios", [])
-    return {
+    figs: dict[str, Any] = {
         "service_vs_floor": ratios(scenarios),
         "history": history_scaling(scenarios),
         "side_by_side": side_by_side(document.get("storms", [])),
     }
+    figs["targets"] = targets(figs)
+    return figs
 
 
 def show_figures(console: Console, figs: Mapping[str, Any]) -> None:
@@ -145,6 +198,16 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+PROFILE = Path(__file__).with_name("profile.md")
+
+
+def _profile_section() -> list[str]:
+    """bench/profile.md (what a profile of the hot path found), when it exists."""
+    if not PROFILE.exists():
+        return []
+    return ["## Where the time goes (profile)", "", PROFILE.read_text(encoding="utf-8").strip(), ""]
 
 
 def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str = "") -> str:
@@ -254,6 +317,26 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
             ],
         ),
         "",
+        "## Targets",
+        "",
+        'The targets of issue 15 ("speed that lasts"), read from the figures above (live and paper at the'
+        " smallest history, the history ratio at the largest); where one is missed, the profile below says"
+        " where the time goes.",
+        "",
+        _md_table(
+            ("target", "bound", "measured", "met"),
+            [
+                (
+                    t["target"],
+                    t["bound"],
+                    "-" if t["measured"] is None else round(t["measured"], 3),
+                    "-" if t["met"] is None else ("yes" if t["met"] else "**no**"),
+                )
+                for t in figs.get("targets", [])
+            ],
+        ),
+        "",
+        *_profile_section(),
         "## Every scenario",
         "",
         _md_table(

@@ -7,9 +7,10 @@ stays within 15 minutes on an idle 2-core machine (seeding 1 000 000 past execut
 ``--quick`` within about 3, ``--smoke`` within about 2.
 
 Live executions are also bounded by the exchange's rate limit: Bitvavo gives one API key 1000
-weight points per minute, and one live execution costs that key 6 (GET /balance 5, POST /order
-1). A live round is therefore at most ``live_round`` executions, run after the simulator's
-clock was moved to a fresh rate-limit minute; more samples take more rounds.
+weight points per minute (and an IP as many), and one live execution costs 2 in steady state
+(POST /order 1 on the key, GET /ticker/price 1 on the IP; GET /balance, 5, once per
+EXECUTOR_BALANCE_CACHE_SECONDS). A live round is at most ``live_round`` executions, run after the
+simulator's clock was moved to a fresh rate-limit minute; more samples take more rounds.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ from shared.errors import InvariantBroken, OracleError
 log = logging.getLogger(__name__)
 
 
+# The one way into the trail (SECURITY DEFINER, migration 0090): (service, kind, subject_id,
+# principal, payload). A statement that writes something and its event in one round trip calls it.
+APPEND_FUNCTION = "oracle.append_audit_event"
+
+
 def append(
     conn: Conn,
     *,
@@ -29,7 +34,7 @@ def append(
 ) -> int:
     """Append one event for the transaction's user; returns its sequence number."""
     row = conn.execute(
-        "SELECT oracle.append_audit_event(%s, %s, %s, %s, %s) AS seq",
+        f"SELECT {APPEND_FUNCTION}(%s, %s, %s, %s, %s) AS seq",
         (service, kind, subject_id, principal, Jsonb(dict(payload or {}))),
     ).fetchone()
     if row is None:

@@ -17,6 +17,7 @@ from oracle.executor.v1 import executor_service_pb2 as pb
 from oracle.executor.v1 import executor_service_pb2_grpc as pb_grpc
 
 from services.executor import metrics
+from services.executor.balances import Balances
 from services.executor.breaker import Marks
 from services.executor.config import ExecutorSettings, Mode
 from services.executor.execution import Executor, Hooks
@@ -111,6 +112,10 @@ def build(
         send_within=timedelta(seconds=settings.request_timeout_seconds),
         hooks=hooks,
         marks=marks,
+        # paper balances are the database's own figures: nothing to save by reusing them
+        balances=Balances(
+            venue.free_balance, max_age_seconds=settings.balance_cache_seconds if venue.mode == Mode.LIVE else 0
+        ),
     )
     timing = Timing(
         request_timeout=timedelta(seconds=CONNECT_TIMEOUT_SECONDS + settings.request_timeout_seconds),

@@ -67,11 +67,15 @@ class Marks:
         self._lock = threading.Lock()
         self._cached: dict[str, tuple[float, Decimal]] = {}
 
-    def prices(self, markets: Iterable[str]) -> dict[str, Decimal]:
+    def prices(self, markets: Iterable[str], *, read_now: Mapping[str, Decimal] | None = None) -> dict[str, Decimal]:
         """The price of each market. A market the exchange definitively refuses to price (no
         longer listed) is left out — :func:`figures` then counts its whole cost as lost; any other
-        failure (the exchange unreachable) is raised: nothing is decided on a blind breaker."""
+        failure (the exchange unreachable) is raised: nothing is decided on a blind breaker.
+        ``read_now``: prices the caller has just read (kept, and not asked for again)."""
         out: dict[str, Decimal] = {}
+        for market, price in (read_now or {}).items():
+            with self._lock:
+                self._cached[market] = (time.monotonic(), price)
         for market in sorted(set(markets)):
             with self._lock:
                 hit = self._cached.get(market)
@@ -183,28 +187,49 @@ def _limit_check(name: str, observed: Decimal, limit: Decimal | None, reason: st
     return Check(name, ok, eur(observed), f"< {eur(limit)}", "" if ok else reason)
 
 
+@dataclass(frozen=True)
+class UserReading:
+    """The user's side of the breaker, read under the user's lock (before the account row is
+    locked: the user's lock already orders everything that changes it)."""
+
+    reducing_reason: str | None  # the user is REDUCING (why); None when ACTIVE
+    figures: Figures | None = None
+    peak_eur: Decimal = ZERO
+
+
+def read_user(
+    conn: Conn, *, user_id: str, mode: str, day_start: datetime, prices: Mapping[str, Decimal]
+) -> UserReading:
+    """The user's trading state and, when ACTIVE, its P&L figures at ``prices`` with the
+    drawdown's peak raised to them."""
+    state = books.trading_state(conn, mode)
+    if state is not None and state["state"] == REDUCING:
+        return UserReading(str(state["reason"]))
+    mine = figures(user_positions(conn, mode), books.realized_since(conn, mode=mode, since=day_start), prices)
+    peak = books.raise_peak(conn, user_id=user_id, mode=mode, pnl_eur=mine.cumulative_pnl_eur)
+    return UserReading(None, mine, peak)
+
+
 def evaluate(
-    conn: Conn,
+    user: UserReading,
     *,
-    user_id: str,
-    mode: str,
-    day_start: datetime,
+    account_book: Sequence[Mapping[str, Any]],
     prices: Mapping[str, Decimal],
     max_daily_loss_eur: Decimal | None,
     max_drawdown_eur: Decimal | None,
     account_state: str,
     account_daily_loss_limit_eur: Decimal | None,
 ) -> Verdict:
-    """The breaker's checks for one BUY, under the user's lock and the account row lock."""
+    """The breaker's checks for one BUY: the user's reading (:func:`read_user`), every user's
+    books (oracle.account_book rows) and the account's state and limit, read with its row locked."""
     if account_state == REDUCING:
         return Verdict((Check("trading_state", False, "account REDUCING", "ACTIVE", ACCOUNT_REDUCING),))
-    state = books.trading_state(conn, mode)
-    if state is not None and state["state"] == REDUCING:
-        return Verdict((Check("trading_state", False, f"user REDUCING ({state['reason']})", "ACTIVE", USER_REDUCING),))
-    mine = figures(user_positions(conn, mode), books.realized_since(conn, mode=mode, since=day_start), prices)
-    peak = books.raise_peak(conn, user_id=user_id, mode=mode, pnl_eur=mine.cumulative_pnl_eur)
-    drawdown = max(ZERO, peak - mine.cumulative_pnl_eur)
-    account = account_figures(books.account_book(conn, mode=mode, day_start=day_start), prices)
+    if user.reducing_reason is not None or user.figures is None:
+        reason = user.reducing_reason or ""
+        return Verdict((Check("trading_state", False, f"user REDUCING ({reason})", "ACTIVE", USER_REDUCING),))
+    mine = user.figures
+    drawdown = max(ZERO, user.peak_eur - mine.cumulative_pnl_eur)
+    account = account_figures(account_book, prices)
     checks = (
         Check("trading_state", True, "ACTIVE", "ACTIVE"),
         _limit_check("daily_loss", mine.daily_loss_eur, max_daily_loss_eur, DAILY_LOSS_LIMIT_REACHED),
@@ -220,13 +245,13 @@ def evaluate(
         trip_account=ACCOUNT_DAILY_LOSS_LIMIT_REACHED in failed,
         user=mine,
         account=account,
-        peak_eur=peak,
+        peak_eur=user.peak_eur,
     )
 
 
-def held_markets(conn: Conn, mode: str, day_start: datetime) -> set[str]:
-    """Markets anyone holds in ``mode`` (what the breaker needs prices of)."""
-    return {r["market"] for r in books.account_book(conn, mode=mode, day_start=day_start) if Decimal(r["quantity"]) > 0}
+def held_markets(account_book: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Markets anyone holds (what the breaker needs prices of), from oracle.account_book rows."""
+    return {r["market"] for r in account_book if Decimal(r["quantity"]) > 0}
 
 
 def trip(db: Database, *, user_id: str, mode: str, verdict: Verdict, principal: str, now: datetime) -> None:

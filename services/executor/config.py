@@ -90,6 +90,12 @@ class ExecutorSettings(ServiceSettings):
     """How long a held market's price serves the loss breaker and the money view ("a few
     seconds": the breaker must see a falling market)."""
 
+    balance_cache_seconds: float = Field(default=10.0, ge=0, le=60)
+    """How long a free balance read from the exchange (GET /balance, weight 5) is reused (0: read
+    for every execution). Conservative meanwhile: every execution in flight or settled since it
+    was read is counted against it, and an order refused for balance (216) drops it
+    (services/executor/balances.py)."""
+
     paper_balance_eur: Decimal = Field(default=Decimal("10000"), ge=0, max_digits=20, decimal_places=2)
     """Paper mode: the free EUR balance the balance check sees."""
 

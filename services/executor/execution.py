@@ -5,24 +5,30 @@ The order of events is the guarantee (docs/design.md#checking-a-proposal):
 1. A quick unlocked look (``_pre_read``, the same gate as under the lock): an existing execution
    → ALREADY_EXISTS before anything else; then overrides only from the operator
    (PERMISSION_DENIED, audited); then the proposal must exist. It reads no policy: the policy is
-   read once, under the lock.
-2. Before any lock: fetch over the network what the validators need — the market's rules, its
-   current price, the account's free balance; for a BUY, the prices of every held market (the
-   loss breaker's marks, breaker.Marks).
+   read once, under the lock. For a BUY it reads every user's books (oracle.account_book).
+2. Before any lock: fetch over the network what the validators need — the market's rules
+   (cached), its current price, the account's free balance (reused for a few seconds with its
+   database time: balances.Balances); for a BUY, the prices of every held market (the loss
+   breaker's marks, breaker.Marks; which markets, and every user's books, were read in step 1).
 3. One transaction for the user, holding the account lock (shared) and the user's trading lock
-   (the statement that takes it also reads the database's clock: the claim's time and every
-   window's, docs/design.md#one-clock-per-decision): (1) the same gate again, and the proposal
+   (one statement, which also reads the database's clock: the claim's time and every window's,
+   docs/design.md#one-clock-per-decision): (1) the same gate again, and the proposal
    must be the very version the market data was fetched for (PROPOSAL_CHANGED otherwise);
    (2) the user's live policy — the one read of it (a user without one
    has the default policy) — and the scanner only while it has auto-execute on
-   (PERMISSION_DENIED, audited); (3) the proposal: expired → PROPOSAL_EXPIRED; (4) the account
-   row, locked until commit — the one read of the global kill switch and the account's notional
-   cap — and the kill switches → TRADING_DISABLED; (5) every validator against that policy and
-   cap (a SELL also against the user's own position: validators.position) and, for a BUY, the
-   loss breaker (breaker.evaluate) → FAILED_PRECONDITION listing every failure (audited; the
-   proposal stays executable; a crossed loss limit then moves the user or the account to
-   REDUCING in a transaction of its own, breaker.trip);
-   (6) the claim: INSERT … ON CONFLICT (user_id, proposal_id) DO NOTHING, status CLAIMED.
+   (PERMISSION_DENIED, audited); (3) the proposal: expired → PROPOSAL_EXPIRED; (4) what is the
+   user's own — its figures, a SELL's position, a BUY's breaker reading (breaker.read_user);
+   (5) the account row, locked until commit with the account-wide figures read after the lock
+   in the same round trip (repository.lock_account_for_claim) — the one read of the global kill
+   switch and the account's notional cap — and the kill switches → TRADING_DISABLED; (6) every
+   validator against that policy and cap (a SELL also against the user's own position:
+   validators.position) and, for a BUY, the loss breaker (breaker.evaluate) → FAILED_PRECONDITION
+   listing every failure (audited; the proposal stays executable; a crossed loss limit then moves
+   the user or the account to REDUCING in a transaction of its own, breaker.trip);
+   (7) the claim and its audit event in one statement: INSERT … ON CONFLICT (user_id,
+   proposal_id) DO NOTHING, status CLAIMED. Every claim of the account queues on the row of (5),
+   so nothing after it waits on anything but memory and that one write
+   (docs/design.md#speed-that-lasts).
 4. A new short transaction under the same locks re-reads the kill switches (the design's one
    required re-read: a switch turned off after the claim must stop the order): off → FAILED,
    nothing sent; on → CLAIMED→SUBMITTING, committed before anything leaves.
@@ -43,7 +49,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -51,13 +57,14 @@ from typing import Any, NoReturn
 
 from services.executor import SERVICE, breaker, ledger, metrics, policies, repository, state_machine, validators
 from services.executor import books_repository as books
+from services.executor.balances import INSUFFICIENT_BALANCE, Balances
 from services.executor.model import Execution, MarketInfo, OrderView, Proposal, Side, Status
 from services.executor.validators import Check, Facts
 from services.executor.venue import Venue
 from shared import audit, principals
 from shared.clock import Clock, start_of_utc_day
 from shared.db import Conn, Database
-from shared.db.locks import LockSpace, lock_account, lock_user
+from shared.db.locks import lock_for_trading
 from shared.errors import (
     AlreadyExists,
     InvariantBroken,
@@ -136,8 +143,18 @@ class MarketContext:
     market: MarketInfo | None
     price: Decimal | None
     free_balance: Decimal
-    fetched_at: datetime  # the database's clock before the fetch (the pre-read's)
+    balance_at: datetime  # the database's clock before the balance was read (a cached one's)
     marks: Mapping[str, Decimal] = field(default_factory=dict)  # prices of held markets (the breaker)
+    account_book: Sequence[Mapping[str, Any]] = ()  # every user's positions (a BUY's breaker)
+
+
+@dataclass(frozen=True)
+class UserSide:
+    """What the claim reads of the user's own executions and books, under the user's lock."""
+
+    figures: repository.UserFigures
+    position_base: Decimal  # a SELL: the user's coins of the market (its books)
+    sells_in_flight_base: Decimal  # a SELL: the user's SELLs of the market not final yet
 
 
 class Executor:
@@ -152,9 +169,11 @@ class Executor:
         send_within: timedelta,
         hooks: Hooks | None = None,
         marks: breaker.Marks | None = None,
+        balances: Balances | None = None,
     ) -> None:
         self._db = db
         self._marks = marks or breaker.Marks(venue.price, ttl_seconds=0)
+        self._balances = balances or Balances(venue.free_balance, max_age_seconds=0)
         self._send_within = send_within
         self._venue = venue
         self._clock = clock
@@ -164,9 +183,9 @@ class Executor:
 
     def execute(self, req: ExecuteRequest) -> Execution:
         """Check, claim and submit one proposal; returns the execution after its order's answer."""
-        proposal = self._pre_read(req)
+        proposal, account_book = self._pre_read(req)
         try:
-            context = self._fetch(proposal)
+            context = self._fetch(proposal, account_book)
         except Unavailable as exc:
             self._refuse_in_own_transaction(req, exc)
         self._hooks.after_fetch(proposal)
@@ -174,48 +193,61 @@ class Executor:
         self._hooks.after_claim(claimed)
         return self._submit(claimed)
 
-    def _pre_read(self, req: ExecuteRequest) -> Proposal:
+    def _pre_read(self, req: ExecuteRequest) -> tuple[Proposal, list[dict[str, Any]]]:
         """A quick unlocked look: settles duplicates, a refused override and unknown proposals
-        without touching the network. Everything is checked again under the lock."""
+        without touching the network. Everything is checked again under the lock.
+
+        For a BUY it also reads every user's books (oracle.account_book): which markets the loss
+        breaker must price, and the account's figures it checks. Fills are recorded without the
+        account lock, so reading the books under it would make them no more current; the prices
+        they are valued at are seconds old anyway (breaker.Marks)."""
+        account_book: list[dict[str, Any]] = []
         with self._db.transaction(req.user_id) as conn:
             outcome = self._gate(conn, req)
             if isinstance(outcome, OracleError):
                 self._audit_refusal(conn, req, outcome)
+            elif outcome.side is Side.BUY:
+                if outcome.read_at is None:
+                    raise InvariantBroken("proposal.read_at is missing")
+                account_book = books.account_book(
+                    conn, mode=self._venue.mode, day_start=start_of_utc_day(outcome.read_at)
+                )
         if isinstance(outcome, OracleError):
             raise outcome
-        return outcome
+        return outcome, account_book
 
-    def _fetch(self, proposal: Proposal) -> MarketContext:
-        """Network, before any lock: market rules, current price, free balance.
+    def _fetch(self, proposal: Proposal, account_book: list[dict[str, Any]]) -> MarketContext:
+        """Network, before any lock: market rules, current price, free balance (a cached one while
+        it is young: balances.Balances), the prices of held markets for a BUY.
 
-        Their time is the database's clock when the proposal was read, just before: no later
-        than the balance was read, so EUR in flight since then is never undercounted."""
+        The balance's time is the database's clock before it was read (for a fresh read, the
+        proposal's read just before): never later than the exchange computed it, so EUR in
+        flight since then is never undercounted."""
         if proposal.read_at is None:
             raise InvariantBroken("proposal.read_at is missing")
         try:
             market = self._venue.market(proposal.market)
             # an unlisted market has no price: the validators refuse it (MARKET_NOT_TRADING)
             price = self._venue.price(proposal.market) if market is not None else None
-            symbol = "EUR" if proposal.side is Side.BUY else proposal.market.split("-", 1)[0]
-            balance = self._venue.free_balance(symbol, proposal.market)
-            marks = self._marks.prices(self._held_markets(proposal.read_at)) if proposal.side is Side.BUY else {}
+            balance = self._balances.get(_balance_symbol(proposal), proposal.market, db_now=proposal.read_at)
+            marks = (
+                self._marks.prices(
+                    breaker.held_markets(account_book), read_now={proposal.market: price} if price else None
+                )
+                if proposal.side is Side.BUY
+                else {}
+            )
         except ExchangeError as exc:
             log.warning("exchange unavailable before a claim: %s", type(exc).__name__)
             raise Unavailable(
                 "the exchange could not be reached; nothing was claimed", reason="EXCHANGE_UNAVAILABLE"
             ) from exc
-        return MarketContext(proposal, market, price, balance, proposal.read_at, marks)
-
-    def _held_markets(self, at: datetime) -> set[str]:
-        """Markets any user holds (the loss breaker prices them before the lock)."""
-        with self._db.transaction(None) as conn:
-            return breaker.held_markets(conn, self._venue.mode, start_of_utc_day(at))
+        return MarketContext(proposal, market, price, balance.free, balance.as_of, marks, account_book)
 
     def _check_and_claim(self, req: ExecuteRequest, ctx: MarketContext) -> Execution:
         """The locked transaction: duplicate, proposal, kill switch, validators, claim."""
         with self._db.transaction(req.user_id) as conn:
-            lock_account(conn, exclusive=False)
-            now = lock_user(conn, LockSpace.USER_TRADING, req.user_id)  # the database's clock
+            now = lock_for_trading(conn, req.user_id)  # and the database's clock
             outcome = self._decide(conn, req, ctx, now)
             if isinstance(outcome, OracleError):
                 self._audit_refusal(conn, req, outcome)
@@ -261,35 +293,45 @@ class Executor:
         if isinstance(admitted, OracleError):
             return admitted
         proposal, policy = admitted
-        # The account row, locked until commit (lock order: account advisory lock shared, user
-        # lock, account row): the claim's one read of the global kill switch and of the account
-        # cap, so no other user's claim or UpdateAccountSettings lands between it and the claim.
-        account = repository.lock_account_row(conn)
-        switch = validators.kill_switch(bool(account["trading_enabled"]), policy.trading_enabled)
+        day_start = start_of_utc_day(now)
+        # First what is the user's own, under the user's lock alone (it orders every claim of this
+        # user; no other user's claim changes any of it): its figures and, for a BUY, the loss
+        # breaker's reading of its books.
+        mine = self._user_side(conn, proposal, policy, now)
+        reading = (
+            breaker.read_user(conn, user_id=req.user_id, mode=self._venue.mode, day_start=day_start, prices=ctx.marks)
+            if proposal.side is Side.BUY
+            else None
+        )
+        # Then the account row, locked until commit (lock order: account advisory lock shared, user
+        # lock, account row) — the claim's one read of the global kill switch and of the account
+        # cap — with the account-wide figures read after the lock was granted, in one round trip:
+        # no other user's claim or UpdateAccountSettings lands between them and the claim. Every
+        # claim of the account queues here, so only what must be serialized is done from here on.
+        account = repository.lock_account_for_claim(
+            conn,
+            mode=self._venue.mode,
+            side=proposal.side,
+            market=proposal.market,
+            day_start=day_start,
+            day_end=day_start + timedelta(days=1),
+            balance_at=ctx.balance_at,
+        )
+        switch = validators.kill_switch(account.trading_enabled, policy.trading_enabled)
         if not switch.passed:
             return rejection(proposal, [switch])
-        facts = self._facts(
-            conn,
-            req,
-            proposal=proposal,
-            policy=policy,
-            ctx=ctx,
-            now=now,
-            account_cap_eur=Decimal(account["daily_notional_cap_eur"]),
-        )
+        facts = self._facts(req, proposal=proposal, policy=policy, ctx=ctx, now=now, mine=mine, account=account)
         checks = validators.run_validators(facts)
         verdict = None
-        if proposal.side is Side.BUY:  # the loss breaker stops BUYs only: a losing user can get out
+        if reading is not None:  # the loss breaker stops BUYs only: a losing user can get out
             verdict = breaker.evaluate(
-                conn,
-                user_id=req.user_id,
-                mode=self._venue.mode,
-                day_start=start_of_utc_day(now),
+                reading,
+                account_book=ctx.account_book,
                 prices=ctx.marks,
                 max_daily_loss_eur=policy.max_daily_loss_eur,
                 max_drawdown_eur=policy.max_drawdown_eur,
-                account_state=str(account["trading_state"]),
-                account_daily_loss_limit_eur=_optional(account["daily_loss_limit_eur"]),
+                account_state=account.trading_state,
+                account_daily_loss_limit_eur=account.daily_loss_limit_eur,
             )
             checks += verdict.checks
         failed = validators.failures(checks)
@@ -313,21 +355,15 @@ class Executor:
             return NotFound("proposal", req.proposal_id, reason="PROPOSAL_NOT_FOUND")
         return Proposal.from_row(row)
 
-    def _facts(
-        self,
-        conn: Conn,
-        req: ExecuteRequest,
-        *,
-        proposal: Proposal,
-        policy: Policy,
-        ctx: MarketContext,
-        now: datetime,
-        account_cap_eur: Decimal,
-    ) -> Facts:
+    def _user_side(self, conn: Conn, proposal: Proposal, policy: Policy, now: datetime) -> UserSide:
+        """Cooldown, anti-flip, caps and notional of the user's executions (a bounded index range:
+        repository.user_figures) and, for a SELL, its coins and its SELLs in flight — read under
+        the user's lock, which every claim of this user holds, so two SELLs cannot both count the
+        same coins."""
         day_start = start_of_utc_day(now)
         hour_start = now - timedelta(hours=1)
         longest = timedelta(seconds=max(policy.cooldown_seconds, policy.anti_flip_seconds))
-        mine = repository.user_figures(
+        figures = repository.user_figures(
             conn,
             mode=self._venue.mode,
             market=proposal.market,
@@ -336,22 +372,26 @@ class Executor:
             hour_start=hour_start,
             since=min(day_start, hour_start, now - longest),
         )
-        # Account-wide figures: read under the account row lock the caller holds.
-        account = repository.account_figures(
-            conn,
-            mode=self._venue.mode,
-            side=proposal.side,
-            market=proposal.market,
-            day_start=day_start,
-            day_end=day_start + timedelta(days=1),
-            balance_at=ctx.fetched_at,
-        )
-        # The user's own coins (its books) and its SELLs in flight: read under the user's lock,
-        # which every claim of this user holds, so two SELLs cannot both count the same coins.
         held = in_flight = Decimal(0)
         if proposal.side is Side.SELL:
-            held = ledger.position_of(conn, self._venue.mode, proposal.market).quantity
+            # In flight first, then the position (two statements, two snapshots): a SELL whose fill
+            # commits in between is then counted twice (in flight, and gone from the position),
+            # never missed — read the other way round, its coins would count as still available.
             in_flight = books.sells_in_flight_base(conn, mode=self._venue.mode, market=proposal.market)
+            held = ledger.position_of(conn, self._venue.mode, proposal.market).quantity
+        return UserSide(figures, held, in_flight)
+
+    def _facts(
+        self,
+        req: ExecuteRequest,
+        *,
+        proposal: Proposal,
+        policy: Policy,
+        ctx: MarketContext,
+        now: datetime,
+        mine: UserSide,
+        account: repository.AccountForClaim,
+    ) -> Facts:
         return Facts(
             proposal=proposal,
             policy=policy,
@@ -359,18 +399,18 @@ class Executor:
             market=ctx.market,
             price_now=ctx.price,
             free_balance=ctx.free_balance,
-            in_flight_eur=account.in_flight_eur,
-            last_on_market_at=mine.last_on_market_at,
-            last_opposite_at=mine.last_opposite_at,
-            trades_today=mine.trades_today,
-            trades_last_hour=mine.trades_last_hour,
-            notional_today_eur=mine.notional_today_eur,
-            account_notional_today_eur=account.notional_today_eur,
-            account_daily_notional_cap_eur=account_cap_eur,
+            in_flight_eur=account.figures.in_flight_eur,
+            last_on_market_at=mine.figures.last_on_market_at,
+            last_opposite_at=mine.figures.last_opposite_at,
+            trades_today=mine.figures.trades_today,
+            trades_last_hour=mine.figures.trades_last_hour,
+            notional_today_eur=mine.figures.notional_today_eur,
+            account_notional_today_eur=account.figures.notional_today_eur,
+            account_daily_notional_cap_eur=account.daily_notional_cap_eur,
             override_cooldown=req.override_cooldown,
             override_anti_flip=req.override_anti_flip,
-            position_base=held,
-            sells_in_flight_base=in_flight,
+            position_base=mine.position_base,
+            sells_in_flight_base=mine.sells_in_flight_base,
         )
 
     def _claim(
@@ -394,6 +434,8 @@ class Executor:
             principal=req.principal,
             preflight={"validators": records, "price": str(facts.price_now or ""), "fetched_at": now.isoformat()},
             now=now,
+            service=SERVICE,
+            validators=records,
             amount_base=facts.sell_base if proposal.side is Side.SELL else None,
         )
         if row is None:  # the unique claim held against a caller that got past the lock somehow
@@ -401,24 +443,8 @@ class Executor:
             if existing is None:
                 raise InvariantBroken(f"the claim of proposal {proposal.proposal_id} conflicted with no execution")
             return ExecutionExists(Execution.from_row(existing))
-        claimed = Execution.from_row(row)
+        claimed = Execution.from_row(row)  # its execution.claimed event was written with it
         metrics.claimed()
-        audit.append(
-            conn,
-            service=SERVICE,
-            kind="execution.claimed",
-            subject_id=claimed.execution_id,
-            principal=req.principal,
-            payload={
-                "proposal_id": claimed.proposal_id,
-                "market": claimed.market,
-                "side": claimed.side.value,
-                "amount_quote": str(claimed.amount_quote),
-                "client_order_id": claimed.client_order_id,
-                "mode": claimed.mode,
-                "validators": records,
-            },
-        )
         overridden = [c.record() for c in checks if c.overridden]
         if overridden:
             audit.append(
@@ -464,8 +490,7 @@ class Executor:
         sign_deadline_ms = self._venue.exchange_now_ms() + self._send_within // timedelta(milliseconds=1)
         now = self._clock.now()
         with self._db.transaction(claimed.user_id) as conn:
-            lock_account(conn, exclusive=False)
-            lock_user(conn, LockSpace.USER_TRADING, claimed.user_id)
+            lock_for_trading(conn, claimed.user_id)
             row = repository.execution(conn, claimed.execution_id)
             if row is None:
                 raise InvariantBroken(f"claimed execution {claimed.execution_id} is gone")
@@ -512,6 +537,10 @@ class Executor:
         """A refusal (the order does not exist) → FAILED; anything else → UNKNOWN."""
         definitive = state_machine.order_absent(exc)
         new = Status.FAILED if definitive else Status.UNKNOWN
+        if isinstance(exc, ExchangeError) and exc.code == INSUFFICIENT_BALANCE:
+            # refused for balance: nothing was created (FAILED); the balance this was checked
+            # against was wrong (money left the account outside this system): read it again
+            self._balances.forget(_balance_symbol(sent))
         code = getattr(exc, "code", None)
         error = state_machine.error_record(
             str(code) if code is not None else type(exc).__name__,
@@ -599,8 +628,9 @@ def rejection(proposal: Proposal, failed: list[Check], ran: list[Check] | None =
     return Rejection(proposal, failed, ran if ran is not None else failed)
 
 
-def _optional(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(value)
+def _balance_symbol(order: Proposal | Execution) -> str:
+    """The asset an order spends: EUR for a BUY, the market's base asset for a SELL."""
+    return "EUR" if order.side is Side.BUY else order.market.split("-", 1)[0]
 
 
 def _order_request(execution: Execution) -> dict[str, Any]:

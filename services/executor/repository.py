@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from services.executor.model import Side, Status
+from shared import audit
 from shared.db import Conn
 from shared.errors import InvariantBroken
 from shared.policy import Policy
@@ -101,16 +102,25 @@ def insert_claim(
     principal: str,
     preflight: Mapping[str, Any],
     now: datetime,
+    service: str,
+    validators: list[dict[str, Any]],
     amount_base: Decimal | None = None,
 ) -> Row | None:
-    """The claim: one row per (user, proposal) whatever the number of callers; None if it exists.
-    ``amount_base`` is a SELL's checked size in the base asset (what is sent)."""
+    """The claim and its ``execution.claimed`` audit event, in one statement: one row per (user,
+    proposal) whatever the number of callers; None (and no event) if it exists. ``amount_base``
+    is a SELL's checked size in the base asset (what is sent). The event's figures are the
+    stored row's, as the database wrote them."""
     return conn.execute(
-        "INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"
+        "WITH claim AS (INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"  # noqa: S608 -- only constant module-level fragments
         " amount_quote, status, client_order_id, override_cooldown, override_anti_flip, principal,"
         " preflight, claimed_at, updated_at, amount_base)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, 'CLAIMED', %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING *",
+        " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING *)"
+        f" SELECT claim.*, {audit.APPEND_FUNCTION}(%s, 'execution.claimed', claim.execution_id::text, claim.principal,"
+        " jsonb_build_object('proposal_id', claim.proposal_id::text, 'market', claim.market::text,"
+        " 'side', claim.side::text, 'amount_quote', claim.amount_quote::text,"
+        " 'client_order_id', claim.client_order_id::text, 'mode', claim.mode, 'validators', %s::jsonb))"
+        " AS audit_sequence FROM claim",
         (
             execution_id,
             user_id,
@@ -127,6 +137,8 @@ def insert_claim(
             now,
             now,
             amount_base,
+            service,
+            Jsonb(validators),
         ),
     ).fetchone()
 
@@ -296,29 +308,61 @@ class AccountFigures:
     in_flight_eur: Decimal
 
 
-def lock_account_row(conn: Conn) -> Row:
-    """Lock the account settings row until commit; returns it (global kill switch and account
-    daily notional cap), read in the same statement that takes the lock.
+@dataclass(frozen=True)
+class AccountForClaim:
+    """The account settings row, locked until commit, and the account-wide figures read after
+    the lock was granted (oracle.lock_account_for_claim, migration 0028)."""
 
-    Taken after the per-user lock by every claim, so account-wide figures (notional, in-flight
-    balance) and the cap they are compared with are read and used without another user's claim
-    or an UpdateAccountSettings slipping in between.
-    """
+    trading_enabled: bool
+    daily_notional_cap_eur: Decimal
+    daily_loss_limit_eur: Decimal | None
+    trading_state: str
+    figures: AccountFigures
+
+
+def lock_account_for_claim(
+    conn: Conn,
+    *,
+    mode: str,
+    side: Side,
+    market: str,
+    day_start: datetime,
+    day_end: datetime,
+    balance_at: datetime,
+) -> AccountForClaim:
+    """Lock the account settings row until commit and read, in the same round trip but with a
+    snapshot taken after the lock was granted, the account's claimed EUR this UTC day and the
+    same side's EUR in flight since the balance was read (for a sell, of this market only).
+
+    Every claim takes it after the user's lock (lock order: account advisory lock shared, user
+    lock, account row), so the account-wide figures and the cap and kill switch they are
+    compared with are read and used without another user's claim or an UpdateAccountSettings
+    slipping in between. Both figures are index ranges bounded by what they decide (migration
+    0028), never by history: the row is held by every claim of the account."""
     row = conn.execute(
-        "SELECT trading_enabled, daily_notional_cap_eur, daily_loss_limit_eur, trading_state"
-        " FROM oracle.account_settings WHERE id FOR UPDATE"
+        "SELECT * FROM oracle.lock_account_for_claim(%s, %s, %s, %s, %s, %s)",
+        (mode, side.value, market if side is Side.SELL else None, day_start, day_end, balance_at),
     ).fetchone()
-    if row is None:  # migration 0001 inserts the one row; without it nothing may trade
-        raise RuntimeError("oracle.account_settings has no row: run the migrations")
-    return row
+    if row is None:
+        raise InvariantBroken("oracle.lock_account_for_claim returned no row")
+    limit = row["daily_loss_limit_eur"]
+    return AccountForClaim(
+        trading_enabled=bool(row["trading_enabled"]),
+        daily_notional_cap_eur=Decimal(row["daily_notional_cap_eur"]),
+        daily_loss_limit_eur=None if limit is None else Decimal(limit),
+        trading_state=str(row["trading_state"]),
+        figures=AccountFigures(
+            notional_today_eur=Decimal(row["notional_today_eur"]), in_flight_eur=Decimal(row["in_flight_eur"])
+        ),
+    )
 
 
 def account_figures(
     conn: Conn, *, mode: str, side: Side, market: str, day_start: datetime, day_end: datetime, balance_at: datetime
 ) -> AccountFigures:
     """The account's claimed EUR this UTC day, and the same side's EUR in flight since the
-    balance was fetched (for a sell, of this market only). The caller holds the account row lock
-    (:func:`lock_account_row`), so no other user's claim changes them before this one commits."""
+    balance was fetched (for a sell, of this market only), unlocked: what the operator's money
+    view shows. A claim reads them with the row locked (:func:`lock_account_for_claim`)."""
     notional = conn.execute(
         "SELECT claimed_eur FROM oracle.account_notional(%s, %s, %s)", (mode, day_start, day_end)
     ).fetchone()

@@ -36,7 +36,23 @@ def lock_user(conn: psycopg.Connection[object], space: LockSpace, user_id: str) 
     row = conn.execute(
         "SELECT pg_advisory_xact_lock(%s, hashtext(%s)) AS locked, oracle.clock() AS now", (int(space), user_id)
     ).fetchone()
-    now = row["now"] if isinstance(row, dict) else row[1] if isinstance(row, tuple) else None
+    return _clock_of(row)
+
+
+def lock_for_trading(conn: psycopg.Connection[object], user_id: str) -> datetime:
+    """The account lock shared, then the user's trading lock — the lock order of every
+    execution — in one statement whose last expression reads the database's clock once both are
+    granted (as :func:`lock_user`; expressions of one select list run in order)."""
+    row = conn.execute(
+        "SELECT pg_advisory_xact_lock_shared(%s, 0) AS account, pg_advisory_xact_lock(%s, hashtext(%s)) AS locked,"
+        " oracle.clock() AS now",
+        (int(LockSpace.ACCOUNT_TRADING), int(LockSpace.USER_TRADING), user_id),
+    ).fetchone()
+    return _clock_of(row)
+
+
+def _clock_of(row: object) -> datetime:
+    now = row["now"] if isinstance(row, dict) else row[-1] if isinstance(row, tuple) else None
     if not isinstance(now, datetime):
         raise InvariantBroken("oracle.clock() did not return a timestamp")
     return now

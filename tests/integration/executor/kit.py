@@ -116,6 +116,9 @@ def service_env(postgres: Postgres, exchange_url: str, *, mode: str = "live", **
         "EXECUTOR_RECONCILE_INTERVAL_SECONDS": "3600",  # tests reconcile on demand
         "EXECUTOR_STALE_CLAIMED_SECONDS": "60",
         "EXECUTOR_GRACE_SECONDS": "0",
+        # tests move the simulator's balances between executions and expect the next check to see
+        # them; test_balance_cache.py runs with the cache on
+        "EXECUTOR_BALANCE_CACHE_SECONDS": "0",
     }
     if mode == "live":
         env["EXECUTOR_BITVAVO_API_KEY"] = DEFAULT_TRADE_KEY

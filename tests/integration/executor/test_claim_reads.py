@@ -16,7 +16,7 @@ from services.executor import repository
 from tests.harness import Postgres
 from tests.integration.executor.kit import Exchange, in_process_executor, seed_proposal, user
 
-COUNTED = ("policy", "account_settings", "lock_account_row")
+COUNTED = ("policy", "account_settings", "lock_account_for_claim")
 
 
 def test_one_execution_reads_each_fact_once(
@@ -46,6 +46,6 @@ def test_one_execution_reads_each_fact_once(
     assert execution.status == pb.EXECUTION_STATUS_FILLED
     assert reads == {
         ("policy", uid): 2,  # the claim's one read, and the user switch's re-read before SUBMITTING
-        ("lock_account_row", uid): 1,  # the claim's one read of the global switch and the cap
+        ("lock_account_for_claim", uid): 1,  # the claim's one read of the global switch and the cap
         ("account_settings", uid): 1,  # the global switch's re-read before SUBMITTING
     }

@@ -165,7 +165,7 @@ def test_cap_storm_exactly_the_cap(
 # ---------------------------------------------------------------------- account-wide limits
 #
 # N users, one proposal each, at once through both processes: only the account settings row lock
-# (repository.lock_account_row, FOR UPDATE, taken by every claim) orders claims of *different*
+# (repository.lock_account_for_claim, FOR UPDATE, taken by every claim) orders claims of *different*
 # users, whose per-user locks do not meet. These run on a database of their own: the account's
 # figures (today's claimed EUR, EUR in flight) must start at zero for the counts to be exact.
 

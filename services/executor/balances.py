@@ -1,0 +1,78 @@
+"""Free balances read from the exchange, reused for a few seconds (docs/design.md#speed-that-lasts).
+
+``GET /balance`` costs the trade key 5 of its 1000 weight points a minute; reading it for every
+execution would make the balance the key's biggest spender. A balance read here is reused for at
+most ``max_age_seconds`` and stays conservative meanwhile, across every replica, because it is
+kept with its *database* time ``as_of`` — the database's clock read before the request left — and
+the balance check subtracts every execution of the account still in flight or settled since
+``as_of`` (oracle.account_in_flight_eur): our own fills since the read are counted against it,
+whichever replica made them (a fill between ``as_of`` and the exchange's answer is counted twice,
+never missed). What the cache cannot see — money leaving the account outside this system — ends
+at the exchange's refusal for balance (216): the execution is FAILED (nothing was created) and
+:meth:`forget` drops the cached figure, so the next execution reads the balance again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+# Bitvavo's errorCode for an order the account's balance cannot pay for (nothing is created).
+INSUFFICIENT_BALANCE = 216
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A free balance and the database's clock just before it was read from the exchange."""
+
+    free: Decimal
+    as_of: datetime
+
+
+@dataclass(frozen=True)
+class _Entry:
+    balance: Balance
+    read_at: float  # monotonic, before the request
+
+
+class Balances:
+    """The free balance of each asset, read through ``read(symbol, market)`` and reused for at most
+    ``max_age_seconds`` (0: read every time)."""
+
+    def __init__(
+        self,
+        read: Callable[[str, str], Decimal],
+        *,
+        max_age_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._max_age = max_age_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._cached: dict[str, _Entry] = {}
+
+    def get(self, symbol: str, market: str, *, db_now: datetime) -> Balance:
+        """The free balance of ``symbol``: the cached one while it is young enough, else read now
+        (network, no lock held), stamped ``db_now`` — the database's clock read before this call."""
+        with self._lock:
+            entry = self._cached.get(symbol)
+        if entry is not None and self._monotonic() - entry.read_at <= self._max_age:
+            return entry.balance
+        started = self._monotonic()
+        balance = Balance(self._read(symbol, market), db_now)
+        if self._max_age > 0:
+            with self._lock:
+                current = self._cached.get(symbol)
+                if current is None or current.read_at < started:  # never replace a newer reading
+                    self._cached[symbol] = _Entry(balance, started)
+        return balance
+
+    def forget(self, symbol: str) -> None:
+        """Drop ``symbol``'s cached balance (the exchange refused an order for balance)."""
+        with self._lock:
+            self._cached.pop(symbol, None)
