@@ -12,6 +12,7 @@ real simulator; where an age is decided, a manual monotonic clock stands in for 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +30,9 @@ from services.executor.venue import Markets, Venue
 from shared.clock import SystemClock
 from shared.db import Database
 from shared.exchange.errors import MARKET_RULES_CODES, OrderRejectedError
+from shared.exchange.market import Market
 from shared.exchange.public import PublicMarketData
+from shared.exchange.sdk import ExchangeSettings
 from tests.harness import Postgres
 from tests.integration.executor.kit import (
     Exchange,
@@ -117,15 +120,27 @@ def test_paper_with_max_age_zero_asks_every_time(postgres: Postgres, exchange: E
         assert requests_to(exchange, TICKER) - before == 3
 
 
+def public_settings(exchange: Exchange) -> ExchangeSettings:
+    return exchange_settings(load_settings({"EXECUTOR_MODE": "paper", "EXECUTOR_EXCHANGE_URL": exchange.url}))
+
+
+class HeldMarketList(PublicMarketData):
+    """The real public client, whose first market-list request waits until the test lets it go."""
+
+    def __init__(self, settings: ExchangeSettings) -> None:
+        super().__init__(settings)
+        self.asked = threading.Event()
+        self.go = threading.Event()
+
+    def markets(self) -> tuple[Market, ...]:
+        self.asked.set()
+        self.go.wait()
+        return super().markets()
+
+
 def test_the_market_list_is_read_again_when_its_time_is_up(exchange: Exchange) -> None:
     clock = Monotonic()
-    markets = Markets(
-        PublicMarketData(
-            exchange_settings(load_settings({"EXECUTOR_MODE": "paper", "EXECUTOR_EXCHANGE_URL": exchange.url}))
-        ),
-        60,
-        clock=clock,
-    )
+    markets = Markets(PublicMarketData(public_settings(exchange)), 60, clock=clock)
     before = requests_to(exchange, MARKETS)
     for _ in range(3):
         assert markets.info("BTC-EUR") is not None
@@ -134,6 +149,26 @@ def test_the_market_list_is_read_again_when_its_time_is_up(exchange: Exchange) -
     clock.now += 0.001  # 60.001 s after it was asked for
     assert markets.info("BTC-EUR") is not None
     assert requests_to(exchange, MARKETS) - before == 2
+
+
+def test_a_list_asked_for_before_an_invalidation_is_not_kept(exchange: Exchange) -> None:
+    """The refusal that drops the list may come while another thread's request for it is on its
+    way: that answer may predate the change, so it serves its own caller and is not kept."""
+    public = HeldMarketList(public_settings(exchange))
+    markets = Markets(public, 3600)
+    before = requests_to(exchange, MARKETS)
+    reader = threading.Thread(target=markets.names)
+    reader.start()
+    assert public.asked.wait(timeout=60)
+    markets.invalidate()
+    public.go.set()
+    reader.join()
+    assert requests_to(exchange, MARKETS) - before == 1
+
+    markets.names()
+    assert requests_to(exchange, MARKETS) - before == 2  # asked again
+    markets.names()
+    assert requests_to(exchange, MARKETS) - before == 2  # and that one is kept
 
 
 def _place(live: Venue, *, amount_quote: str = "10") -> None:
