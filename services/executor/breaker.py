@@ -25,6 +25,8 @@ from the next evaluation.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +37,6 @@ from services.executor import SERVICE
 from services.executor import books_repository as books
 from services.executor.ledger import Position, unrealized, user_positions
 from services.executor.validators import Check, eur
-from services.executor.venue import RecentPrices
 from shared import audit
 from shared.db import SYSTEM_USER, Conn, Database
 from shared.db.locks import LockSpace, lock_account, lock_user
@@ -61,7 +62,10 @@ class Marks:
     seconds: the breaker must see a falling market, not hammer the exchange)."""
 
     def __init__(self, price: Callable[[str], Decimal], ttl_seconds: float) -> None:
-        self._recent = RecentPrices(price, ttl_seconds)
+        self._price = price
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._cached: dict[str, tuple[float, Decimal]] = {}
 
     def prices(self, markets: Iterable[str]) -> dict[str, Decimal]:
         """The price of each market. A market the exchange definitively refuses to price (no
@@ -69,10 +73,19 @@ class Marks:
         failure (the exchange unreachable) is raised: nothing is decided on a blind breaker."""
         out: dict[str, Decimal] = {}
         for market in sorted(set(markets)):
+            with self._lock:
+                hit = self._cached.get(market)
+            if hit is not None and time.monotonic() - hit[0] <= self._ttl:
+                out[market] = hit[1]
+                continue
             try:
-                out[market] = self._recent.price(market)
+                price = self._price(market)
             except RequestRejectedError as exc:
                 log.warning("no price for held market %s: %s", market, exc)
+                continue
+            with self._lock:
+                self._cached[market] = (time.monotonic(), price)
+            out[market] = price
         return out
 
 

@@ -5,7 +5,7 @@ Both read markets and prices through :class:`Markets` (the keyless ``PublicMarke
 market list cached for a while and dropped at once when the exchange refuses an order for rules
 that changed: ``shared.exchange.errors.MARKET_RULES_CODES``). Live asks the exchange for a fresh
 price every time (the price guard); :class:`RecentPrices` is the short price cache the paper
-venue and the loss breaker's marks read through. Failures are the typed errors of
+venue reads through. Failures are the typed errors of
 ``shared.exchange.errors``: for ``place``, a refusal or ``NotSentError`` means the order does not
 exist, an ``OutcomeUnknownError`` (or anything else) means it may (state_machine.order_absent
 decides).
