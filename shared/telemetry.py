@@ -4,6 +4,11 @@ exchange request spans (shared.exchange.instrumentation).
 The exporter is chosen by configuration: none (spans are still made, so log lines carry trace
 ids), console, or OTLP. Instrumentation patches grpc globally, so :func:`setup_tracing` runs
 before any server or channel is created.
+
+Without an exporter the psycopg instrumentation is not installed at all: its spans would never be
+recorded, yet its wrapper would still run on every statement. gRPC and exchange requests stay
+instrumented whatever the exporter: the gRPC spans carry the trace id across processes and into
+log lines, and the exchange request hooks feed the exchange metrics.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ def sampler_for(exporter: TraceExporter) -> Sampler:
 
 
 def setup_tracing(service: str, exporter: TraceExporter, otlp_endpoint: str = "") -> None:
-    """Install the tracer provider and the gRPC/psycopg instrumentation once per process."""
+    """Install the tracer provider and the gRPC/requests instrumentation once per process, and the
+    psycopg instrumentation when spans are exported."""
     global _installed
     with _done:
         if _installed:
@@ -54,15 +60,17 @@ def setup_tracing(service: str, exporter: TraceExporter, otlp_endpoint: str = ""
         trace.set_tracer_provider(provider)
 
         from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
-        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
         from shared.exchange import instrumentation
 
         GrpcInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
         GrpcInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
-        # Statement text only, never parameters: parameters can hold user data.
-        PsycopgInstrumentor().instrument(enable_commenter=False)
+        if span_exporter is not None:
+            from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+            # Statement text only, never parameters: parameters can hold user data.
+            PsycopgInstrumentor().instrument(enable_commenter=False)
         # Exchange requests (the official SDK sends them with requests): a span each, named and
         # counted by shared.exchange.instrumentation; request headers (key, signature) are never
         # captured.

@@ -62,7 +62,14 @@ def create_venue(settings: ExecutorSettings, db: Database, clock: Clock) -> Venu
     exchange = exchange_settings(settings)
     markets = Markets(PublicMarketData(exchange), settings.market_cache_seconds)
     if settings.mode is Mode.PAPER:
-        return PaperVenue(markets, db, clock, balance_eur=settings.paper_balance_eur, fee_rate=settings.paper_fee_rate)
+        return PaperVenue(
+            markets,
+            db,
+            clock,
+            balance_eur=settings.paper_balance_eur,
+            fee_rate=settings.paper_fee_rate,
+            price_max_age_seconds=settings.paper_price_max_age_seconds,
+        )
     key, secret, operator_id = settings.bitvavo_api_key, settings.bitvavo_api_secret, settings.operator_id
     if key is None or secret is None or operator_id is None:
         raise InvariantBroken("live mode without API key, secret or operator id (the settings require all three)")

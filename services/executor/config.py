@@ -102,6 +102,10 @@ class ExecutorSettings(ServiceSettings):
     paper_fee_rate: Decimal = Field(default=Decimal("0.0025"), ge=0, le=Decimal("0.1"))
     """Paper mode: taker fee charged on a simulated fill."""
 
+    paper_price_max_age_seconds: float = Field(default=1.0, ge=0, le=1.0)
+    """Paper mode: how long a public price is reused (at most a second; 0: never). Live mode
+    always asks for a fresh one."""
+
 
 def load_settings(environ: Mapping[str, str]) -> ExecutorSettings:
     """The settings of ``environ``; ConfigError names every bad variable, including a mode that

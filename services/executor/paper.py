@@ -5,17 +5,24 @@ once at the current public price, with the configured taker fee taken the way Bi
 (out of ``amountQuote`` for a quote-sized buy, out of the proceeds for a sell). The balance the
 balance check sees is a paper wallet: the configured EUR minus what paper fills spent, and the
 base asset they bought. This venue holds no trade key and never talks to a private endpoint.
+
+Paper prices (the price guard's and the fill's) are reused for at most ``price_max_age_seconds``
+(``EXECUTOR_PAPER_PRICE_MAX_AGE_SECONDS``, 1 s by default): nothing is sent, so a price a moment
+old costs no money, and paper mode at full speed does not spend the public weight budget on one
+ticker request per execution. Live mode asks for a fresh price every time.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from decimal import ROUND_DOWN, Decimal
 
 from services.executor import repository
 from services.executor.model import Absent, Fill, Lookup, OrderView, Side, Status
-from services.executor.venue import Markets, PublicReads
+from services.executor.venue import Markets, PublicReads, RecentPrices
 from shared.clock import Clock
 from shared.db import Database
 from shared.exchange.errors import ExchangeError, NotSentError, SigningDeadlinePassedError
@@ -33,13 +40,26 @@ class PaperVenue(PublicReads):
     mode = "paper"
 
     def __init__(
-        self, markets: Markets, db: Database, clock: Clock, *, balance_eur: Decimal, fee_rate: Decimal
+        self,
+        markets: Markets,
+        db: Database,
+        clock: Clock,
+        *,
+        balance_eur: Decimal,
+        fee_rate: Decimal,
+        price_max_age_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(markets)
         self._db = db
         self._clock = clock
         self._balance_eur = balance_eur
         self._fee_rate = fee_rate
+        self._prices = RecentPrices(markets.price, price_max_age_seconds, clock=monotonic)
+
+    def price(self, market: str) -> Decimal:
+        """The public price, at most ``price_max_age_seconds`` old."""
+        return self._prices.price(market)
 
     def verify(self) -> None:
         try:
@@ -77,7 +97,7 @@ class PaperVenue(PublicReads):
                 f"paper: {now_ms} is past the signing deadline {sign_by_ms}", now_ms=now_ms, deadline_ms=sign_by_ms
             )
         try:
-            price = self._markets.price(market)
+            price = self.price(market)
             info = self._markets.info(market)
         except ExchangeError as exc:
             raise NotSentError(f"paper fill needs the public price: {type(exc).__name__}") from exc

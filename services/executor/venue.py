@@ -2,9 +2,13 @@
 
 ``Venue`` is that interface; ``LiveVenue`` is the real exchange (paper.py holds the paper one).
 Both read markets and prices through :class:`Markets` (the keyless ``PublicMarketData``, with the
-market list cached briefly). Failures are the typed errors of ``shared.exchange.errors``: for
-``place``, a refusal or ``NotSentError`` means the order does not exist, an
-``OutcomeUnknownError`` (or anything else) means it may (state_machine.order_absent decides).
+market list cached for a while and dropped at once when the exchange refuses an order for rules
+that changed: ``shared.exchange.errors.MARKET_RULES_CODES``). Live asks the exchange for a fresh
+price every time (the price guard); :class:`RecentPrices` is the short price cache the paper
+venue reads through. Failures are the typed errors of
+``shared.exchange.errors``: for ``place``, a refusal or ``NotSentError`` means the order does not
+exist, an ``OutcomeUnknownError`` (or anything else) means it may (state_machine.order_absent
+decides).
 Every deadline a venue is given or answers is in exchange time (epoch ms): the live venue's is
 the trade client's ``ExchangeClock`` (``GET /time`` offset), the paper venue's the local clock.
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -24,6 +28,7 @@ from typing import Any, Protocol
 
 from services.executor.model import Absent, Fill, Found, Lookup, MarketInfo, OrderView, Side, Status, Unreadable
 from services.executor.trade_client import TradeClient
+from shared.exchange.errors import RequestRejectedError, says_market_rules_changed
 from shared.exchange.history import OrderAbsent, Unparseable
 from shared.exchange.market import Market
 from shared.exchange.orders import Order, OrderStatus, OrderType, Trade
@@ -96,23 +101,43 @@ class Venue(Protocol):
 
 
 class Markets:
-    """Public market data: the market list (cached for ``ttl_seconds``) and current prices."""
+    """Public market data: the market list (cached for ``ttl_seconds``, or until
+    :meth:`invalidate`) and current prices (never cached here)."""
 
-    def __init__(self, public: PublicMarketData, ttl_seconds: float) -> None:
+    def __init__(
+        self, public: PublicMarketData, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._public = public
         self._ttl = ttl_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._cached: dict[str, MarketInfo] = {}
         self._fetched = float("-inf")
+        # Bumped by invalidate(): a list asked for before the bump never counts as fresh, even
+        # when it arrives after it (it may predate the change the exchange just reported).
+        self._generation = 0
+        self._cached_generation = -1
 
     def _all(self) -> dict[str, MarketInfo]:
         with self._lock:
-            if time.monotonic() - self._fetched <= self._ttl and self._cached:
+            if (
+                self._cached
+                and self._cached_generation == self._generation
+                and self._clock() - self._fetched <= self._ttl
+            ):
                 return self._cached
+            generation = self._generation
+        asked_at = self._clock()
         fresh = {m.market: _market_info(m) for m in self._public.markets()}
         with self._lock:
-            self._cached, self._fetched = fresh, time.monotonic()
+            if generation == self._generation:
+                self._cached, self._fetched, self._cached_generation = fresh, asked_at, generation
         return fresh
+
+    def invalidate(self) -> None:
+        """Drop the market list: the next reader asks the exchange again."""
+        with self._lock:
+            self._generation += 1
 
     def names(self) -> frozenset[str]:
         return frozenset(self._all())
@@ -127,6 +152,34 @@ class Markets:
     def rate_limit(self) -> RateLimitStatus | None:
         """The public (per IP) weight budget as last reported."""
         return self._public.rate_limit
+
+
+class RecentPrices:
+    """Each market's price, reused while younger than ``max_age_seconds`` of ``clock`` (monotonic;
+    the age counts from when the price was asked for). Safe to share between threads; callers
+    that miss at the same moment each ask."""
+
+    def __init__(
+        self, price: Callable[[str], Decimal], max_age_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._price = price
+        self._max_age = max_age_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: dict[str, tuple[float, Decimal]] = {}
+
+    def price(self, market: str) -> Decimal:
+        with self._lock:
+            hit = self._cached.get(market)
+        if hit is not None and self._clock() - hit[0] < self._max_age:
+            return hit[1]
+        asked_at = self._clock()
+        price = self._price(market)
+        with self._lock:
+            current = self._cached.get(market)
+            if current is None or current[0] <= asked_at:
+                self._cached[market] = (asked_at, price)
+        return price
 
 
 class PublicReads:
@@ -183,14 +236,27 @@ class LiveVenue(PublicReads):
         amount: Decimal | None = None,
     ) -> OrderView:
         # signed with exchange time, never past sign_by_ms (SigningDeadlinePassedError: not sent)
-        if amount is not None:
-            order = self._trade.place_order(
-                market, side.value, OrderType.MARKET, client_order_id, amount=amount, sign_by_ms=sign_by_ms
-            )
-        else:
-            order = self._trade.place_order(
-                market, side.value, OrderType.MARKET, client_order_id, amount_quote=amount_quote, sign_by_ms=sign_by_ms
-            )
+        try:
+            if amount is not None:
+                order = self._trade.place_order(
+                    market, side.value, OrderType.MARKET, client_order_id, amount=amount, sign_by_ms=sign_by_ms
+                )
+            else:
+                order = self._trade.place_order(
+                    market,
+                    side.value,
+                    OrderType.MARKET,
+                    client_order_id,
+                    amount_quote=amount_quote,
+                    sign_by_ms=sign_by_ms,
+                )
+        except RequestRejectedError as exc:
+            if says_market_rules_changed(exc):
+                # The order was checked against rules the exchange no longer has: the next
+                # execution checks against the exchange's current list. The refusal stands.
+                log.warning("order refused for market rules (%s): market list dropped", exc.code)
+                self._markets.invalidate()
+            raise
         return order_view(order)
 
     def find(self, *, market: str, client_order_id: str, since_ms: int, max_weight: int | None) -> Lookup:

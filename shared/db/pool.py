@@ -5,12 +5,22 @@ transaction-locally (``set_config('app.user_id', …, true)``), which is what ro
 keys on: a pooled connection reused for another user never carries the previous one's setting.
 Connection failures become :class:`shared.errors.Unavailable`; serialization failures and
 deadlocks become :class:`shared.errors.Aborted`.
+
+A connection is probed at checkout only when it has been idle (:class:`IdleCheck`): one that
+finished a transaction moments ago was working then, and probing it again would add a round trip
+to every transaction. A connection that died while idle (the database restarted) is still caught
+by the probe and replaced; one that died in the few seconds since its last use fails that one
+transaction (``Unavailable``) and is replaced as it goes back to the pool, so a service recovers
+by itself either way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,8 +38,48 @@ Conn = psycopg.Connection[dict[str, Any]]
 SYSTEM_USER = "_system"
 
 
+# A connection back from a transaction less than this long ago is handed out unprobed.
+IDLE_CHECK_AFTER_SECONDS = 5.0
+
+
 class WrongDatabaseRole(psycopg.OperationalError):
     """The URL logs in as another role than the service's own (the pool keeps refusing it)."""
+
+
+class IdleCheck:
+    """The pool's checkout check: probes a connection (``probe``, an empty query by default) only
+    when it has not been used for more than ``idle_after`` seconds of ``clock`` (monotonic).
+
+    :meth:`used` records when a connection was last known to work (configured, or back from a
+    transaction); a connection never recorded is always probed. Safe to share between threads."""
+
+    def __init__(
+        self,
+        idle_after: float = IDLE_CHECK_AFTER_SECONDS,
+        *,
+        probe: Callable[[Conn], None] = psycopg_pool.ConnectionPool.check_connection,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._idle_after = idle_after
+        self._probe = probe
+        self._clock = clock
+        self._lock = threading.Lock()
+        # Keyed weakly: a connection the pool closes and drops is forgotten with it.
+        self._last_used: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+
+    def used(self, conn: Conn) -> None:
+        """``conn`` worked just now."""
+        now = self._clock()
+        with self._lock:
+            self._last_used[conn] = now
+
+    def __call__(self, conn: Conn) -> None:
+        """Raise (the pool then discards ``conn`` and takes another) when an idle ``conn`` fails
+        its probe."""
+        with self._lock:
+            last = self._last_used.get(conn)
+        if last is None or self._clock() - last > self._idle_after:
+            self._probe(conn)
 
 
 class Database:
@@ -45,9 +95,11 @@ class Database:
         timeout: float = 5.0,
         statement_timeout_ms: int = 15000,
         expected_role: str | None = None,
+        idle_check: IdleCheck | None = None,
     ) -> None:
         self._statement_timeout_ms = statement_timeout_ms
         self._expected_role = expected_role
+        self._idle = idle_check or IdleCheck()
         self._pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
             url,
             min_size=min_size,
@@ -57,7 +109,7 @@ class Database:
             name=name,
             kwargs={"application_name": name, "connect_timeout": 3, "row_factory": dict_row},
             configure=self._configure,
-            check=psycopg_pool.ConnectionPool.check_connection,
+            check=self._idle,
             reconnect_timeout=0,  # keep trying to reconnect for ever: the database may come back
         )
 
@@ -70,6 +122,7 @@ class Database:
         conn.execute("SET default_transaction_isolation = 'read committed'")
         conn.execute("SET search_path = oracle, pg_catalog")
         conn.commit()
+        self._idle.used(conn)
 
     @staticmethod
     def _check_role(conn: Conn, expected: str) -> None:
@@ -104,7 +157,7 @@ class Database:
         Commits when the block ends normally, rolls back on any exception.
         """
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._connection() as conn, conn.transaction():
                 if user_id is not None:
                     conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
                 yield conn
@@ -114,10 +167,20 @@ class Database:
             log.warning("database unavailable: %s", type(exc).__name__)
             raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
 
+    @contextmanager
+    def _connection(self, timeout: float | None = None) -> Iterator[Conn]:
+        """A pooled connection, recorded as used when it goes back (see :class:`IdleCheck`)."""
+        with self._pool.connection(timeout=timeout) as conn:
+            try:
+                yield conn
+            finally:
+                # A connection that broke is discarded by the pool whatever is recorded here.
+                self._idle.used(conn)
+
     def ping(self) -> bool:
         """True when a trivial query succeeds now."""
         try:
-            with self._pool.connection(timeout=2.0) as conn:
+            with self._connection(timeout=2.0) as conn:
                 conn.execute("SELECT 1")
             return True
         except Exception:

@@ -25,6 +25,9 @@ of these, so callers decide on types, never on message text.
     ├── ExchangeUnavailableError        a read failed transiently (same causes): safe to retry
     └── UnexpectedResponseError         a read got JSON that is not what the endpoint promises
 
+A refusal whose code is in :data:`MARKET_RULES_CODES` says the market's rules are not what the
+caller checked the order against (:func:`says_market_rules_changed`).
+
 For an order placement only three outcomes exist: a typed result, a definitive refusal
 (``RequestRejectedError``, ``AuthenticationError``, ``PermissionDeniedError``,
 ``RateLimitedError``, ``NotSentError``: the order does not exist), or ``OutcomeUnknownError``
@@ -34,6 +37,13 @@ For an order placement only three outcomes exist: a typed result, a definitive r
 from __future__ import annotations
 
 from datetime import datetime
+
+# Refusals that say a market's rules differ from the ones the order was checked against: its
+# limits (210 amount above the maximum, 212 below minOrderInBaseAsset, 217 below
+# minOrderInQuoteAsset), its precision (422 not on tickSize, 429 too many decimals) or its status
+# (219 no longer listed, 423 halted, 424 cancel-only, 425 auction, 426 auction matching). Codes as
+# the exchange documents them; anyone caching the market list drops it on one of these.
+MARKET_RULES_CODES = frozenset({210, 212, 217, 219, 422, 423, 424, 425, 426, 429})
 
 
 class ExchangeError(Exception):
@@ -105,3 +115,8 @@ class ExchangeUnavailableError(ExchangeError):
 
 class UnexpectedResponseError(ExchangeError):
     """A read was answered with JSON that does not have the shape the endpoint promises."""
+
+
+def says_market_rules_changed(exc: BaseException) -> bool:
+    """A definitive refusal whose code says the market's rules are not what was checked."""
+    return isinstance(exc, RequestRejectedError) and exc.code in MARKET_RULES_CODES

@@ -124,3 +124,17 @@ def test_live_refuses_insecure_dev_auth_even_on_loopback() -> None:
 def test_paper_refuses_insecure_dev_off_loopback() -> None:
     env = {"EXECUTOR_MODE": "paper", "EXECUTOR_AUTH_MODE": "insecure-dev", "EXECUTOR_LISTEN_ADDR": "0.0.0.0:50051"}
     assert problems(env) == ["EXECUTOR_AUTH_MODE"]
+
+
+def test_paper_prices_are_reused_for_at_most_a_second() -> None:
+    assert load_settings({"EXECUTOR_MODE": "paper"}).paper_price_max_age_seconds == 1.0
+    assert (
+        load_settings(
+            {"EXECUTOR_MODE": "paper", "EXECUTOR_PAPER_PRICE_MAX_AGE_SECONDS": "0.25"}
+        ).paper_price_max_age_seconds
+        == 0.25
+    )
+    for bad in ("1.5", "-1", "soon"):
+        assert problems({"EXECUTOR_MODE": "paper", "EXECUTOR_PAPER_PRICE_MAX_AGE_SECONDS": bad}) == [
+            "EXECUTOR_PAPER_PRICE_MAX_AGE_SECONDS"
+        ]
