@@ -85,6 +85,8 @@ def seed_history(admin_url: str, target: int, *, already: int, say: Callable[[st
             if say is not None:
                 say(f"history: {last:,} past executions seeded")
             first = last + 1
-        # fresh statistics, as autovacuum would have them on a database that grew slowly
-        conn.execute("ANALYZE oracle.trade_proposals, oracle.trade_executions, oracle.gpt_usage_log")
+        # vacuumed, with fresh statistics, as autovacuum keeps a database that grew slowly (else the
+        # bulk insert's vacuum and checkpoint would run during the next measurement)
+        conn.execute("VACUUM (ANALYZE) oracle.trade_proposals, oracle.trade_executions, oracle.gpt_usage_log")
+        conn.execute("CHECKPOINT")
     return max(target, already)
