@@ -14,12 +14,13 @@ at the exchange's refusal for balance (216): the execution is FAILED (nothing wa
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+
+from services.executor.recent import Recent
 
 # Bitvavo's errorCode for an order the account's balance cannot pay for (nothing is created).
 INSUFFICIENT_BALANCE = 216
@@ -33,15 +34,9 @@ class Balance:
     as_of: datetime
 
 
-@dataclass(frozen=True)
-class _Entry:
-    balance: Balance
-    read_at: float  # monotonic, before the request
-
-
 class Balances:
     """The free balance of each asset, read through ``read(symbol, market)`` and reused for at most
-    ``max_age_seconds`` (0: read every time)."""
+    ``max_age_seconds`` (0: read every time; recent.Recent)."""
 
     def __init__(
         self,
@@ -51,28 +46,13 @@ class Balances:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._read = read
-        self._max_age = max_age_seconds
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._cached: dict[str, _Entry] = {}
+        self._recent: Recent[str, Balance] = Recent(max_age_seconds, clock=monotonic)
 
     def get(self, symbol: str, market: str, *, db_now: datetime) -> Balance:
         """The free balance of ``symbol``: the cached one while it is young enough, else read now
         (network, no lock held), stamped ``db_now`` — the database's clock read before this call."""
-        with self._lock:
-            entry = self._cached.get(symbol)
-        if entry is not None and self._monotonic() - entry.read_at <= self._max_age:
-            return entry.balance
-        started = self._monotonic()
-        balance = Balance(self._read(symbol, market), db_now)
-        if self._max_age > 0:
-            with self._lock:
-                current = self._cached.get(symbol)
-                if current is None or current.read_at < started:  # never replace a newer reading
-                    self._cached[symbol] = _Entry(balance, started)
-        return balance
+        return self._recent.get(symbol, lambda: Balance(self._read(symbol, market), db_now))
 
     def forget(self, symbol: str) -> None:
         """Drop ``symbol``'s cached balance (the exchange refused an order for balance)."""
-        with self._lock:
-            self._cached.pop(symbol, None)
+        self._recent.forget(symbol)

@@ -25,8 +25,6 @@ from the next evaluation.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +34,7 @@ from typing import Any
 from services.executor import SERVICE
 from services.executor import books_repository as books
 from services.executor.ledger import Position, unrealized, user_positions
+from services.executor.recent import Recent
 from services.executor.validators import Check, eur
 from shared import audit
 from shared.db import SYSTEM_USER, Conn, Database
@@ -58,38 +57,26 @@ ZERO = Decimal(0)
 
 
 class Marks:
-    """Current prices of held markets, read before any lock and cached ``ttl_seconds`` (a few
-    seconds: the breaker must see a falling market, not hammer the exchange)."""
+    """Current prices of held markets, read before any lock and reused ``ttl_seconds`` (a few
+    seconds: the breaker must see a falling market, not hammer the exchange; recent.Recent)."""
 
     def __init__(self, price: Callable[[str], Decimal], ttl_seconds: float) -> None:
         self._price = price
-        self._ttl = ttl_seconds
-        self._lock = threading.Lock()
-        self._cached: dict[str, tuple[float, Decimal]] = {}
+        self._recent: Recent[str, Decimal] = Recent(ttl_seconds)
 
     def prices(self, markets: Iterable[str], *, read_now: Mapping[str, Decimal] | None = None) -> dict[str, Decimal]:
         """The price of each market. A market the exchange definitively refuses to price (no
         longer listed) is left out — :func:`figures` then counts its whole cost as lost; any other
         failure (the exchange unreachable) is raised: nothing is decided on a blind breaker.
         ``read_now``: prices the caller has just read (kept, and not asked for again)."""
-        out: dict[str, Decimal] = {}
         for market, price in (read_now or {}).items():
-            with self._lock:
-                self._cached[market] = (time.monotonic(), price)
+            self._recent.remember(market, price)
+        out: dict[str, Decimal] = {}
         for market in sorted(set(markets)):
-            with self._lock:
-                hit = self._cached.get(market)
-            if hit is not None and time.monotonic() - hit[0] <= self._ttl:
-                out[market] = hit[1]
-                continue
             try:
-                price = self._price(market)
+                out[market] = self._recent.get(market, lambda m=market: self._price(m))  # type: ignore[misc]
             except RequestRejectedError as exc:
                 log.warning("no price for held market %s: %s", market, exc)
-                continue
-            with self._lock:
-                self._cached[market] = (time.monotonic(), price)
-            out[market] = price
         return out
 
 

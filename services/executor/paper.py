@@ -22,7 +22,8 @@ from decimal import ROUND_DOWN, Decimal
 
 from services.executor import repository
 from services.executor.model import Absent, Fill, Lookup, OrderView, Side, Status
-from services.executor.venue import Markets, PublicReads, RecentPrices
+from services.executor.recent import Recent
+from services.executor.venue import Markets, PublicReads
 from shared.clock import Clock
 from shared.db import Database
 from shared.exchange.errors import ExchangeError, NotSentError, SigningDeadlinePassedError
@@ -55,11 +56,11 @@ class PaperVenue(PublicReads):
         self._clock = clock
         self._balance_eur = balance_eur
         self._fee_rate = fee_rate
-        self._prices = RecentPrices(markets.price, price_max_age_seconds, clock=monotonic)
+        self._prices: Recent[str, Decimal] = Recent(price_max_age_seconds, clock=monotonic)
 
     def price(self, market: str) -> Decimal:
         """The public price, at most ``price_max_age_seconds`` old."""
-        return self._prices.price(market)
+        return self._prices.get(market, lambda: self._markets.price(market))
 
     def verify(self) -> None:
         try:

@@ -4,8 +4,8 @@
 Both read markets and prices through :class:`Markets` (the keyless ``PublicMarketData``, with the
 market list cached for a while and dropped at once when the exchange refuses an order for rules
 that changed: ``shared.exchange.errors.MARKET_RULES_CODES``). Live asks the exchange for a fresh
-price every time (the price guard); :class:`RecentPrices` is the short price cache the paper
-venue reads through. Failures are the typed errors of
+price every time (the price guard); the paper venue reuses a price for at most a second
+(``recent.Recent``). Failures are the typed errors of
 ``shared.exchange.errors``: for ``place``, a refusal or ``NotSentError`` means the order does not
 exist, an ``OutcomeUnknownError`` (or anything else) means it may (state_machine.order_absent
 decides).
@@ -152,34 +152,6 @@ class Markets:
     def rate_limit(self) -> RateLimitStatus | None:
         """The public (per IP) weight budget as last reported."""
         return self._public.rate_limit
-
-
-class RecentPrices:
-    """Each market's price, reused while younger than ``max_age_seconds`` of ``clock`` (monotonic;
-    the age counts from when the price was asked for). Safe to share between threads; callers
-    that miss at the same moment each ask."""
-
-    def __init__(
-        self, price: Callable[[str], Decimal], max_age_seconds: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._price = price
-        self._max_age = max_age_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cached: dict[str, tuple[float, Decimal]] = {}
-
-    def price(self, market: str) -> Decimal:
-        with self._lock:
-            hit = self._cached.get(market)
-        if hit is not None and self._clock() - hit[0] < self._max_age:
-            return hit[1]
-        asked_at = self._clock()
-        price = self._price(market)
-        with self._lock:
-            current = self._cached.get(market)
-            if current is None or current[0] <= asked_at:
-                self._cached[market] = (asked_at, price)
-        return price
 
 
 class PublicReads:
