@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 import grpc
@@ -94,14 +95,16 @@ def test_the_paper_wallet_totals_follow_every_paper_fill(postgres: Postgres, exc
             for m in ("BTC-EUR", "ETH-EUR")
         ]
         assert all(
-            e.status == pb.EXECUTION_STATUS_FILLED for e in storm([lambda u=u, p=p: ex.execute(u, p) for u, p in buys])
+            e.status == pb.EXECUTION_STATUS_FILLED
+            for e in storm([functools.partial(ex.execute, u, p) for u, p in buys])
         )
         sells = [
             (uid, seed_proposal(postgres, uid, side="sell", amount="10.00", price=exchange.price("BTC-EUR")))
             for uid in users
         ]
         assert all(
-            e.status == pb.EXECUTION_STATUS_FILLED for e in storm([lambda u=u, p=p: ex.execute(u, p) for u, p in sells])
+            e.status == pb.EXECUTION_STATUS_FILLED
+            for e in storm([functools.partial(ex.execute, u, p) for u, p in sells])
         )
 
     for market in ("BTC-EUR", "ETH-EUR"):
