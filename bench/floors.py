@@ -9,9 +9,10 @@ how much of the possible throughput the service achieves. The client threads are
 many processes as the service has (:func:`run_in_processes`), so the floor is not held back by
 one interpreter's lock where the service has two.
 
-* **budget** — the reservation transaction (user lock, limits, the windowed usage count, insert,
-  audit event) then the commit transaction (row lock, compare-and-set to committed, audit event):
-  the same SQL as ``services.budget``, issued directly.
+* **budget** — the reservation transaction (the user lock with the clock; limits and the windowed
+  usage count in one statement; the insert with its audit event in one statement) then the commit
+  transaction (row lock with the clock; compare-and-set to committed with its audit event in one
+  statement): the same SQL as ``services.budget``, issued directly.
 * **paper** — an unlocked read of every user's books and the paper wallet; then one transaction:
   the user set and the account lock (shared) and user lock taken in one statement, the
   existing-execution gate, policy, proposal, the user's figures and the loss breaker's (trading
@@ -86,63 +87,82 @@ class Connections:
             self._all.clear()
 
 
+_AUDIT = "oracle.append_audit_event(%s, %s, %s, %s, %s)"
+_BUDGET_COLUMNS = (
+    "reservation_id::text, user_id::text, purpose, model, status, max_tokens, estimated_tokens,"
+    " estimated_cost_micros, prompt_tokens, completion_tokens, cost_micros, reserved_at, expires_at"
+)
+
+
+def _audit_params(service: str, kind: str, subject: str, payload: dict[str, Any]) -> tuple[Any, ...]:
+    return (service, kind, subject, "scanner", Jsonb(payload))
+
+
 def _audit(conn: psycopg.Connection[Any], service: str, kind: str, subject: str, payload: dict[str, Any]) -> None:
-    conn.execute(
-        "SELECT oracle.append_audit_event(%s, %s, %s, %s, %s)", (service, kind, subject, "scanner", Jsonb(payload))
-    )
+    conn.execute(f"SELECT {_AUDIT}", _audit_params(service, kind, subject, payload))
 
 
 # ------------------------------------------------------------------------------------ budget
 
 
 def budget_task(conns: Connections, user_id: str) -> Task:
-    """Reserve then commit, as ``services.budget``'s ledger does it, without the service."""
+    """Reserve then commit, as ``services.budget``'s ledger does it, without the service: the lock
+    statement (which reads the clock), limits and usage in one statement, the insert and its audit
+    event in one statement; then the row lock (with the clock), and the update and its audit event
+    in one statement."""
 
     def task() -> Outcome:
         conn = conns.get()
-        now = datetime.now(UTC)
-        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         reservation_id = str(uuid.uuid4())
         t0 = time.perf_counter()
         with conn.transaction():
             conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
-            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (USER_BUDGET, user_id))
+            ((_, now),) = conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s)), oracle.clock()", (USER_BUDGET, user_id)
+            ).fetchall()
+            day_start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             conn.execute(
-                "SELECT daily_calls, hourly_calls, daily_tokens, daily_cost_micros FROM oracle.budget_limits"
-                " WHERE user_id = %s",
-                (user_id,),
-            ).fetchone()
-            conn.execute(
-                "SELECT count(*) FILTER (WHERE reserved_at >= %(day_start)s),"
-                " count(*) FILTER (WHERE reserved_at > %(hour_start)s),"
-                " COALESCE(sum(CASE WHEN status = 'committed' THEN prompt_tokens + completion_tokens"
-                "   ELSE estimated_tokens END) FILTER (WHERE reserved_at >= %(day_start)s), 0),"
-                " COALESCE(sum(CASE WHEN status = 'committed' THEN cost_micros ELSE estimated_cost_micros END)"
-                "   FILTER (WHERE reserved_at >= %(day_start)s), 0)"
-                " FROM oracle.gpt_usage_log WHERE user_id = %(user_id)s AND status <> 'released'"
-                "   AND reserved_at >= LEAST(%(day_start)s, %(hour_start)s)",
+                "SELECT l.daily_calls, l.hourly_calls, l.daily_tokens, l.daily_cost_micros, u.*"
+                " FROM (SELECT count(*) FILTER (WHERE reserved_at >= %(day_start)s) AS daily_calls,"
+                "   count(*) FILTER (WHERE reserved_at > %(hour_start)s) AS hourly_calls,"
+                "   COALESCE(sum(CASE WHEN status = 'committed' THEN prompt_tokens + completion_tokens"
+                "     ELSE estimated_tokens END) FILTER (WHERE reserved_at >= %(day_start)s), 0) AS daily_tokens,"
+                "   COALESCE(sum(CASE WHEN status = 'committed' THEN cost_micros ELSE estimated_cost_micros END)"
+                "     FILTER (WHERE reserved_at >= %(day_start)s), 0) AS daily_cost_micros"
+                "   FROM oracle.gpt_usage_log"
+                "   WHERE user_id = %(user_id)s AND status <> 'released'"
+                "     AND reserved_at >= LEAST(%(day_start)s, %(hour_start)s)) u"
+                " LEFT JOIN oracle.budget_limits l ON l.user_id = %(user_id)s",
                 {"user_id": user_id, "day_start": day_start, "hour_start": now - timedelta(hours=1)},
             ).fetchone()
             conn.execute(
-                "INSERT INTO oracle.gpt_usage_log (reservation_id, user_id, purpose, model, status, max_tokens,"
-                " estimated_tokens, estimated_cost_micros, reserved_at, expires_at)"
-                " VALUES (%s, %s, 'bench', 'gpt-4o-mini', 'reserved', 400, 1300, 500, %s, %s)",
-                (reservation_id, user_id, now, now + timedelta(minutes=5)),
-            )
-            _audit(conn, "budget", "budget.reserved", reservation_id, {"max_tokens": 400})
+                "WITH changed AS (INSERT INTO oracle.gpt_usage_log (reservation_id, user_id, purpose, model, status,"  # noqa: S608 - constant fragments only
+                " max_tokens, estimated_tokens, estimated_cost_micros, reserved_at, expires_at)"
+                " VALUES (%s, %s, 'bench', 'gpt-4o-mini', 'reserved', 400, 1300, 500, %s, %s)"
+                f" RETURNING {_BUDGET_COLUMNS}) SELECT changed.*, {_AUDIT} FROM changed",
+                (
+                    reservation_id,
+                    user_id,
+                    now,
+                    now + timedelta(minutes=5),
+                    *_audit_params("budget", "budget.reserved", reservation_id, {"max_tokens": 400}),
+                ),
+            ).fetchone()
         t1 = time.perf_counter()
         with conn.transaction():
             conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
             conn.execute(
-                "SELECT status FROM oracle.gpt_usage_log WHERE user_id = %s AND reservation_id = %s FOR UPDATE",
+                f"SELECT {_BUDGET_COLUMNS}, oracle.clock() FROM oracle.gpt_usage_log"  # noqa: S608 - constant fragments only
+                " WHERE user_id = %s AND reservation_id = %s FOR UPDATE",
                 (user_id, reservation_id),
             ).fetchone()
             conn.execute(
-                "UPDATE oracle.gpt_usage_log SET status = 'committed', prompt_tokens = 850, completion_tokens = 300,"
-                " cost_micros = 450, committed_at = %s WHERE reservation_id = %s AND status = 'reserved'",
-                (datetime.now(UTC), reservation_id),
-            )
-            _audit(conn, "budget", "budget.committed", reservation_id, {"prompt_tokens": 850})
+                "WITH changed AS (UPDATE oracle.gpt_usage_log SET status = 'committed', prompt_tokens = 850,"  # noqa: S608 - constant fragments only
+                " completion_tokens = 300, cost_micros = 450, committed_at = oracle.clock()"
+                f" WHERE reservation_id = %s AND status = 'reserved' RETURNING {_BUDGET_COLUMNS})"
+                f" SELECT changed.*, {_AUDIT} FROM changed",
+                (reservation_id, *_audit_params("budget", "budget.committed", reservation_id, {"prompt_tokens": 850})),
+            ).fetchone()
         t2 = time.perf_counter()
         return Outcome(parts={"reserve": t1 - t0, "commit": t2 - t1})
 

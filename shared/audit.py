@@ -2,12 +2,16 @@
 
 Each service appends its own events inside the transaction that does the thing audited, so an
 event exists exactly when its change was committed. Nobody updates or deletes audit_events.
+A hot path may append the event in the very statement that makes the change (:class:`Event`,
+``WITH changed AS (… RETURNING …) SELECT …, <event call> FROM changed``): one round trip fewer,
+and the event is written exactly when the statement changed a row.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -23,6 +27,28 @@ log = logging.getLogger(__name__)
 APPEND_FUNCTION = "oracle.append_audit_event"
 
 
+@dataclass(frozen=True)
+class Event:
+    """One event to append for the transaction's user."""
+
+    service: str
+    kind: str
+    subject_id: str = ""
+    principal: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def call(self) -> tuple[str, tuple[Any, ...]]:
+        """The SQL expression that appends this event (its value: the sequence number) and its
+        parameters, to put in a statement of the caller's."""
+        return f"{APPEND_FUNCTION}(%s, %s, %s, %s, %s)", (
+            self.service,
+            self.kind,
+            self.subject_id,
+            self.principal,
+            Jsonb(dict(self.payload)),
+        )
+
+
 def append(
     conn: Conn,
     *,
@@ -33,10 +59,8 @@ def append(
     payload: Mapping[str, Any] | None = None,
 ) -> int:
     """Append one event for the transaction's user; returns its sequence number."""
-    row = conn.execute(
-        f"SELECT {APPEND_FUNCTION}(%s, %s, %s, %s, %s) AS seq",
-        (service, kind, subject_id, principal, Jsonb(dict(payload or {}))),
-    ).fetchone()
+    sql, params = Event(service, kind, subject_id, principal, payload or {}).call()
+    row = conn.execute(f"SELECT {sql} AS seq", params).fetchone()
     if row is None:
         raise InvariantBroken("oracle.append_audit_event returned no row")
     return int(row["seq"])

@@ -2,7 +2,10 @@
 
 Zero overshoot (docs/design.md#budget-zero-overshoot) lives in :meth:`Ledger.reserve`: the count of the user's usage and the insert of the
 reservation happen in ONE transaction holding the user's budget lock, so however many callers
-and replicas race, each decision sees every reservation granted before it — no overshoot.
+and replicas race, each decision sees every reservation granted before it — no overshoot. The
+count is its own statement after the one that takes the lock (under READ COMMITTED a statement
+sees what committed before it started, so it must start once the lock is held); limits and usage
+are read together, and each change writes its audit event in the same statement.
 A commit counts at most what its reservation held (:func:`within_reservation`), so no usage
 report pushes a window past its limit after the grant. Every change is audited in the
 transaction that makes it. No gRPC here: callers pass plain values
@@ -114,8 +117,8 @@ class Ledger:
             # The database's clock, read by the statement that takes the lock once it is granted:
             # the reservation is stamped, and every window placed, when it is decided.
             bounds = Bounds.at(lock_user(conn, LockSpace.USER_BUDGET, user_id))
-            limits = repository.read_limits(conn, user_id) or self._policy.default_limits
-            usage = repository.read_usage(conn, user_id, bounds)
+            own_limits, usage = repository.read_limits_and_usage(conn, user_id, bounds)
+            limits = own_limits or self._policy.default_limits
             decision = decide(
                 limits,
                 usage,
@@ -129,35 +132,35 @@ class Ledger:
                 raise self._exhausted(conn, request, decision.shortfalls, bounds, price)
             self._hooks.before_insert()
             grant = decision.grant
+            new = NewReservation(
+                reservation_id=str(uuid.uuid4()),
+                user_id=user_id,
+                purpose=request.purpose,
+                model=request.model,
+                max_tokens=grant.max_tokens,
+                estimated_tokens=grant.estimated_tokens,
+                estimated_cost_micros=grant.estimated_cost_micros,
+                reserved_at=bounds.now,
+                expires_at=bounds.now + self._policy.reservation_ttl,
+            )
             row = repository.insert_reservation(
                 conn,
-                NewReservation(
-                    reservation_id=str(uuid.uuid4()),
-                    user_id=user_id,
-                    purpose=request.purpose,
-                    model=request.model,
-                    max_tokens=grant.max_tokens,
-                    estimated_tokens=grant.estimated_tokens,
-                    estimated_cost_micros=grant.estimated_cost_micros,
-                    reserved_at=bounds.now,
-                    expires_at=bounds.now + self._policy.reservation_ttl,
+                new,
+                audit.Event(
+                    service=SERVICE,
+                    kind="budget.reserved",
+                    subject_id=new.reservation_id,
+                    principal=principal,
+                    payload={
+                        "purpose": new.purpose,
+                        "model": new.model,
+                        "requested_max_tokens": request.requested_max_tokens,
+                        "max_tokens": new.max_tokens,
+                        "estimated_tokens": new.estimated_tokens,
+                        "estimated_cost_micros": new.estimated_cost_micros,
+                        "expires_at": new.expires_at.isoformat(),
+                    },
                 ),
-            )
-            audit.append(
-                conn,
-                service=SERVICE,
-                kind="budget.reserved",
-                subject_id=row.reservation_id,
-                principal=principal,
-                payload={
-                    "purpose": row.purpose,
-                    "model": row.model,
-                    "requested_max_tokens": request.requested_max_tokens,
-                    "max_tokens": row.max_tokens,
-                    "estimated_tokens": row.estimated_tokens,
-                    "estimated_cost_micros": row.estimated_cost_micros,
-                    "expires_at": row.expires_at.isoformat(),
-                },
             )
         return row
 
@@ -218,39 +221,38 @@ class Ledger:
                 prompt_tokens=counted.prompt_tokens,
                 completion_tokens=counted.completion_tokens,
                 cost_micros=counted.cost_micros,
+                event=audit.Event(
+                    service=SERVICE,
+                    kind="budget.committed",
+                    subject_id=reservation_id,
+                    principal=principal,
+                    payload={
+                        "from_status": str(current.status),
+                        "prompt_tokens": counted.prompt_tokens,
+                        "completion_tokens": counted.completion_tokens,
+                        "cost_micros": counted.cost_micros,
+                        "cost_computed": usage.cost_micros is None,
+                        "exceeded_max_tokens": usage.completion_tokens > current.max_tokens,
+                        "clamped": counted.clamped,
+                        # What the caller reported, when it was more than the reservation held.
+                        **(
+                            {
+                                "reported": {
+                                    "prompt_tokens": usage.prompt_tokens,
+                                    "completion_tokens": usage.completion_tokens,
+                                    "cost_micros": cost,
+                                }
+                            }
+                            if counted.clamped
+                            else {}
+                        ),
+                    },
+                ),
             )
             if row is None:  # pragma: no cover - the row lock makes this impossible
                 raise Aborted("the reservation changed concurrently; retry", reason="RESERVATION_CHANGED")
             metrics.committed(
                 self._policy.prices.listed(current.model), usage.prompt_tokens, usage.completion_tokens, cost
-            )
-            audit.append(
-                conn,
-                service=SERVICE,
-                kind="budget.committed",
-                subject_id=reservation_id,
-                principal=principal,
-                payload={
-                    "from_status": str(current.status),
-                    "prompt_tokens": counted.prompt_tokens,
-                    "completion_tokens": counted.completion_tokens,
-                    "cost_micros": counted.cost_micros,
-                    "cost_computed": usage.cost_micros is None,
-                    "exceeded_max_tokens": usage.completion_tokens > current.max_tokens,
-                    "clamped": counted.clamped,
-                    # What the caller reported, when it was more than the reservation held.
-                    **(
-                        {
-                            "reported": {
-                                "prompt_tokens": usage.prompt_tokens,
-                                "completion_tokens": usage.completion_tokens,
-                                "cost_micros": cost,
-                            }
-                        }
-                        if counted.clamped
-                        else {}
-                    ),
-                },
             )
         if usage.completion_tokens > current.max_tokens or counted.clamped:
             log.warning(
@@ -266,25 +268,27 @@ class Ledger:
             refusal = current.release_refusal(now)
             if refusal is not None:
                 raise _refused(refusal, reservation_id, current)
-            row = repository.mark_released(conn, reservation_id)
+            row = repository.mark_released(
+                conn,
+                reservation_id,
+                audit.Event(
+                    service=SERVICE,
+                    kind="budget.released",
+                    subject_id=reservation_id,
+                    principal=principal,
+                    payload={"reason": reason},
+                ),
+            )
             if row is None:  # pragma: no cover - the row lock makes this impossible
                 raise Aborted("the reservation changed concurrently; retry", reason="RESERVATION_CHANGED")
-            audit.append(
-                conn,
-                service=SERVICE,
-                kind="budget.released",
-                subject_id=reservation_id,
-                principal=principal,
-                payload={"reason": reason},
-            )
         return row
 
     def usage(self, user_id: str) -> UsageReport:
         """The user's limits and every window's used / limit / remaining / reset time."""
         with self._db.transaction(user_id) as conn:
             bounds = Bounds.at(database_now(conn))
-            limits = repository.read_limits(conn, user_id) or self._policy.default_limits
-            usage = repository.read_usage(conn, user_id, bounds)
+            own_limits, usage = repository.read_limits_and_usage(conn, user_id, bounds)
+            limits = own_limits or self._policy.default_limits
             oldest = repository.hourly_reserved_at(conn, user_id, bounds, 0)
         return UsageReport(limits, report(limits, usage, bounds, oldest_in_hour=oldest))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from services.budget.reservations import Reservation, Status
 from services.budget.windows import Bounds, Limits, Usage
+from shared import audit
 from shared.db import Conn
 from shared.errors import InvariantBroken
 
@@ -80,8 +81,10 @@ def write_limits(conn: Conn, user_id: str, limits: Limits, now: datetime) -> Non
     )
 
 
-def read_usage(conn: Conn, user_id: str, bounds: Bounds) -> Usage:
-    """What the user's counted rows add up to in each window.
+def read_limits_and_usage(conn: Conn, user_id: str, bounds: Bounds) -> tuple[Limits | None, Usage]:
+    """The user's own limits (None when they have none: the defaults apply) and what the user's
+    counted rows add up to in each window, in one statement (one snapshot: a SetLimits that
+    commits meanwhile is seen whole or not at all).
 
     Counted: every status but released, expired included (its call may have happened), by
     reservation time. Tokens and cost: actuals of committed rows, estimates of the others.
@@ -90,25 +93,39 @@ def read_usage(conn: Conn, user_id: str, bounds: Bounds) -> Usage:
     earlier window start on, an index range), never the user's whole history.
     """
     row = conn.execute(
-        "SELECT count(*) FILTER (WHERE reserved_at >= %(day_start)s) AS daily_calls,"
-        " count(*) FILTER (WHERE reserved_at > %(hour_start)s) AS hourly_calls,"
-        " COALESCE(sum(CASE WHEN status = 'committed' THEN prompt_tokens + completion_tokens"
-        "   ELSE estimated_tokens END) FILTER (WHERE reserved_at >= %(day_start)s), 0) AS daily_tokens,"
-        " COALESCE(sum(CASE WHEN status = 'committed' THEN cost_micros ELSE estimated_cost_micros END)"
-        "   FILTER (WHERE reserved_at >= %(day_start)s), 0) AS daily_cost_micros"
-        " FROM oracle.gpt_usage_log"
-        " WHERE user_id = %(user_id)s AND status <> 'released'"
-        "   AND reserved_at >= LEAST(%(day_start)s, %(hour_start)s)",
+        "SELECT l.daily_calls AS limit_daily_calls, l.hourly_calls AS limit_hourly_calls,"
+        " l.daily_tokens AS limit_daily_tokens, l.daily_cost_micros AS limit_daily_cost_micros, u.*"
+        " FROM (SELECT count(*) FILTER (WHERE reserved_at >= %(day_start)s) AS daily_calls,"
+        "   count(*) FILTER (WHERE reserved_at > %(hour_start)s) AS hourly_calls,"
+        "   COALESCE(sum(CASE WHEN status = 'committed' THEN prompt_tokens + completion_tokens"
+        "     ELSE estimated_tokens END) FILTER (WHERE reserved_at >= %(day_start)s), 0) AS daily_tokens,"
+        "   COALESCE(sum(CASE WHEN status = 'committed' THEN cost_micros ELSE estimated_cost_micros END)"
+        "     FILTER (WHERE reserved_at >= %(day_start)s), 0) AS daily_cost_micros"
+        "   FROM oracle.gpt_usage_log"
+        "   WHERE user_id = %(user_id)s AND status <> 'released'"
+        "     AND reserved_at >= LEAST(%(day_start)s, %(hour_start)s)) u"
+        " LEFT JOIN oracle.budget_limits l ON l.user_id = %(user_id)s",
         {"user_id": user_id, "day_start": bounds.day_start, "hour_start": bounds.hour_start},
     ).fetchone()
     if row is None:
         raise InvariantBroken("row is missing")
-    return Usage(
+    limits = (
+        None
+        if row["limit_daily_calls"] is None
+        else Limits(
+            daily_calls=row["limit_daily_calls"],
+            hourly_calls=row["limit_hourly_calls"],
+            daily_tokens=row["limit_daily_tokens"],
+            daily_cost_micros=row["limit_daily_cost_micros"],
+        )
+    )
+    usage = Usage(
         daily_calls=int(row["daily_calls"]),
         hourly_calls=int(row["hourly_calls"]),
         daily_tokens=int(row["daily_tokens"]),
         daily_cost_micros=int(row["daily_cost_micros"]),
     )
+    return limits, usage
 
 
 def hourly_reserved_at(conn: Conn, user_id: str, bounds: Bounds, offset: int) -> datetime | None:
@@ -122,13 +139,14 @@ def hourly_reserved_at(conn: Conn, user_id: str, bounds: Bounds, offset: int) ->
     return None if row is None else row["reserved_at"]  # type: ignore[no-any-return]
 
 
-def insert_reservation(conn: Conn, new: NewReservation) -> Reservation:
-    """Insert a ``reserved`` row."""
+def insert_reservation(conn: Conn, new: NewReservation, event: audit.Event) -> Reservation:
+    """Insert a ``reserved`` row and append its audit ``event``, in one statement."""
+    append, event_params = event.call()
     row = conn.execute(
-        "INSERT INTO oracle.gpt_usage_log (reservation_id, user_id, purpose, model, status, max_tokens,"  # noqa: S608 -- constant column fragments, values bound
-        " estimated_tokens, estimated_cost_micros, reserved_at, expires_at)"
+        "WITH changed AS (INSERT INTO oracle.gpt_usage_log (reservation_id, user_id, purpose, model, status,"  # noqa: S608 -- constant fragments, values bound
+        " max_tokens, estimated_tokens, estimated_cost_micros, reserved_at, expires_at)"
         " VALUES (%s, %s, %s, %s, 'reserved', %s, %s, %s, %s, %s)"
-        f" RETURNING {_COLUMNS}",
+        f" RETURNING {_COLUMNS}) SELECT changed.*, {append} AS audit_sequence FROM changed",
         (
             new.reservation_id,
             new.user_id,
@@ -139,6 +157,7 @@ def insert_reservation(conn: Conn, new: NewReservation) -> Reservation:
             new.estimated_cost_micros,
             new.reserved_at,
             new.expires_at,
+            *event_params,
         ),
     ).fetchone()
     if row is None:
@@ -165,23 +184,30 @@ def mark_committed(
     prompt_tokens: int,
     completion_tokens: int,
     cost_micros: int,
+    event: audit.Event,
 ) -> Reservation | None:
-    """Compare-and-set ``expected`` → committed with the actual usage; None when the status moved."""
+    """Compare-and-set ``expected`` → committed with the actual usage, and append its audit
+    ``event``, in one statement; None (and no event) when the status moved."""
+    append, event_params = event.call()
     row = conn.execute(
-        "UPDATE oracle.gpt_usage_log SET status = 'committed', prompt_tokens = %s, completion_tokens = %s,"  # noqa: S608 -- constant column fragments, values bound
-        " cost_micros = %s, committed_at = oracle.clock()"
-        f" WHERE reservation_id = %s AND status = %s RETURNING {_COLUMNS}",
-        (prompt_tokens, completion_tokens, cost_micros, reservation_id, str(expected)),
+        "WITH changed AS (UPDATE oracle.gpt_usage_log SET status = 'committed', prompt_tokens = %s,"  # noqa: S608 -- constant fragments, values bound
+        " completion_tokens = %s, cost_micros = %s, committed_at = oracle.clock()"
+        f" WHERE reservation_id = %s AND status = %s RETURNING {_COLUMNS})"
+        f" SELECT changed.*, {append} AS audit_sequence FROM changed",
+        (prompt_tokens, completion_tokens, cost_micros, reservation_id, str(expected), *event_params),
     ).fetchone()
     return None if row is None else _reservation(row)
 
 
-def mark_released(conn: Conn, reservation_id: str) -> Reservation | None:
-    """Compare-and-set reserved → released; None when the status moved."""
+def mark_released(conn: Conn, reservation_id: str, event: audit.Event) -> Reservation | None:
+    """Compare-and-set reserved → released, and append its audit ``event``, in one statement;
+    None (and no event) when the status moved."""
+    append, event_params = event.call()
     row = conn.execute(
-        "UPDATE oracle.gpt_usage_log SET status = 'released', released_at = oracle.clock()"  # noqa: S608 -- constant column fragments, values bound
-        f" WHERE reservation_id = %s AND status = 'reserved' RETURNING {_COLUMNS}",
-        (reservation_id,),
+        "WITH changed AS (UPDATE oracle.gpt_usage_log SET status = 'released', released_at = oracle.clock()"  # noqa: S608 -- constant fragments, values bound
+        f" WHERE reservation_id = %s AND status = 'reserved' RETURNING {_COLUMNS})"
+        f" SELECT changed.*, {append} AS audit_sequence FROM changed",
+        (reservation_id, *event_params),
     ).fetchone()
     return None if row is None else _reservation(row)
 

@@ -4,7 +4,7 @@ expiry keeps a reservation counting, and every refused settle changes no row."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import grpc
 from oracle.budget.v1 import budget_service_pb2 as pb
@@ -138,6 +138,44 @@ def test_audit_trail_records_every_change(budget: Budget) -> None:
         ("budget.committed", kept.reservation_id, "operator"),
         ("budget.released", dropped.reservation_id, "operator"),
     ]
+
+
+def test_each_audit_event_carries_the_figures_its_row_holds(budget: Budget) -> None:
+    """The events are written by the statements that change the rows (one round trip each), from
+    the values the ledger decided: they must say exactly what the rows hold."""
+    user = new_user_id("audit-figures")
+    budget.set_limits(user, daily=5, hourly=5, tokens=150, cost=10_000)
+    reservation = budget.reserve(user, prompt=120, max_tokens=80)  # the token limit leaves room for 30
+    assert reservation.max_tokens == 30
+    _commit(budget, user, reservation.reservation_id, 100, 30)  # cost computed from the price
+    (row,) = budget.rows(user)
+    with budget.postgres.admin() as conn:
+        payloads = dict(
+            conn.execute(
+                "SELECT kind, payload FROM oracle.audit_events WHERE user_id = %s AND subject_id = %s",
+                (user, reservation.reservation_id),
+            ).fetchall()
+        )
+    assert payloads["budget.reserved"] == {
+        "purpose": "test",
+        "model": "gpt-4o-mini",
+        "requested_max_tokens": 80,
+        "max_tokens": row["max_tokens"],
+        "estimated_tokens": row["estimated_tokens"],
+        "estimated_cost_micros": row["estimated_cost_micros"],
+        "expires_at": payloads["budget.reserved"]["expires_at"],
+    }
+    assert datetime.fromisoformat(payloads["budget.reserved"]["expires_at"]) == row["expires_at"]
+    assert payloads["budget.committed"] == {
+        "from_status": "reserved",
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "cost_micros": row["cost_micros"],
+        "cost_computed": True,
+        "exceeded_max_tokens": False,
+        "clamped": False,
+    }
+    assert (row["prompt_tokens"], row["completion_tokens"], row["status"]) == (100, 30, "committed")
 
 
 def test_expired_reservations_keep_counting_and_accept_a_late_commit(postgres: Postgres) -> None:
