@@ -42,6 +42,8 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if "://" not in text:  # every match contains it; the scan costs half of a log line without this
+        return text
     return _URL_PASSWORD.sub(lambda m: m.group("scheme") + REDACTED, text)
 
 
