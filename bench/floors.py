@@ -38,13 +38,15 @@ import multiprocessing
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from python_bitvavo_api.bitvavo import Bitvavo
 
@@ -98,6 +100,20 @@ def _audit_params(service: str, kind: str, subject: str, payload: dict[str, Any]
     return (service, kind, subject, "scanner", Jsonb(payload))
 
 
+@contextmanager
+def user_transaction(conn: psycopg.Connection[Any], user_id: str) -> Iterator[None]:
+    """A transaction for ``user_id`` on an autocommit connection: BEGIN and the user's setting in
+    one round trip, COMMIT at the end (ROLLBACK on an error), as ``shared.db.Database.transaction``
+    runs every transaction."""
+    conn.execute(sql.SQL("BEGIN; SELECT set_config('app.user_id', {}, true)").format(sql.Literal(user_id)))
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def _audit(conn: psycopg.Connection[Any], service: str, kind: str, subject: str, payload: dict[str, Any]) -> None:
     conn.execute(f"SELECT {_AUDIT}", _audit_params(service, kind, subject, payload))
 
@@ -115,8 +131,7 @@ def budget_task(conns: Connections, user_id: str) -> Task:
         conn = conns.get()
         reservation_id = str(uuid.uuid4())
         t0 = time.perf_counter()
-        with conn.transaction():
-            conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+        with user_transaction(conn, user_id):
             ((_, now),) = conn.execute(
                 "SELECT pg_advisory_xact_lock(%s, hashtext(%s)), oracle.clock()", (USER_BUDGET, user_id)
             ).fetchall()
@@ -149,8 +164,7 @@ def budget_task(conns: Connections, user_id: str) -> Task:
                 ),
             ).fetchone()
         t1 = time.perf_counter()
-        with conn.transaction():
-            conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+        with user_transaction(conn, user_id):
             conn.execute(
                 f"SELECT {_BUDGET_COLUMNS}, oracle.clock() FROM oracle.gpt_usage_log"  # noqa: S608 - constant fragments only
                 " WHERE user_id = %s AND reservation_id = %s FOR UPDATE",
@@ -185,8 +199,7 @@ def _claim_and_submitting(
     client_order_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user_id}/{proposal_id}"))
     # before any lock: every user's books (the breaker's account figures) and, in paper mode, the
     # paper wallet (the balance)
-    with conn.transaction():
-        conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+    with user_transaction(conn, user_id):
         conn.execute("SELECT * FROM oracle.account_book(%s, %s)", (mode, day_start)).fetchall()
         if mode == "paper":
             conn.execute("SELECT eur_spent, base_held FROM oracle.paper_wallet(%s)", (market,)).fetchone()
@@ -269,8 +282,7 @@ def _answer(
 ) -> None:
     """The answer's transaction: FILLED with its figures, the fill and its book entry, the audit event."""
     now = datetime.now(UTC)
-    with conn.transaction():
-        conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+    with user_transaction(conn, user_id):
         conn.execute(
             "UPDATE oracle.trade_executions SET status = 'FILLED', exchange_order_id = %s, filled_amount = %s,"
             " filled_amount_quote = %s, response = %s, updated_at = %s WHERE execution_id = %s AND status = 'SUBMITTING'",

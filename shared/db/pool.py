@@ -3,7 +3,10 @@
 Every query on user data runs inside :meth:`Database.transaction` with the user set
 transaction-locally (``set_config('app.user_id', …, true)``), which is what row-level security
 keys on: a pooled connection reused for another user never carries the previous one's setting.
-Connection failures become :class:`shared.errors.Unavailable`; serialization failures and
+``BEGIN`` and that setting are one round trip (one simple query; the user id is quoted by
+psycopg's ``sql.Literal``), then COMMIT, or ROLLBACK on any exception — the pool's connections are
+in autocommit mode so that psycopg sends no BEGIN of its own; a ``conn.transaction()`` inside is
+a savepoint. Connection failures become :class:`shared.errors.Unavailable`; serialization failures and
 deadlocks become :class:`shared.errors.Aborted`.
 
 A connection is probed at checkout only when it has been idle (:class:`IdleCheck`): one that
@@ -26,6 +29,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from shared.errors import Aborted, Unavailable
@@ -40,6 +44,18 @@ SYSTEM_USER = "_system"
 
 # A connection back from a transaction less than this long ago is handed out unprobed.
 IDLE_CHECK_AFTER_SECONDS = 5.0
+
+
+_BEGIN = sql.SQL("BEGIN")
+_COMMIT = sql.SQL("COMMIT")
+
+
+def _rollback(conn: Conn) -> None:
+    """End a failed transaction; a connection that broke meanwhile is left to the pool to discard."""
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        log.debug("rollback failed; the connection is discarded", exc_info=True)
 
 
 class WrongDatabaseRole(psycopg.OperationalError):
@@ -122,6 +138,9 @@ class Database:
         conn.execute("SET default_transaction_isolation = 'read committed'")
         conn.execute("SET search_path = oracle, pg_catalog")
         conn.commit()
+        # Transactions are begun and ended by :meth:`transaction` itself, so that BEGIN and the
+        # user's setting travel in one round trip (psycopg would send its own BEGIN alone).
+        conn.autocommit = True
         self._idle.used(conn)
 
     @staticmethod
@@ -156,11 +175,20 @@ class Database:
 
         Commits when the block ends normally, rolls back on any exception.
         """
+        begin = (
+            _BEGIN
+            if user_id is None
+            else sql.SQL("BEGIN; SELECT set_config('app.user_id', {}, true)").format(sql.Literal(user_id))
+        )
         try:
-            with self._connection() as conn, conn.transaction():
-                if user_id is not None:
-                    conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
-                yield conn
+            with self._connection() as conn:
+                conn.execute(begin)  # one round trip (no parameters: one simple query)
+                try:
+                    yield conn
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                conn.execute(_COMMIT)
         except psycopg.errors.TransactionRollback as exc:
             raise Aborted("concurrent transaction conflict; retry", reason="TRANSACTION_CONFLICT") from exc
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
