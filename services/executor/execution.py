@@ -58,7 +58,7 @@ from typing import Any, NoReturn
 from services.executor import SERVICE, breaker, ledger, metrics, policies, repository, state_machine, validators
 from services.executor import books_repository as books
 from services.executor.balances import INSUFFICIENT_BALANCE, Balances
-from services.executor.model import Execution, MarketInfo, OrderView, Proposal, Side, Status
+from services.executor.model import Execution, MarketInfo, OrderView, Proposal, Side, Status, base_asset
 from services.executor.validators import Check, Facts
 from services.executor.venue import Venue
 from shared import audit, principals
@@ -630,7 +630,7 @@ def rejection(proposal: Proposal, failed: list[Check], ran: list[Check] | None =
 
 def _balance_symbol(order: Proposal | Execution) -> str:
     """The asset an order spends: EUR for a BUY, the market's base asset for a SELL."""
-    return "EUR" if order.side is Side.BUY else order.market.split("-", 1)[0]
+    return "EUR" if order.side is Side.BUY else base_asset(order.market)
 
 
 def _order_request(execution: Execution) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.executor import books_repository as books
-from services.executor.model import Execution, Fill, Side
+from services.executor.model import Execution, Fill, Side, base_asset
 from shared.db import Conn
 
 # Every stored figure has 18 decimals (numeric(38, 18)); each step is rounded to them so the
@@ -121,7 +121,7 @@ class Position:
 
     @property
     def asset(self) -> str:
-        return self.market.split("-", 1)[0]
+        return base_asset(self.market)
 
     @property
     def average_cost_eur(self) -> Decimal:

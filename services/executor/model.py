@@ -216,7 +216,12 @@ class MarketInfo:
 
     @property
     def base(self) -> str:
-        return self.market.split("-", 1)[0]
+        return base_asset(self.market)
+
+
+def base_asset(market: str) -> str:
+    """The asset a market trades (``BTC`` of ``BTC-EUR``)."""
+    return market.split("-", 1)[0]
 
 
 def _decimal_or_none(value: Any) -> Decimal | None:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from services.executor import books_repository as books
 from services.executor import breaker, ledger, policies, repository
 from services.executor.ledger import Position
-from services.executor.model import Side
+from services.executor.model import Side, base_asset
 from services.executor.venue import Venue
 from shared.clock import Clock, start_of_utc_day
 from shared.db import Database
@@ -109,9 +109,7 @@ class MoneyView:
         held: dict[str, Decimal] = {}
         for r in rows:
             held[r["market"]] = held.get(r["market"], ZERO) + Decimal(r["quantity"])
-        holdings = [
-            Holding(m.split("-", 1)[0], self._balance(m), held.get(m, ZERO)) for m in sorted(held) if held[m] > 0
-        ]
+        holdings = [Holding(base_asset(m), self._balance(m), held.get(m, ZERO)) for m in sorted(held) if held[m] > 0]
         out = [self._user(u, mode, prices, now, check_books) for u in users]
         with self._db.transaction(None) as conn:
             settings = policies.AccountSettings.from_row(repository.account_settings(conn))
@@ -156,7 +154,7 @@ class MoneyView:
 
     def _balance(self, market: str) -> Decimal | None:
         try:
-            return self._venue.free_balance(market.split("-", 1)[0], market)
+            return self._venue.free_balance(base_asset(market), market)
         except ExchangeError as exc:
             log.warning("no balance for %s in the money view: %s", market, type(exc).__name__)
             return None
