@@ -18,7 +18,7 @@ one interpreter's lock where the service has two.
   existing-execution gate, policy, proposal, the user's figures and the loss breaker's (trading
   state, positions, realized P&L, peak); then the account row locked with the account's notional
   and in-flight sums (``oracle.lock_account_for_claim``, one round trip), the claim written as
-  SUBMITTING with its claimed event (one statement), the SUBMITTING event; then the answer's
+  SUBMITTING with its claimed and SUBMITTING events (one statement); then the answer's
   transaction (FILLED, the fill and its book entry, audit event).
 * **live** — the same claim-and-SUBMITTING transaction, one ``POST /order`` through the SDK to the
   simulator (clientOrderId and operatorId as production sends them), the answer's transaction.
@@ -255,16 +255,18 @@ def _claim_and_submitting(
             (mode, day_start, day_start + timedelta(1), now),
         ).fetchone()
         conn.execute(
-            "WITH claim AS (INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market,"
+            "WITH claim AS (INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market,"  # noqa: S608 - constant fragments only
             " side, amount_quote, status, client_order_id, principal, preflight, claimed_at, submitting_at,"
             " updated_at) VALUES (%s, %s, %s, %s, %s, 'buy', %s, 'SUBMITTING', %s, 'scanner', %s, %s, %s, %s)"
             " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING *)"
             " SELECT claim.execution_id, oracle.append_audit_event('executor', 'execution.claimed',"
-            " claim.execution_id::text, claim.principal, jsonb_build_object('proposal_id', claim.proposal_id::text))"
-            " FROM claim",
-            (execution_id, user_id, proposal_id, mode, market, amount, client_order_id, Jsonb({}), now, now, now),
+            " claim.execution_id::text, claim.principal, jsonb_build_object('proposal_id', claim.proposal_id::text)),"
+            f" {_AUDIT} FROM claim",
+            (
+                *(execution_id, user_id, proposal_id, mode, market, amount, client_order_id, Jsonb({}), now, now, now),
+                *("executor", "execution.transition", execution_id, "scanner", Jsonb({"to": "SUBMITTING"})),
+            ),
         ).fetchone()
-        _audit(conn, "executor", "execution.transition", execution_id, {"to": "SUBMITTING"})
     return execution_id, client_order_id
 
 

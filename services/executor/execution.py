@@ -25,16 +25,17 @@ The order of events is the guarantee (docs/design.md#checking-a-proposal):
    validators.position) and, for a BUY, the loss breaker (breaker.evaluate) → FAILED_PRECONDITION
    listing every failure (audited; the proposal stays executable; a crossed loss limit then moves
    the user or the account to REDUCING in a transaction of its own, breaker.trip);
-   (7) the claim and its audit event in one statement: INSERT … ON CONFLICT (user_id,
-   proposal_id) DO NOTHING, status CLAIMED. Every claim of the account queues on the row of (5),
-   so nothing after it waits on anything but memory and that one write
-   (docs/design.md#speed-that-lasts).
-4. A new short transaction under the same locks re-reads the kill switches (the design's one
-   required re-read: a switch turned off after the claim must stop the order): off → FAILED,
-   nothing sent; on → CLAIMED→SUBMITTING, committed before anything leaves.
-   SUBMITTING stores the signing deadline in exchange time (``sign_deadline_ms``: exchange clock
-   at SUBMITTING + ``send_within``; docs/design.md#late-send-deadline).
-5. The single POST /order (a SELL sized by its checked base amount, a BUY by its EUR amount) with
+   (7) the claim in one statement: INSERT … ON CONFLICT (user_id, proposal_id) DO NOTHING,
+   written directly as SUBMITTING with its order request and its signing deadline in exchange
+   time (``sign_deadline_ms``: exchange clock before the transaction + ``send_within``;
+   docs/design.md#late-send-deadline), and its two audit events (``execution.claimed``, then the
+   CLAIMED → SUBMITTING transition). The design's re-read of the kill switches at CLAIMED →
+   SUBMITTING is (5): this transaction holds the account lock shared and the account row from that
+   read until the commit, and the switches take them exclusively, so none can turn off between
+   the read and SUBMITTING (docs/design.md#checking-a-proposal). SUBMITTING is committed before
+   anything leaves. Every claim of the account queues on the row of (5), so nothing after it
+   waits on anything but memory and that one write (docs/design.md#speed-that-lasts).
+4. The single POST /order (a SELL sized by its checked base amount, a BUY by its EUR amount) with
    a clientOrderId derived from (user_id, proposal_id), signed with
    exchange time by the shared client, which refuses — at the signature, whatever stalled before
    it — to sign past the stored deadline (then FAILED "SEND_TOO_LATE", nothing sent: the
@@ -130,7 +131,6 @@ class Hooks:
     the process at one). Production builds the Executor with the no-op default."""
 
     after_fetch: Callable[[Proposal], None] = field(default=lambda _p: None)
-    after_claim: Callable[[Execution], None] = field(default=lambda _e: None)
     before_send: Callable[[Execution], None] = field(default=lambda _e: None)
     after_send: Callable[[Execution], None] = field(default=lambda _e: None)
 
@@ -189,9 +189,8 @@ class Executor:
         except Unavailable as exc:
             self._refuse_in_own_transaction(req, exc)
         self._hooks.after_fetch(proposal)
-        claimed = self._check_and_claim(req, context)
-        self._hooks.after_claim(claimed)
-        return self._submit(claimed)
+        submitting = self._check_and_claim(req, context)
+        return self._send(submitting)
 
     def _pre_read(self, req: ExecuteRequest) -> tuple[Proposal, list[dict[str, Any]]]:
         """A quick unlocked look: settles duplicates, a refused override and unknown proposals
@@ -245,10 +244,15 @@ class Executor:
         return MarketContext(proposal, market, price, balance.free, balance.as_of, marks, account_book)
 
     def _check_and_claim(self, req: ExecuteRequest, ctx: MarketContext) -> Execution:
-        """The locked transaction: duplicate, proposal, kill switch, validators, claim."""
+        """The locked transaction: duplicate, proposal, kill switch, validators, the claim as
+        SUBMITTING."""
+        # Exchange time, read before the lock (a stale offset is re-measured: network): the order
+        # may be signed until send_within after it, and never later (checked at the signature).
+        # Read before the claim, the deadline can only be earlier than the commit makes necessary.
+        sign_deadline_ms = self._venue.exchange_now_ms() + self._send_within // timedelta(milliseconds=1)
         with self._db.transaction(req.user_id) as conn:
             now = lock_for_trading(conn, req.user_id)  # and the database's clock
-            outcome = self._decide(conn, req, ctx, now)
+            outcome = self._decide(conn, req, ctx, now, sign_deadline_ms)
             if isinstance(outcome, OracleError):
                 self._audit_refusal(conn, req, outcome)
         if isinstance(outcome, Rejection) and outcome.verdict is not None:
@@ -288,7 +292,9 @@ class Executor:
             return rejection(proposal, [freshness])
         return proposal, policy
 
-    def _decide(self, conn: Conn, req: ExecuteRequest, ctx: MarketContext, now: datetime) -> Execution | OracleError:
+    def _decide(
+        self, conn: Conn, req: ExecuteRequest, ctx: MarketContext, now: datetime, sign_deadline_ms: int
+    ) -> Execution | OracleError:
         admitted = self._admit(conn, req, ctx, now)
         if isinstance(admitted, OracleError):
             return admitted
@@ -338,7 +344,7 @@ class Executor:
         if failed:
             tripped = verdict if verdict is not None and (verdict.trip_user or verdict.trip_account) else None
             return Rejection(proposal, failed, checks, verdict=tripped)
-        return self._claim(conn, req, facts, checks, now)
+        return self._claim(conn, req, facts, checks, now=now, sign_deadline_ms=sign_deadline_ms)
 
     def _gate(self, conn: Conn, req: ExecuteRequest) -> Proposal | OracleError:
         """(1) an existing execution — before any other check, whoever calls and with whatever
@@ -414,11 +420,22 @@ class Executor:
         )
 
     def _claim(
-        self, conn: Conn, req: ExecuteRequest, facts: Facts, checks: list[Check], now: datetime
+        self,
+        conn: Conn,
+        req: ExecuteRequest,
+        facts: Facts,
+        checks: list[Check],
+        *,
+        now: datetime,
+        sign_deadline_ms: int,
     ) -> Execution | OracleError:
-        """(5) Every check passed: claim the proposal, once."""
+        """(7) Every check passed, the kill switches among them, read under the locks this
+        transaction still holds: claim the proposal, once, and move it to SUBMITTING in the same
+        statement — committed before anything is sent."""
         proposal = facts.proposal
         records = [c.record() for c in checks]
+        amount_base = facts.sell_base if proposal.side is Side.SELL else None
+        cid = client_order_id(req.user_id, proposal.proposal_id)
         row = repository.insert_claim(
             conn,
             execution_id=str(uuid.uuid4()),
@@ -428,7 +445,7 @@ class Executor:
             market=proposal.market,
             side=proposal.side,
             amount_quote=facts.amount,
-            client_order_id=client_order_id(req.user_id, proposal.proposal_id),
+            client_order_id=cid,
             override_cooldown=req.override_cooldown,
             override_anti_flip=req.override_anti_flip,
             principal=req.principal,
@@ -436,14 +453,16 @@ class Executor:
             now=now,
             service=SERVICE,
             validators=records,
-            amount_base=facts.sell_base if proposal.side is Side.SELL else None,
+            request=_order_request(proposal.market, proposal.side, facts.amount, amount_base, cid),
+            sign_deadline_ms=sign_deadline_ms,
+            amount_base=amount_base,
         )
         if row is None:  # the unique claim held against a caller that got past the lock somehow
             existing = repository.execution_by_proposal(conn, proposal.proposal_id)
             if existing is None:
                 raise InvariantBroken(f"the claim of proposal {proposal.proposal_id} conflicted with no execution")
             return ExecutionExists(Execution.from_row(existing))
-        claimed = Execution.from_row(row)  # its execution.claimed event was written with it
+        claimed = Execution.from_row(row)  # its two events were written with it
         metrics.claimed()
         overridden = [c.record() for c in checks if c.overridden]
         if overridden:
@@ -459,11 +478,8 @@ class Executor:
 
     # ------------------------------------------------------------------ after the claim
 
-    def _submit(self, claimed: Execution) -> Execution:
-        """Kill switch re-read and SUBMITTING under the lock, then the one order, then its answer."""
-        submitting = self._begin_submit(claimed)
-        if submitting.status is not Status.SUBMITTING:
-            return submitting
+    def _send(self, submitting: Execution) -> Execution:
+        """The one order of a SUBMITTING execution, then its answer."""
         self._hooks.before_send(submitting)
         if submitting.sign_deadline_ms is None:
             raise InvariantBroken(f"execution {submitting.execution_id} is SUBMITTING without its signing deadline")
@@ -481,51 +497,6 @@ class Executor:
             return self._record_failure(submitting, exc)
         self._hooks.after_send(submitting)
         return self._record_answer(submitting, view)
-
-    def _begin_submit(self, claimed: Execution) -> Execution:
-        """CLAIMED → SUBMITTING with the signing deadline (or → FAILED when a kill switch went off
-        since the claim)."""
-        # Exchange time, read before the lock (a stale offset is re-measured: network): the order
-        # may be signed until send_within after it, and never later (checked at the signature).
-        sign_deadline_ms = self._venue.exchange_now_ms() + self._send_within // timedelta(milliseconds=1)
-        now = self._clock.now()
-        with self._db.transaction(claimed.user_id) as conn:
-            lock_for_trading(conn, claimed.user_id)
-            row = repository.execution(conn, claimed.execution_id)
-            if row is None:
-                raise InvariantBroken(f"claimed execution {claimed.execution_id} is gone")
-            current = Execution.from_row(row)
-            if current.status is not Status.CLAIMED:  # e.g. a reconciler judged it stale
-                return current
-            # The design's one required re-read of the kill switches (global, then the user's
-            # on the live policy, with the same default as the claim): one turned off since the
-            # claim must stop the order, so the claim's reading cannot be reused here.
-            global_enabled = bool(repository.account_settings(conn)["trading_enabled"])
-            switch = validators.kill_switch(global_enabled, policies.live_policy(conn, current.user_id).trading_enabled)
-            if not switch.passed:
-                moved = state_machine.fail(
-                    conn,
-                    current,
-                    switch.reason,
-                    f"trading was disabled after the claim ({switch.observed}); nothing sent",
-                    source=SERVICE,
-                    now=now,
-                    principal=current.principal,
-                )
-            else:
-                request = _order_request(current)
-                moved = state_machine.advance(
-                    conn,
-                    current,
-                    Status.SUBMITTING,
-                    now=now,
-                    principal=current.principal,
-                    changes={"submitting_at": now, "request": request, "sign_deadline_ms": sign_deadline_ms},
-                    audit_payload={"exchange_request": request, "sign_deadline_ms": sign_deadline_ms},
-                )
-        if moved is None:
-            return self._reread(claimed)
-        return moved
 
     def _record_answer(self, sent: Execution, view: OrderView) -> Execution:
         now = self._clock.now()
@@ -633,18 +604,10 @@ def _balance_symbol(order: Proposal | Execution) -> str:
     return "EUR" if order.side is Side.BUY else base_asset(order.market)
 
 
-def _order_request(execution: Execution) -> dict[str, Any]:
+def _order_request(
+    market: str, side: Side, amount_quote: Decimal, amount_base: Decimal | None, client_order_id: str
+) -> dict[str, Any]:
     """The order as it is sent (recorded before sending; operatorId is added by the client): a
     SELL by its checked base amount, a BUY by its EUR amount."""
-    size = (
-        {"amount": str(execution.amount_base)}
-        if execution.amount_base is not None
-        else {"amountQuote": str(execution.amount_quote)}
-    )
-    return {
-        "market": execution.market,
-        "side": execution.side.value,
-        "orderType": "market",
-        **size,
-        "clientOrderId": execution.client_order_id,
-    }
+    size = {"amount": str(amount_base)} if amount_base is not None else {"amountQuote": str(amount_quote)}
+    return {"market": market, "side": side.value, "orderType": "market", **size, "clientOrderId": client_order_id}

@@ -281,8 +281,8 @@ class PolicyBook:
         return enabled
 
     def set_global_trading(self, enabled: bool, *, reason: str, principal: str) -> bool:
-        """Flip the global kill switch; waits for executions in their check-and-claim or
-        claim-to-submit step to finish, and every later one sees the new value."""
+        """Flip the global kill switch; waits for executions in their check-and-claim step (which
+        writes the claim as SUBMITTING) to commit, and every later one sees the new value."""
         now = self._clock.now()
         with self._db.transaction(SYSTEM_USER) as conn:
             lock_account(conn, exclusive=True)

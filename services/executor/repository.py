@@ -104,23 +104,40 @@ def insert_claim(
     now: datetime,
     service: str,
     validators: list[dict[str, Any]],
+    request: Mapping[str, Any],
+    sign_deadline_ms: int,
     amount_base: Decimal | None = None,
 ) -> Row | None:
-    """The claim and its ``execution.claimed`` audit event, in one statement: one row per (user,
-    proposal) whatever the number of callers; None (and no event) if it exists. ``amount_base``
-    is a SELL's checked size in the base asset (what is sent). The event's figures are the
-    stored row's, as the database wrote them."""
+    """The claim, already SUBMITTING, and its two audit events (``execution.claimed``, then the
+    CLAIMED → SUBMITTING transition with the order ``request`` and its signing deadline), in one
+    statement: one row per (user, proposal) whatever the number of callers; None (and no event)
+    if it exists. ``amount_base`` is a SELL's checked size in the base asset (what is sent). The
+    claimed event's figures are the stored row's, as the database wrote them."""
+    submitting, submitting_params = audit.Event(
+        service,
+        "execution.transition",
+        execution_id,
+        principal,
+        {
+            "from": Status.CLAIMED.value,
+            "to": Status.SUBMITTING.value,
+            "proposal_id": proposal_id,
+            "exchange_request": dict(request),
+            "sign_deadline_ms": sign_deadline_ms,
+        },
+    ).call()
+    # The select list is evaluated left to right: the claimed event precedes the transition's.
     return conn.execute(
         "WITH claim AS (INSERT INTO oracle.trade_executions (execution_id, user_id, proposal_id, mode, market, side,"  # noqa: S608 -- only constant module-level fragments
         " amount_quote, status, client_order_id, override_cooldown, override_anti_flip, principal,"
-        " preflight, claimed_at, updated_at, amount_base)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'CLAIMED', %s, %s, %s, %s, %s, %s, %s, %s)"
+        " preflight, claimed_at, updated_at, amount_base, submitting_at, request, sign_deadline_ms)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'SUBMITTING', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (user_id, proposal_id) DO NOTHING RETURNING *)"
         f" SELECT claim.*, {audit.APPEND_FUNCTION}(%s, 'execution.claimed', claim.execution_id::text, claim.principal,"
         " jsonb_build_object('proposal_id', claim.proposal_id::text, 'market', claim.market::text,"
         " 'side', claim.side::text, 'amount_quote', claim.amount_quote::text,"
         " 'client_order_id', claim.client_order_id::text, 'mode', claim.mode, 'validators', %s::jsonb))"
-        " AS audit_sequence FROM claim",
+        f" AS audit_sequence, {submitting} AS submitting_sequence FROM claim",
         (
             execution_id,
             user_id,
@@ -137,8 +154,12 @@ def insert_claim(
             now,
             now,
             amount_base,
+            now,
+            Jsonb(dict(request)),
+            sign_deadline_ms,
             service,
             Jsonb(validators),
+            *submitting_params,
         ),
     ).fetchone()
 

@@ -272,19 +272,19 @@ def process_executor(
     mode: str = "live",
     crash_at: str = "",
     clock_skew_seconds: str = "",
-    hold_after_claim_until: str = "",
+    hold_before_claim_until: str = "",
     **overrides: str,
 ) -> Iterator[tuple[Executor, ServiceProcess]]:
     """``python -m services.executor`` as its own process; with ``crash_at`` or
     ``clock_skew_seconds``, the test-only entry point that builds it with a hook killing the
     process there, with its own clock that many seconds off the machine's, or holding each
-    execution after its claim until the file ``hold_after_claim_until`` exists."""
+    execution before its claim until the file ``hold_before_claim_until`` exists."""
     env = service_env(postgres, exchange_url, mode=mode, **overrides)
     args = ["--crash-at", crash_at] if crash_at else []
     if clock_skew_seconds:
         args += ["--clock-skew-seconds", clock_skew_seconds]
-    if hold_after_claim_until:
-        args += ["--hold-after-claim-until", hold_after_claim_until]
+    if hold_before_claim_until:
+        args += ["--hold-before-claim-until", hold_before_claim_until]
     module = CRASHING_MODULE if args else MODULE
     with running_process(module, env, log_path, args=args) as proc:
         executor = _stubs(proc.port, postgres)

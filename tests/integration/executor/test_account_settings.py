@@ -296,7 +296,7 @@ def test_a_cap_lowered_while_executions_run_is_enforced_on_the_next_claim(
             lowered.append(holder[0].set_account_cap("15"))
 
     with (
-        in_process_executor(postgres, module_exchange.url, clock=clock, hooks=Hooks(after_claim=lower_once)) as own,
+        in_process_executor(postgres, module_exchange.url, clock=clock, hooks=Hooks(before_send=lower_once)) as own,
         account_cap(own, "1000"),
     ):
         holder.append(own)

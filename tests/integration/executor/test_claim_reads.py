@@ -1,7 +1,7 @@
 """Facts are read once on the claim path: one ExecuteProposal reads the user's policy once under
-the lock (and once more, with the global switch, in the design's one re-read of the kill
-switches before SUBMITTING), and the global kill switch once with the account row lock. The
-reads are counted at the repository functions that issue them, around a real execution."""
+the lock, and the global kill switch once with the account row lock — the claim is written as
+SUBMITTING under those same locks, so no second read of either is needed. The reads are counted
+at the repository functions that issue them, around a real execution."""
 
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ def test_one_execution_reads_each_fact_once(
         counting = False
     assert execution.status == pb.EXECUTION_STATUS_FILLED
     assert reads == {
-        ("policy", uid): 2,  # the claim's one read, and the user switch's re-read before SUBMITTING
+        ("policy", uid): 1,  # the claim's one read (the user's switch among it)
         ("lock_account_for_claim", uid): 1,  # the claim's one read of the global switch and the cap
-        ("account_settings", uid): 1,  # the global switch's re-read before SUBMITTING
     }

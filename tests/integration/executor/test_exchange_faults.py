@@ -220,7 +220,7 @@ def test_a_refused_connection_fails_without_an_order(postgres: Postgres, exchang
     def exchange_goes_down(_: Execution) -> None:
         exchange.sim.stop()
 
-    with in_process_executor(postgres, exchange.url, hooks=Hooks(after_claim=exchange_goes_down)) as ex:
+    with in_process_executor(postgres, exchange.url, hooks=Hooks(before_send=exchange_goes_down)) as ex:
         ex.set_policy(uid)
         try:
             execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
@@ -239,7 +239,7 @@ def test_insufficient_balance_at_the_exchange_fails_with_its_code(postgres: Post
     def balance_spent_elsewhere(_: Execution) -> None:
         exchange.admin.set_balance("EUR", "0")
 
-    with in_process_executor(postgres, exchange.url, hooks=Hooks(after_claim=balance_spent_elsewhere)) as ex:
+    with in_process_executor(postgres, exchange.url, hooks=Hooks(before_send=balance_spent_elsewhere)) as ex:
         ex.set_policy(uid)
         execution = ex.execute(uid, seed_proposal(postgres, uid, price=exchange.price("BTC-EUR")))
         assert execution.status == pb.EXECUTION_STATUS_FAILED

@@ -157,13 +157,14 @@ def test_kill_switch_in_the_middle_of_a_storm(
     postgres: Postgres, exchange: Exchange, pair: list[Executor], tmp_path: Path
 ) -> None:
     """Threads keep executing fresh proposals through three processes; once orders are arriving
-    at the exchange — and the third process holds executions it claimed before their
-    claim-to-submit step (test-only hook) — the global kill switch goes off. Its RPC returns after
-    its transaction committed; from then on no execution may reach SUBMITTING (the switch holds
-    the account lock exclusively and the claim-to-submit step re-reads it under that lock shared),
-    so the set of executions SUBMITTING or beyond read right after the RPC is final, and the
-    exchange must hold orders of those executions only. The order of events is proven by what
-    each call saw and what the exchange counted, never by sleeping."""
+    at the exchange — and the third process holds executions whose market data it fetched, right
+    before their claim's transaction (test-only hook) — the global kill switch goes off. Its RPC
+    returns after its transaction committed; from then on no execution may reach SUBMITTING (the
+    switch holds the account lock exclusively; a claim reads the switch under that lock shared and
+    writes SUBMITTING before releasing it), so the set of executions SUBMITTING or beyond read
+    right after the RPC is final, and the exchange must hold orders of those executions only. The
+    order of events is proven by what each call saw and what the exchange counted, never by
+    sleeping."""
     users = [user() for _ in range(THREADS)]
     for uid in users:
         pair[0].set_policy(uid, cooldown=0)
@@ -173,7 +174,7 @@ def test_kill_switch_in_the_middle_of_a_storm(
     results_after: list[Any] = []
     lock = threading.Lock()
 
-    with process_executor(postgres, exchange.url, tmp_path / "held.log", hold_after_claim_until=str(release)) as (
+    with process_executor(postgres, exchange.url, tmp_path / "held.log", hold_before_claim_until=str(release)) as (
         held,
         _,
     ):
@@ -195,13 +196,8 @@ def test_kill_switch_in_the_middle_of_a_storm(
                     with lock:
                         results_after.append(outcome)
 
-        def claimed_and_held() -> bool:
-            with postgres.admin() as conn:
-                row = conn.execute(
-                    "SELECT count(*) FROM oracle.trade_executions WHERE user_id = ANY(%s) AND status = 'CLAIMED'",
-                    (held_users,),
-                ).fetchone()
-            return row is not None and row[0] == len(held_users)
+        def held_proposals() -> list[str]:  # the proposals the third process holds before their claim
+            return [p.name.removeprefix("held-") for p in tmp_path.glob("held-*")]
 
         threads = [threading.Thread(target=keep_executing, args=(i,)) for i in range(THREADS)]
         before = exchange.post_count()
@@ -209,7 +205,8 @@ def test_kill_switch_in_the_middle_of_a_storm(
             for t in threads:
                 t.start()
             _wait_for(lambda: exchange.post_count() >= before + THREADS)  # orders are arriving: mid-storm
-            _wait_for(claimed_and_held)  # and some executions are claimed, not yet SUBMITTING
+            _wait_for(lambda: len(held_proposals()) == len(held_users))  # and some are about to be claimed
+            held_across = held_proposals()  # one per held thread, until the release
             pair[1].kill_switch(enabled=False)  # returns once the switch's transaction committed
             switched.set()
             with postgres.admin() as conn:
@@ -238,9 +235,12 @@ def test_kill_switch_in_the_middle_of_a_storm(
     assert sent <= submitting  # no order of an execution that was not yet SUBMITTING at the switch
     assert sent == submitting  # and every SUBMITTING one was sent, once
     assert {r[0] for r in rows if r[2]} == submitting  # nothing reached SUBMITTING afterwards
-    # the executions held CLAIMED across the switch failed at their claim-to-submit step
-    held_rows = [r for r in rows if r[3] in held_users]
-    assert held_rows and all(r[1] == "FAILED" and not r[2] for r in held_rows)
+    # the executions held before their claim across the switch were refused: nothing claimed
+    with postgres.admin() as conn:
+        claimed_held = conn.execute(
+            "SELECT count(*) FROM oracle.trade_executions WHERE proposal_id = ANY(%s::uuid[])", (held_across,)
+        ).fetchone()
+    assert len(held_across) == len(held_users) and claimed_held == (0,)
     # every call made after the switch committed was refused, nothing claimed or sent for it
     assert len(results_after) == THREADS * CALLS_AFTER_THE_SWITCH
     assert all(isinstance(r, grpc.RpcError) for r in results_after), results_after

@@ -99,7 +99,7 @@ def test_the_default_exchange_is_production_bitvavo() -> None:
 def test_no_test_switch_reaches_production_settings() -> None:
     """The old crash knob is not a setting any more: the crash tests use the test-only entry point
     tests/support/executor_with_hooks.py, and production ignores the variable."""
-    settings = load_settings({**LIVE, "EXECUTOR_TEST_CRASH_AT": "after_claim"})
+    settings = load_settings({**LIVE, "EXECUTOR_TEST_CRASH_AT": "before_send"})
     assert "test_crash_at" not in type(settings).model_fields
 
 
