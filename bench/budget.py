@@ -7,6 +7,7 @@ successful LLM call). Two scenarios:
 
 * ``many-users``: tasks spread round-robin over many users, so the per-user lock rarely collides
   and the measurement is of the service, its pool and PostgreSQL.
+  It runs in ``Sizes.rounds`` rounds, each followed by a round of its floor (``bench.floors``).
 * ``hot-user``: every task for one user, the worst case: each reservation waits for the
   previous one's transaction to release that user's lock.
 
@@ -32,8 +33,8 @@ from oracle.budget.v1 import budget_service_pb2_grpc as pb_grpc
 
 from bench import floors
 from bench.infra import Infra
-from bench.load import Outcome, Task, run
-from bench.machine import CpuProbe
+from bench.load import Outcome, Run, Task, merge, run
+from bench.machine import CpuProbe, merge_cpu
 from bench.results import Check, Scenario
 from bench.sizes import Sizes
 from shared.channel import open_channel
@@ -91,10 +92,11 @@ def run_budget(
     stop: threading.Event,
     say: Callable[[str], None],
 ) -> None:
-    """The scenarios against one pair of budget processes (stopped afterwards), then the floor of
-    ``many-users`` (``bench.floors``: the same SQL issued directly, same users, threads and tasks).
-    Without ``every_scenario`` only ``many-users`` and its floor run. Each finished scenario is
-    appended to ``into`` at once, so an interrupted run still shows it."""
+    """The scenarios against one pair of budget processes (stopped afterwards); ``many-users`` in
+    ``sizes.rounds`` rounds, each followed by a round of its floor (``bench.floors``: the same SQL
+    issued directly, as many users, threads and tasks). Without ``every_scenario`` only
+    ``many-users`` and its floor run. Each finished scenario is appended to ``into`` at once, so
+    an interrupted run still shows it."""
     tag = f"{int(time.time())}-h{history}"
     with infra.group(), ExitStack() as channels:
         say(f"starting {PROCESSES} budget processes")
@@ -109,75 +111,156 @@ def run_budget(
 
         probe_groups: dict[str, Callable[[], float]] = {s.name: s.cpu_seconds for s in services}
         probe_groups["postgres"] = infra.postgres_cpu_seconds
+        one = ("one-caller", [f"bench-one-{tag}-{i}" for i in range(8)], 1, sizes.budget_one_caller)
+        hot = ("hot-user", [f"bench-hot-{tag}"], sizes.threads, sizes.budget_tasks)
         many = [f"bench-many-{tag}-{i}" for i in range(sizes.budget_users)]
-        for name, users, threads, planned in (
-            ("one-caller", [f"bench-one-{tag}-{i}" for i in range(8)], 1, sizes.budget_one_caller),
-            ("many-users", many, sizes.threads, sizes.budget_tasks),
-            ("hot-user", [f"bench-hot-{tag}"], sizes.threads, sizes.budget_tasks),
-        ):
-            if stop.is_set():
-                break
-            if name != "many-users" and not every_scenario:
-                continue
-            say(f"budget {name}: {planned} tasks from {threads} thread(s) over {len(users)} user(s)")
-            tasks: list[Task] = [reserve_commit(stubs[k % PROCESSES], users[k % len(users)]) for k in range(planned)]
-            probe = CpuProbe(probe_groups)
-            probe.start()
-            measured = run(tasks, threads=threads, deadline_seconds=sizes.budget_deadline_seconds, stop=stop)
-            cpu = probe.stop()
-            into.append(
-                Scenario(
-                    benchmark="budget",
-                    name=name,
-                    unit="reserve+commit",
-                    parameters={
-                        "client_threads": threads,
-                        "budget_processes": PROCESSES,
-                        "users": len(users),
-                        "tasks_planned": planned,
-                        "deadline_seconds": sizes.budget_deadline_seconds,
-                        "rpcs_per_task": 2,
-                        "principal": "scanner",
-                    },
-                    summary=measured.summary(),
-                    checks=_checks(infra, users, len(measured.ok), sum(measured.failures.values())),
-                    cpu=cpu,
-                    history=history,
-                )
-            )
+        if every_scenario and not stop.is_set():
+            into.append(_one_go(infra, sizes, stubs, probe_groups, one, history=history, stop=stop, say=say))
         if not stop.is_set():
-            into.append(_floor(infra, sizes, many, history=history, stop=stop, say=say))
+            _many_users(infra, sizes, stubs, probe_groups, many, history=history, into=into, stop=stop, say=say)
+        if every_scenario and not stop.is_set():
+            into.append(_one_go(infra, sizes, stubs, probe_groups, hot, history=history, stop=stop, say=say))
 
 
-def _floor(
-    infra: Infra, sizes: Sizes, users: list[str], *, history: int, stop: threading.Event, say: Callable[[str], None]
+def _one_go(
+    infra: Infra,
+    sizes: Sizes,
+    stubs: list[pb_grpc.BudgetServiceStub],
+    probe_groups: dict[str, Callable[[], float]],
+    scenario: tuple[str, list[str], int, int],
+    *,
+    history: int,
+    stop: threading.Event,
+    say: Callable[[str], None],
 ) -> Scenario:
-    """many-users again, as the same SQL issued directly by the budget role (``bench.floors``)."""
-    floor_users = [f"{u}-floor" for u in users]
-    say(f"budget floor: {sizes.budget_tasks} tasks from {sizes.threads} threads")
-    n = floors.PROCESSES
-    specs = [
-        floors.BudgetSpec(infra.role_url("budget"), tuple(floor_users[i::n]), sizes.budget_tasks // n) for i in range(n)
-    ]
-    probe = CpuProbe({"postgres": infra.postgres_cpu_seconds})
+    """A scenario measured in one run (one-caller, hot-user: no floor); ``scenario`` is its
+    (name, users, client threads, tasks)."""
+    name, users, threads, planned = scenario
+    say(f"budget {name}: {planned} tasks from {threads} thread(s) over {len(users)} user(s)")
+    tasks: list[Task] = [reserve_commit(stubs[k % PROCESSES], users[k % len(users)]) for k in range(planned)]
+    probe = CpuProbe(probe_groups)
     probe.start()
-    measured, _ = floors.run_in_processes(specs, threads=sizes.threads, deadline_seconds=sizes.budget_deadline_seconds)
+    measured = run(tasks, threads=threads, deadline_seconds=sizes.budget_deadline_seconds, stop=stop)
     cpu = probe.stop()
+    parameters = {"budget_processes": PROCESSES, "tasks_planned": planned, "principal": "scanner"}
+    return _scenario(
+        infra, name, users, runs=[measured], cpu=[cpu], sizes=sizes, history=history, parameters=parameters
+    )
+
+
+def _many_users(
+    infra: Infra,
+    sizes: Sizes,
+    stubs: list[pb_grpc.BudgetServiceStub],
+    probe_groups: dict[str, Callable[[], float]],
+    users: list[str],
+    *,
+    history: int,
+    into: list[Scenario],
+    stop: threading.Event,
+    say: Callable[[str], None],
+) -> None:
+    """``many-users`` and its floor, alternating round by round (service, floor, service, ...), so
+    that each pair of rounds sees the same moment of the machine. The floor issues the same SQL as
+    the budget role for as many users of its own (``<user>-floor``), threads and tasks."""
+    floor_users = [f"{u}-floor" for u in users]
+    n = floors.PROCESSES
+    service_runs: list[Run] = []
+    floor_runs: list[Run] = []
+    service_cpu: list[dict[str, Any]] = []
+    floor_cpu: list[dict[str, Any]] = []
+    for r in range(sizes.rounds):
+        if stop.is_set():
+            break
+        say(
+            f"budget many-users: round {r + 1}/{sizes.rounds}, {sizes.budget_round} tasks from {sizes.threads}"
+            f" threads over {len(users)} users"
+        )
+        tasks = [reserve_commit(stubs[k % PROCESSES], users[k % len(users)]) for k in range(sizes.budget_round)]
+        probe = CpuProbe(probe_groups)
+        probe.start()
+        service_runs.append(
+            run(tasks, threads=sizes.threads, deadline_seconds=sizes.budget_deadline_seconds, stop=stop)
+        )
+        service_cpu.append(probe.stop())
+        if stop.is_set():
+            break
+        say(f"budget many-users floor: round {r + 1}/{sizes.rounds}, {sizes.budget_round} tasks")
+        specs = [
+            floors.BudgetSpec(infra.role_url("budget"), tuple(floor_users[i::n]), sizes.budget_round // n)
+            for i in range(n)
+        ]
+        probe = CpuProbe({"postgres": infra.postgres_cpu_seconds})
+        probe.start()
+        measured, _ = floors.run_in_processes(
+            specs, threads=sizes.threads, deadline_seconds=sizes.budget_deadline_seconds
+        )
+        floor_cpu.append(probe.stop())
+        floor_runs.append(measured)
+    rounds = {"rounds": sizes.rounds, "per_round": sizes.budget_round}
+    parameters = {"budget_processes": PROCESSES, **rounds, "principal": "scanner"}
+    into.append(
+        _scenario(
+            infra,
+            "many-users",
+            users,
+            runs=service_runs,
+            cpu=service_cpu,
+            sizes=sizes,
+            history=history,
+            parameters=parameters,
+        )
+    )
+    if not stop.is_set():
+        parameters = {"floor_processes": n, **rounds, "statements": "bench/floors.py"}
+        into.append(
+            _scenario(
+                infra,
+                "many-users",
+                floor_users,
+                runs=floor_runs,
+                cpu=floor_cpu,
+                sizes=sizes,
+                history=history,
+                parameters=parameters,
+                kind="floor",
+            )
+        )
+
+
+def _scenario(
+    infra: Infra,
+    name: str,
+    users: list[str],
+    *,
+    runs: list[Run],
+    cpu: list[dict[str, Any]],
+    sizes: Sizes,
+    history: int,
+    parameters: dict[str, Any],
+    kind: str = "service",
+) -> Scenario:
+    """One scenario from its rounds (pooled in ``summary``, one by one in ``rounds``), with the
+    checks that every success is one committed row of its users and none is left reserved."""
+    threads = max(r.threads for r in runs) if runs else 0
+    measured = merge(runs, planned=sum(r.planned for r in runs), threads=threads)
     return Scenario(
         benchmark="budget",
-        name="many-users",
+        name=name,
         unit="reserve+commit",
         parameters={
-            "client_threads": sizes.threads,
-            "floor_processes": floors.PROCESSES,
-            "users": len(floor_users),
-            "statements": "bench/floors.py",
+            "client_threads": threads,
+            "users": len(users),
+            "deadline_seconds": sizes.budget_deadline_seconds,
+            "rpcs_per_task": 2,
+            **parameters,
         },
         summary=measured.summary(),
-        checks=_checks(infra, floor_users, len(measured.ok), sum(measured.failures.values())),
-        cpu=cpu,
+        checks=_checks(infra, users, len(measured.ok), sum(measured.failures.values())),
+        cpu=merge_cpu(cpu),
         history=history,
-        kind="floor",
+        kind=kind,
+        rounds=[r.brief() for r in runs],
     )
 
 

@@ -25,6 +25,10 @@ FILLED paper execution per success.
 
 Rate limits: see ``bench.sizes``. Before each round the simulator's clock moves to a fresh
 rate-limit minute; the run fails a check if any identity was banned.
+
+Rounds: ``many-users`` runs in ``Sizes.rounds`` rounds, each followed by a round of its floor
+(``bench.floors``), so the two are measured at the same moments of a shared machine; every
+scenario keeps its rounds one by one (``Scenario.rounds``) for the medians of ``bench.report``.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -49,8 +53,8 @@ from psycopg.types.json import Jsonb
 
 from bench import floors
 from bench.infra import Infra, Service
-from bench.load import Outcome, Run, Task, run
-from bench.machine import CpuProbe
+from bench.load import Outcome, Run, Task, merge, run
+from bench.machine import CpuProbe, merge_cpu
 from bench.results import Check, Scenario
 from bench.sizes import Sizes
 from shared.channel import open_channel
@@ -246,9 +250,10 @@ def run_executor(
     say: Callable[[str], None],
 ) -> None:
     """The ``execute-<mode>`` benchmark against its own pair of executor processes: one caller
-    (the latency without queueing; only when ``one_caller``), then ``sizes.threads`` callers, then
-    the floor of the latter (``bench.floors``) with the same users, threads and number of tasks.
-    Each finished scenario is appended to ``into`` at once; ``history`` is what the database holds."""
+    (the latency without queueing; only when ``one_caller``), then ``sizes.rounds`` rounds of
+    ``sizes.threads`` callers, each followed by a round of its floor (``bench.floors``) with the
+    same users, threads and number of tasks. Each phase's scenarios are appended to ``into`` as
+    soon as it ends; ``history`` is what the database holds."""
     live = mode == "live"
     tag = f"{int(time.time())}-h{history}"
     phases = [
@@ -257,7 +262,7 @@ def run_executor(
             "many-users",
             sizes.threads,
             [f"bench-{mode}-{tag}-{i}" for i in range(sizes.executor_users)],
-            sizes.live_rounds if live else sizes.paper_rounds,
+            sizes.rounds,
             sizes.live_round if live else sizes.paper_round,
             sizes.executor_deadline_seconds,
         ),
@@ -293,154 +298,175 @@ def run_executor(
         for phase in phases:
             if stop.is_set():
                 break
-            into.append(_measure(bench, phase))
-        if not stop.is_set():
-            into.append(_measure_floor(bench, phases[-1]))
+            into.extend(_measure(bench, phase, with_floor=phase is phases[-1]))
 
 
-def _measure_floor(bench: Bench, phase: Phase) -> Scenario:
-    """The floor of ``phase`` (``bench.floors``): the same users, threads, rounds and tasks, no
-    gRPC and no service code; every success must be one FILLED row (and, live, one order)."""
+@dataclass
+class Tally:
+    """What one side of a phase (the service or its floor) measured, added up over its rounds."""
+
+    runs: list[Run] = field(default_factory=list)
+    cpu: list[dict[str, Any]] = field(default_factory=list)
+    orders: int = 0
+    posts: int = 0
+    filled: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+    client_order_ids: list[str] = field(default_factory=list)
+    max_used: Counter[str] = field(default_factory=Counter)
+    bans: int = 0
+
+
+def _measure(bench: Bench, phase: Phase, *, with_floor: bool) -> list[Scenario]:
+    """Seed the phase's proposals (and its floor's), then run its rounds: a service round, then
+    (``with_floor``) a floor round, and so on, so that each pair of rounds sees the same moment of
+    the machine and the same database; afterwards check that every success is accounted for."""
     admin, mode = bench.exchange.admin, bench.mode
-    owners = [phase.users[k % len(phase.users)] for k in range(phase.rounds * phase.per_round)]
+    planned = phase.rounds * phase.per_round
+    owners = [phase.users[k % len(phase.users)] for k in range(planned)]
     prices = admin.prices()
-    ids = seed_proposals(bench.infra.admin_url, prices, owners)
-    triples = [(user, pid, MARKETS[k % len(MARKETS)]) for k, (user, pid) in enumerate(zip(owners, ids, strict=True))]
-    placed: list[str] = []
-    before = _exchange_state(admin)
-    filled_before = _filled(bench.infra, mode, phase.users)
-    probe = CpuProbe({"bitvavo-sim": bench.exchange.service.cpu_seconds, "postgres": bench.infra.postgres_cpu_seconds})
-    runs: list[Run] = []
-    probe.start()
-    for r in range(phase.rounds):
-        if bench.stop.is_set():
-            break
-        bench.say(f"execute-{mode} floor: round {r + 1}/{phase.rounds}, {phase.per_round} tasks")
-        admin.advance_to_next_minute()
-        chunk = triples[r * phase.per_round : (r + 1) * phase.per_round]
-        specs = [
-            floors.ExecutorSpec(
-                url=bench.infra.role_url("executor"),
-                mode=mode,
-                triples=tuple(chunk[i :: floors.PROCESSES]),
-                amount=AMOUNT_EUR,
-                prices=prices,
-                exchange_url=bench.exchange.url,
-                key=DEFAULT_TRADE_KEY,
-                secret=DEFAULT_TRADE_SECRET,
-                operator_id=OPERATOR_ID,
-            )
-            for i in range(floors.PROCESSES)
-        ]
-        measured, sent = floors.run_in_processes(specs, threads=phase.threads, deadline_seconds=phase.deadline_seconds)
-        runs.append(measured)
-        placed.extend(sent)
-    cpu = probe.stop()
-    measured = _merge(runs, planned=len(triples), threads=phase.threads)
-    after = _exchange_state(admin)
-    ok = len(measured.ok)
-    checks = [Check("no failed task", 0, sum(measured.failures.values()))]
-    checks += _exchange_checks(admin, mode, ok=ok, before=before, after=after, client_order_ids=placed)
-    filled = _filled(bench.infra, mode, phase.users) - filled_before
-    checks.append(Check(f"FILLED {mode} executions in the database = successes", ok, filled))
-    return Scenario(
-        benchmark=f"execute-{mode}",
-        name=phase.name,
-        unit="execution",
-        parameters={
-            "client_threads": phase.threads,
-            "floor_processes": floors.PROCESSES,
-            "users": len(phase.users),
-            "rounds": phase.rounds,
-            "per_round": phase.per_round,
-            "statements": "bench/floors.py",
-        },
-        summary=measured.summary(),
-        checks=checks,
-        cpu=cpu,
-        history=bench.history,
-        kind="floor",
-    )
-
-
-def _measure(bench: Bench, phase: Phase) -> Scenario:
-    """Seed the phase's proposals, run its rounds, check that every success is accounted for."""
-    admin, mode = bench.exchange.admin, bench.mode
-    owners = [phase.users[k % len(phase.users)] for k in range(phase.rounds * phase.per_round)]
-    pairs = list(zip(owners, seed_proposals(bench.infra.admin_url, admin.prices(), owners), strict=True))
+    pairs = list(zip(owners, seed_proposals(bench.infra.admin_url, prices, owners), strict=True))
+    floor_ids = seed_proposals(bench.infra.admin_url, prices, owners) if with_floor else []
+    triples = [
+        (user, pid, MARKETS[k % len(MARKETS)])
+        for k, (user, pid) in enumerate(zip(owners if with_floor else [], floor_ids, strict=True))
+    ]
     executions = Executions(bench.stubs)
-    before = _exchange_state(admin)
-    probe_groups: dict[str, Callable[[], float]] = {s.name: s.cpu_seconds for s in bench.services}
-    probe_groups["bitvavo-sim"] = bench.exchange.service.cpu_seconds
-    probe_groups["postgres"] = bench.infra.postgres_cpu_seconds
-    probe = CpuProbe(probe_groups)
-    runs: list[Run] = []
-    max_used: Counter[str] = Counter()
-    bans = 0
-    probe.start()
+    service, floor = Tally(), Tally()
     for r in range(phase.rounds):
         if bench.stop.is_set():
             break
+        chunk = slice(r * phase.per_round, (r + 1) * phase.per_round)
         bench.say(
             f"execute-{mode} {phase.name}: round {r + 1}/{phase.rounds}, "
             f"{phase.per_round} proposals from {phase.threads} thread(s)"
         )
-        admin.advance_to_next_minute()
-        chunk = pairs[r * phase.per_round : (r + 1) * phase.per_round]
-        tasks = executions.tasks(chunk)
-        runs.append(run(tasks, threads=phase.threads, deadline_seconds=phase.deadline_seconds, stop=bench.stop))
-        for identity, usage in admin.rate_limit_usage().items():
-            kind = identity.split(":", 1)[0]
-            max_used[kind] = max(max_used[kind], int(usage["used"]))
-            bans += int(usage["bannedUntil"] > 0)
-    cpu = probe.stop()
-    measured = _merge(runs, planned=len(pairs), threads=phase.threads)
+        _service_round(bench, phase, executions.tasks(pairs[chunk]), service)
+        if with_floor and not bench.stop.is_set():
+            bench.say(f"execute-{mode} {phase.name} floor: round {r + 1}/{phase.rounds}, {phase.per_round} tasks")
+            _floor_round(bench, phase, triples[chunk], prices, floor)
+    service.client_order_ids = executions.client_order_ids
+    scenarios = [_scenario(bench, phase, service, kind="service")]
+    if with_floor and not bench.stop.is_set():
+        scenarios.append(_scenario(bench, phase, floor, kind="floor"))
+    return scenarios
+
+
+def _service_round(bench: Bench, phase: Phase, tasks: list[Task], tally: Tally) -> None:
+    """One round through gRPC and the executor processes, in a fresh rate-limit minute."""
+    groups: dict[str, Callable[[], float]] = {s.name: s.cpu_seconds for s in bench.services}
+    groups["bitvavo-sim"] = bench.exchange.service.cpu_seconds
+    groups["postgres"] = bench.infra.postgres_cpu_seconds
+    bench.exchange.admin.advance_to_next_minute()
+    before = _before(bench, phase)
+    probe = CpuProbe(groups)
+    probe.start()
+    tally.runs.append(run(tasks, threads=phase.threads, deadline_seconds=phase.deadline_seconds, stop=bench.stop))
+    tally.cpu.append(probe.stop())
+    _count(bench, phase, tally, before)
+
+
+def _floor_round(
+    bench: Bench, phase: Phase, triples: Sequence[tuple[str, str, str]], prices: dict[str, Decimal], tally: Tally
+) -> None:
+    """One round of the floor (``bench.floors``), in a fresh rate-limit minute: no gRPC and no
+    service code, the same threads and number of tasks, in as many processes as the service has."""
+    bench.exchange.admin.advance_to_next_minute()
+    before = _before(bench, phase)
+    probe = CpuProbe({"bitvavo-sim": bench.exchange.service.cpu_seconds, "postgres": bench.infra.postgres_cpu_seconds})
+    probe.start()
+    specs = [
+        floors.ExecutorSpec(
+            url=bench.infra.role_url("executor"),
+            mode=bench.mode,
+            triples=tuple(triples[i :: floors.PROCESSES]),
+            amount=AMOUNT_EUR,
+            prices=prices,
+            exchange_url=bench.exchange.url,
+            key=DEFAULT_TRADE_KEY,
+            secret=DEFAULT_TRADE_SECRET,
+            operator_id=OPERATOR_ID,
+        )
+        for i in range(floors.PROCESSES)
+    ]
+    measured, sent = floors.run_in_processes(specs, threads=phase.threads, deadline_seconds=phase.deadline_seconds)
+    tally.cpu.append(probe.stop())
+    tally.runs.append(measured)
+    tally.client_order_ids.extend(sent)
+    _count(bench, phase, tally, before)
+
+
+def _before(bench: Bench, phase: Phase) -> tuple[dict[str, Any], int]:
+    return _exchange_state(bench.exchange.admin), _filled(bench.infra, bench.mode, phase.users)
+
+
+def _count(bench: Bench, phase: Phase, tally: Tally, before: tuple[dict[str, Any], int]) -> None:
+    """Add what the round just run left at the simulator and in the database to ``tally`` (the
+    rounds of the other side run in between, so each side counts its own rounds only)."""
+    admin = bench.exchange.admin
+    state, filled = before
     after = _exchange_state(admin)
+    tally.orders += after["orders"] - state["orders"]
+    tally.posts += after["post_orders"] - state["post_orders"]
+    tally.requests.update({name: n - state["requests"].get(name, 0) for name, n in after["requests"].items()})
+    tally.filled += _filled(bench.infra, bench.mode, phase.users) - filled
+    for identity, usage in admin.rate_limit_usage().items():
+        kind = identity.split(":", 1)[0]
+        tally.max_used[kind] = max(tally.max_used[kind], int(usage["used"]))
+        tally.bans += int(usage["bannedUntil"] > 0)
+
+
+def _scenario(bench: Bench, phase: Phase, tally: Tally, *, kind: str) -> Scenario:
+    """One side of a phase as a scenario: its rounds pooled (``summary``) and one by one
+    (``rounds``), and the checks that every success is one order (live) and one FILLED row."""
+    mode = bench.mode
+    measured = merge(tally.runs, planned=phase.rounds * phase.per_round, threads=phase.threads)
     ok = len(measured.ok)
     checks = [Check("no failed task", 0, sum(measured.failures.values()))]
     checks += _exchange_checks(
-        admin, mode, ok=ok, before=before, after=after, client_order_ids=executions.client_order_ids
+        bench.exchange.admin,
+        mode,
+        ok=ok,
+        orders=tally.orders,
+        posts=tally.posts,
+        client_order_ids=tally.client_order_ids,
     )
-    checks.append(Check("rate-limit bans at the simulator", 0, bans))
-    filled = _filled(bench.infra, mode, phase.users)
-    checks.append(Check(f"FILLED {mode} executions in the database = successes", ok, filled))
-    added = {name: n - before["requests"].get(name, 0) for name, n in sorted(after["requests"].items())}
-    per_execution = {name: round(n / ok, 2) for name, n in added.items() if n and ok}
+    checks.append(Check("rate-limit bans at the simulator", 0, tally.bans))
+    checks.append(Check(f"FILLED {mode} executions in the database = successes", ok, tally.filled))
+    parameters: dict[str, Any] = {
+        "client_threads": phase.threads,
+        "users": len(phase.users),
+        "rounds": phase.rounds,
+        "per_round": phase.per_round,
+        "deadline_seconds_per_round": phase.deadline_seconds,
+    }
+    extra: dict[str, Any] = {}
+    if kind == "service":
+        parameters |= {
+            "executor_processes": PROCESSES,
+            "amount_eur": str(AMOUNT_EUR),
+            "markets": list(MARKETS),
+            "principal": "scanner",
+        }
+        extra = {
+            "exchange requests per execution": {
+                name: round(n / ok, 2) for name, n in sorted(tally.requests.items()) if n and ok
+            },
+            "most rate-limit weight used in one round": dict(tally.max_used),
+        }
+    else:
+        parameters |= {"floor_processes": floors.PROCESSES, "statements": "bench/floors.py"}
     return Scenario(
         benchmark=f"execute-{mode}",
         name=phase.name,
         unit="execution",
-        parameters={
-            "client_threads": phase.threads,
-            "executor_processes": PROCESSES,
-            "users": len(phase.users),
-            "rounds": phase.rounds,
-            "per_round": phase.per_round,
-            "deadline_seconds_per_round": phase.deadline_seconds,
-            "amount_eur": str(AMOUNT_EUR),
-            "markets": list(MARKETS),
-            "principal": "scanner",
-        },
+        parameters=parameters,
         summary=measured.summary(),
         checks=checks,
-        cpu=cpu,
-        extra={
-            "exchange requests per execution": per_execution,
-            "most rate-limit weight used in one round": dict(max_used),
-        },
+        cpu=merge_cpu(tally.cpu),
+        extra=extra,
         history=bench.history,
-    )
-
-
-def _merge(runs: Sequence[Run], *, planned: int, threads: int) -> Run:
-    """Rounds as one run: their samples together, their wall times added up."""
-    return Run(
-        threads=threads,
-        planned=planned,
-        wall_seconds=sum(r.wall_seconds for r in runs),
-        samples=[s for r in runs for s in r.samples],
-        cut_by_deadline=any(r.cut_by_deadline for r in runs),
-        interrupted=any(r.interrupted for r in runs),
+        kind=kind,
+        rounds=[r.brief() for r in tally.runs],
     )
 
 
@@ -458,24 +484,23 @@ def _exchange_checks(
     mode: str,
     *,
     ok: int,
-    before: dict[str, Any],
-    after: dict[str, Any],
+    orders: int,
+    posts: int,
     client_order_ids: list[str],
 ) -> list[Check]:
-    orders_added = after["orders"] - before["orders"]
-    posts_added = after["post_orders"] - before["post_orders"]
+    """``orders`` and ``posts``: orders placed and POST /order requests received during the rounds."""
     if mode != "live":
         return [
-            Check("orders placed at the simulator", 0, orders_added),
-            Check("POST /order requests at the simulator", 0, posts_added),
+            Check("orders placed at the simulator", 0, orders),
+            Check("POST /order requests at the simulator", 0, posts),
         ]
     wanted = set(client_order_ids)
     matched = Counter(
         o["order"].get("clientOrderId") for o in admin.orders() if o["order"].get("clientOrderId") in wanted
     )
     return [
-        Check("orders placed at the simulator = successes", ok, orders_added),
-        Check("POST /order requests at the simulator = successes", ok, posts_added),
+        Check("orders placed at the simulator = successes", ok, orders),
+        Check("POST /order requests at the simulator = successes", ok, posts),
         Check(
             "successes with exactly one order under their clientOrderId", ok, sum(1 for n in matched.values() if n == 1)
         ),

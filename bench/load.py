@@ -94,6 +94,30 @@ class Run:
             "interrupted": self.interrupted,
         }
 
+    def brief(self) -> dict[str, Any]:
+        """The run as one round of a scenario measured in rounds (``bench.report`` takes the
+        median over them): successes, wall seconds, throughput, p50 and p99 in milliseconds."""
+        latency = latency_ms([s.seconds for s in self.ok])
+        return {
+            "ok": len(self.ok),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "ok_per_second": round(self.ok_per_second, 2),
+            "p50_ms": latency.get("p50"),
+            "p99_ms": latency.get("p99"),
+        }
+
+
+def merge(runs: Sequence[Run], *, planned: int, threads: int) -> Run:
+    """Rounds as one run: their samples together (the pooled latencies), their wall times added up."""
+    return Run(
+        threads=threads,
+        planned=planned,
+        wall_seconds=sum(r.wall_seconds for r in runs),
+        samples=[s for r in runs for s in r.samples],
+        cut_by_deadline=any(r.cut_by_deadline for r in runs),
+        interrupted=any(r.interrupted for r in runs),
+    )
+
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0..100) of ascending values, linearly interpolated between ranks."""

@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,3 +144,23 @@ class CpuProbe:
             "machine_busy_pct": round(100 * (busy1 - busy0) / (total1 - total0), 1) if total1 > total0 else None,
             "cpu_seconds": seconds,
         }
+
+
+def merge_cpu(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several :meth:`CpuProbe.stop` readings (the rounds of one side of a scenario, measured
+    between the other side's rounds) as one: wall and CPU seconds added up, the machine's busy
+    share weighted by each reading's wall time."""
+    wall = sum(float(p.get("wall_seconds", 0.0)) for p in parts)
+    seconds: dict[str, float] = {}
+    for p in parts:
+        for name, value in p.get("cpu_seconds", {}).items():
+            seconds[name] = round(seconds.get(name, 0.0) + value, 2)
+    busy = [
+        (float(p["wall_seconds"]), float(p["machine_busy_pct"])) for p in parts if p.get("machine_busy_pct") is not None
+    ]
+    weight = sum(w for w, _ in busy)
+    return {
+        "wall_seconds": round(wall, 2),
+        "machine_busy_pct": round(sum(w * pct for w, pct in busy) / weight, 1) if weight else None,
+        "cpu_seconds": seconds,
+    }

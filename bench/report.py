@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,35 @@ def _key(sc: Mapping[str, Any]) -> tuple[str, str, int]:
     return (sc["benchmark"], sc["name"], int(sc.get("history", 0)))
 
 
+def round_rates(sc: Mapping[str, Any]) -> list[float]:
+    """Throughput of each round of a scenario, in the order run; a scenario without rounds (or
+    from a run before rounds were recorded) counts as one round of its pooled figure."""
+    rounds = sc.get("rounds") or []
+    return [float(r["ok_per_second"]) for r in rounds] or [float(sc["summary"]["ok_per_second"])]
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of per-round values (the median is the figure; min–max shows the noise)."""
+    if not values:
+        raise ValueError("no rounds to summarize")
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def paired_ratios(service: Mapping[str, Any], floor: Mapping[str, Any]) -> list[float]:
+    """service / floor for each pair of rounds (service round i and the floor round run right
+    after it, bench/README.md "Rounds and medians"). Without as many rounds on both sides there
+    are no pairs: the one ratio is then median / median."""
+    s, f = round_rates(service), round_rates(floor)
+    if len(s) == len(f):
+        return [a / b for a, b in zip(s, f, strict=True) if b > 0]
+    median_floor = statistics.median(f)
+    return [statistics.median(s) / median_floor] if median_floor > 0 else []
+
+
 def ratios(scenarios: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Service vs floor, one row per measurement that has both."""
+    """Service vs floor, one row per measurement that has both: each side's median throughput over
+    its rounds with their min and max, and ``ratio``, the median of the paired per-round ratios
+    (with their min and max); p50/p99 pooled over every task of every round."""
     floors = {_key(sc): sc for sc in scenarios if sc.get("kind") == "floor"}
     rows = []
     for sc in scenarios:
@@ -32,16 +60,30 @@ def ratios(scenarios: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         fl = floors[_key(sc)]
         s, f = sc["summary"], fl["summary"]
+        service, floor = spread(round_rates(sc)), spread(round_rates(fl))
+        paired = paired_ratios(sc, fl)
+        ratio = spread(paired) if paired else None
+        p99s = [float(r["p99_ms"]) for r in sc.get("rounds") or [] if r.get("p99_ms") is not None]
         rows.append(
             {
                 "benchmark": sc["benchmark"],
                 "scenario": sc["name"],
                 "history": int(sc.get("history", 0)),
-                "service_per_s": s["ok_per_second"],
-                "floor_per_s": f["ok_per_second"],
-                "ratio": round(s["ok_per_second"] / f["ok_per_second"], 3) if f["ok_per_second"] else None,
+                "rounds": len(round_rates(sc)),
+                "service_per_s": round(service["median"], 2),
+                "service_per_s_min": round(service["min"], 2),
+                "service_per_s_max": round(service["max"], 2),
+                "floor_per_s": round(floor["median"], 2),
+                "floor_per_s_min": round(floor["min"], 2),
+                "floor_per_s_max": round(floor["max"], 2),
+                "ratio": None if ratio is None else round(ratio["median"], 3),
+                "ratio_min": None if ratio is None else round(ratio["min"], 3),
+                "ratio_max": None if ratio is None else round(ratio["max"], 3),
+                "ratio_of_medians": round(service["median"] / floor["median"], 3) if floor["median"] else None,
                 "service_p50_ms": s["latency_ms"].get("p50"),
                 "service_p99_ms": s["latency_ms"].get("p99"),
+                "service_p99_ms_min": min(p99s) if p99s else None,
+                "service_p99_ms_max": max(p99s) if p99s else None,
                 "floor_p50_ms": f["latency_ms"].get("p50"),
                 "floor_p99_ms": f["latency_ms"].get("p99"),
             }
@@ -50,7 +92,9 @@ def ratios(scenarios: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def history_scaling(scenarios: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Throughput at each history size relative to the smallest, per (benchmark, scenario, kind)."""
+    """Throughput at each history size relative to the smallest, per (benchmark, scenario, kind):
+    ``vs_smallest`` = median / median at the smallest size; ``vs_smallest_min`` and ``_max`` are
+    the widest the rounds allow (slowest round here / fastest there, and the other way round)."""
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for sc in scenarios:
         groups.setdefault((sc["benchmark"], sc["name"], sc.get("kind", "service")), []).append(sc)
@@ -59,19 +103,24 @@ def history_scaling(scenarios: Sequence[Mapping[str, Any]]) -> list[dict[str, An
         if len({int(sc.get("history", 0)) for sc in group}) < 2:
             continue
         ordered = sorted(group, key=lambda sc: int(sc.get("history", 0)))
-        base = ordered[0]["summary"]["ok_per_second"]
+        base = spread(round_rates(ordered[0]))
         for sc in ordered:
-            per_s = sc["summary"]["ok_per_second"]
+            here = spread(round_rates(sc))
             rows.append(
                 {
                     "benchmark": benchmark,
                     "scenario": name,
                     "kind": kind,
                     "history": int(sc.get("history", 0)),
-                    "per_s": per_s,
+                    "rounds": len(round_rates(sc)),
+                    "per_s": round(here["median"], 2),
+                    "per_s_min": round(here["min"], 2),
+                    "per_s_max": round(here["max"], 2),
                     "p50_ms": sc["summary"]["latency_ms"].get("p50"),
                     "p99_ms": sc["summary"]["latency_ms"].get("p99"),
-                    "vs_smallest": round(per_s / base, 3) if base else None,
+                    "vs_smallest": round(here["median"] / base["median"], 3) if base["median"] else None,
+                    "vs_smallest_min": round(here["min"] / base["max"], 3) if base["max"] else None,
+                    "vs_smallest_max": round(here["max"] / base["min"], 3) if base["min"] else None,
                 }
             )
     return rows
@@ -114,40 +163,71 @@ TARGETS: tuple[tuple[str, str, float, bool], ...] = (
 )
 
 
-def _target_value(how: str, figs: Mapping[str, Any]) -> float | None:
-    """The measured value of one target (None when the run did not measure it)."""
+def _range(low: float | None, high: float | None, digits: int = 2) -> str:
+    return "" if low is None or high is None else f"{low:.{digits}f}–{high:.{digits}f}"
+
+
+def _target_value(how: str, figs: Mapping[str, Any]) -> tuple[float | None, str]:
+    """The measured value of one target (None when the run did not measure it) and what the
+    rounds say about it: the range of the per-round values, and for the history ratio the
+    floor's own ratio (a service ratio that follows the floor's is the machine or PostgreSQL)."""
     kind, _, rest = how.partition(" ")
     vs_floor = figs["service_vs_floor"]
     if kind == "ratio" and rest.startswith("scan-claims"):
         rows = [
             r for r in vs_floor if r["benchmark"] == "scan-claims" and r["scenario"].startswith(rest.split()[1] + " ")
         ]
-        return float(rows[0]["ratio"]) if rows and rows[0]["ratio"] is not None else None
+        return (float(rows[0]["ratio"]) if rows and rows[0]["ratio"] is not None else None), ""
     if kind in ("ratio", "p99"):
         rows = [r for r in vs_floor if r["benchmark"] == rest and r["scenario"] == "many-users"]
         rows.sort(key=lambda r: r["history"])
         if not rows:
-            return None
-        value = rows[0]["ratio"] if kind == "ratio" else rows[0]["service_p99_ms"]
-        return None if value is None else float(value)
+            return None, ""
+        row = rows[0]
+        if kind == "ratio":
+            value, low, high, digits = row["ratio"], row.get("ratio_min"), row.get("ratio_max"), 2
+        else:
+            value, low, high, digits = (
+                row["service_p99_ms"],
+                row.get("service_p99_ms_min"),
+                row.get("service_p99_ms_max"),
+                0,
+            )
+        rounds = int(row.get("rounds", 1))
+        note = f"{_range(low, high, digits)} over {rounds} rounds" if rounds > 1 else ""
+        return (None if value is None else float(value)), note
     if kind == "history":
-        rows = [
-            r
-            for r in figs["history"]
-            if r["benchmark"] == rest and r["scenario"] == "many-users" and r["kind"] == "service"
-        ]
-        return float(max(rows, key=lambda r: r["history"])["vs_smallest"]) if len(rows) > 1 else None
+        rows = [r for r in figs["history"] if r["benchmark"] == rest and r["scenario"] == "many-users"]
+        service = [r for r in rows if r["kind"] == "service"]
+        if len(service) < 2:
+            return None, ""
+        largest = max(service, key=lambda r: r["history"])
+        floor = [r for r in rows if r["kind"] == "floor" and r["history"] == largest["history"]]
+        notes = []
+        if int(largest.get("rounds", 1)) > 1:
+            notes.append(f"{_range(largest.get('vs_smallest_min'), largest.get('vs_smallest_max'))} from the rounds")
+        if floor and floor[0]["vs_smallest"] is not None:
+            notes.append(f"the floor's own: {floor[0]['vs_smallest']:.2f}")
+        return float(largest["vs_smallest"]), "; ".join(notes)
     ours = [r for r in figs["side_by_side"] if r["side"] == "ours"]
-    return float(sum(r["not_refused"] for r in ours)) if ours else None
+    return (float(sum(r["not_refused"] for r in ours)) if ours else None), ""
 
 
 def targets(figs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each target with its measured value and whether the run met it."""
+    """Each target with its measured value, whether the run met it, and what the rounds say."""
     rows = []
     for name, how, bound, at_least in TARGETS:
-        value = _target_value(how, figs)
+        value, over_rounds = _target_value(how, figs)
         met = None if value is None else (value >= bound if at_least else value <= bound)
-        rows.append({"target": name, "bound": f"{'>=' if at_least else '<='} {bound:g}", "measured": value, "met": met})
+        rows.append(
+            {
+                "target": name,
+                "bound": f"{'>=' if at_least else '<='} {bound:g}",
+                "measured": value,
+                "met": met,
+                "over_rounds": over_rounds,
+            }
+        )
     return rows
 
 
@@ -162,21 +242,50 @@ def figures(document: Mapping[str, Any]) -> dict[str, Any]:
     return figs
 
 
+def with_range(median: float | None, low: float | None, high: float | None, digits: int = 1) -> str:
+    """``61.9 (55.2–64.0)``: a median with the min–max of its rounds (just the median when the
+    rounds agree or there was one)."""
+    if median is None:
+        return "-"
+    text = f"{median:,.{digits}f}"
+    if low is None or high is None or f"{low:,.{digits}f}" == f"{high:,.{digits}f}":
+        return text
+    return f"{text} ({low:,.{digits}f}–{high:,.{digits}f})"
+
+
 def show_figures(console: Console, figs: Mapping[str, Any]) -> None:
-    table = Table(title="service vs floor (ratio = service / floor)", title_justify="left")
-    for col in ("benchmark", "scenario", "history", "service /s", "floor /s", "ratio", "p50 ms", "p99 ms"):
+    table = Table(
+        title="service vs floor: medians over the rounds (min–max); ratio = median of paired service / floor",
+        title_justify="left",
+    )
+    for col in ("benchmark", "scenario", "history", "rounds", "service /s", "floor /s", "ratio", "p50 ms", "p99 ms"):
         table.add_column(col, justify="left" if col in ("benchmark", "scenario") else "right")
     for r in figs["service_vs_floor"]:
         table.add_row(
             r["benchmark"],
             r["scenario"],
             f"{r['history']:,}",
-            f"{r['service_per_s']:,.1f}",
-            f"{r['floor_per_s']:,.1f}",
-            "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
+            str(r.get("rounds", 1)),
+            with_range(r["service_per_s"], r.get("service_per_s_min"), r.get("service_per_s_max")),
+            with_range(r["floor_per_s"], r.get("floor_per_s_min"), r.get("floor_per_s_max")),
+            with_range(r["ratio"], r.get("ratio_min"), r.get("ratio_max"), 2),
             str(r["service_p50_ms"]),
             str(r["service_p99_ms"]),
         )
+    console.print(table)
+    table = Table(title="throughput as history grows (medians; vs the smallest history)", title_justify="left")
+    for col in (
+        "benchmark",
+        "scenario",
+        "history",
+        "service /s",
+        "service vs smallest",
+        "floor /s",
+        "floor vs smallest",
+    ):
+        table.add_column(col, justify="left" if col in ("benchmark", "scenario") else "right")
+    for row in _history_pairs(figs):
+        table.add_row(*(str(c) for c in row[:7]))
     console.print(table)
     table = Table(title="side by side with the source design", title_justify="left")
     for col in ("storm", "side", "runs", "requests", "should have been refused", "not refused (per run)", "req/s"):
@@ -192,6 +301,43 @@ def show_figures(console: Console, figs: Mapping[str, Any]) -> None:
             f"{r['requests_per_second']:,.1f}",
         )
     console.print(table)
+
+
+HISTORY_COLUMNS = (
+    "benchmark",
+    "scenario",
+    "history",
+    "service /s",
+    "service vs smallest",
+    "floor /s",
+    "floor vs smallest",
+)
+
+
+def _history_pairs(figs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The history figures, service and floor side by side: one row per (benchmark, scenario,
+    history) with each side's median (min–max) and its ratio to the smallest history, and the
+    service / floor ratio at that size."""
+    by_key: dict[tuple[str, str, int], dict[str, Mapping[str, Any]]] = {}
+    for r in figs["history"]:
+        by_key.setdefault((r["benchmark"], r["scenario"], r["history"]), {})[r["kind"]] = r
+    vs_floor = {(r["benchmark"], r["scenario"], r["history"]): r for r in figs["service_vs_floor"]}
+    rows = []
+    for key, sides in by_key.items():
+        cells: list[Any] = [key[0], key[1], f"{key[2]:,}"]
+        for kind in ("service", "floor"):
+            r = sides.get(kind)
+            if r is None:
+                cells += ["-", "-"]
+                continue
+            cells.append(with_range(r["per_s"], r.get("per_s_min"), r.get("per_s_max")))
+            cells.append(with_range(r["vs_smallest"], r.get("vs_smallest_min"), r.get("vs_smallest_max"), 2))
+        pair = vs_floor.get(key)
+        cells.append(
+            "-" if pair is None else with_range(pair["ratio"], pair.get("ratio_min"), pair.get("ratio_max"), 2)
+        )
+        rows.append(tuple(cells))
+    return rows
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -245,13 +391,18 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
         "## Service vs floor",
         "",
         "The floor is the same work with no gRPC and no service code (bench/floors.py, bench/scanjobs.py),"
-        " measured in the same run with the same threads and tasks; ratio = service / floor.",
+        " measured in the same run with the same threads and tasks. The loaded scenarios run in short rounds,"
+        " service and floor alternating (service, floor, service, floor, …): throughput is the median over the"
+        " rounds, with their min–max in brackets; ratio = the median of the per-round ratios service / floor of"
+        " each pair of rounds run back to back (min–max in brackets); p50 and p99 are over every task of every"
+        ' round. Scan-job claims run once per instance count (bench/README.md, "Rounds and medians").',
         "",
         _md_table(
             (
                 "benchmark",
                 "scenario",
                 "history",
+                "rounds",
                 "service /s",
                 "floor /s",
                 "ratio",
@@ -265,9 +416,10 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
                     r["benchmark"],
                     r["scenario"],
                     f"{r['history']:,}",
-                    r["service_per_s"],
-                    r["floor_per_s"],
-                    r["ratio"],
+                    r.get("rounds", 1),
+                    with_range(r["service_per_s"], r.get("service_per_s_min"), r.get("service_per_s_max")),
+                    with_range(r["floor_per_s"], r.get("floor_per_s_min"), r.get("floor_per_s_max")),
+                    with_range(r["ratio"], r.get("ratio_min"), r.get("ratio_max"), 2),
                     r["service_p50_ms"],
                     r["service_p99_ms"],
                     r["floor_p50_ms"],
@@ -279,22 +431,13 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
         "",
         "## Throughput as history grows",
         "",
-        _md_table(
-            ("benchmark", "scenario", "kind", "history", "per s", "p50 ms", "p99 ms", "vs smallest history"),
-            [
-                (
-                    r["benchmark"],
-                    r["scenario"],
-                    r["kind"],
-                    f"{r['history']:,}",
-                    r["per_s"],
-                    r["p50_ms"],
-                    r["p99_ms"],
-                    r["vs_smallest"],
-                )
-                for r in figs["history"]
-            ],
-        ),
+        "Medians over the rounds (min–max in brackets) at each history size, and each median relative to the"
+        " median at the smallest size (in brackets: the widest range the rounds allow, slowest round here over"
+        " the fastest there and the other way round). The floor's own ratio stands next to the service's: where"
+        " they fall together, the cost is the machine's or PostgreSQL's, not the service code's. The last column"
+        " is the service / floor ratio at that size (as in the table above).",
+        "",
+        _md_table((*HISTORY_COLUMNS, "service / floor"), _history_pairs(figs)),
         "",
         "## Side by side with the source design",
         "",
@@ -320,17 +463,18 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
         "## Targets",
         "",
         'The targets of issue 15 ("speed that lasts"), read from the figures above (live and paper at the'
-        " smallest history, the history ratio at the largest); where one is missed, the profile below says"
-        " where the time goes.",
+        " smallest history, the history ratio at the largest, all from the medians over the rounds); the last"
+        " column shows how far the rounds spread. Where one is missed, the profile below says where the time goes.",
         "",
         _md_table(
-            ("target", "bound", "measured", "met"),
+            ("target", "bound", "measured", "met", "over the rounds"),
             [
                 (
                     t["target"],
                     t["bound"],
                     "-" if t["measured"] is None else round(t["measured"], 3),
                     "-" if t["met"] is None else ("yes" if t["met"] else "**no**"),
+                    t.get("over_rounds") or "-",
                 )
                 for t in figs.get("targets", [])
             ],
@@ -340,7 +484,18 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
         "## Every scenario",
         "",
         _md_table(
-            ("benchmark", "scenario", "kind", "history", "ok / planned", "per s", "p50 ms", "p99 ms", "checks"),
+            (
+                "benchmark",
+                "scenario",
+                "kind",
+                "history",
+                "ok / planned",
+                "per s (pooled)",
+                "per s, each round",
+                "p50 ms",
+                "p99 ms",
+                "checks",
+            ),
             [
                 (
                     sc["benchmark"],
@@ -349,6 +504,7 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
                     f"{int(sc.get('history', 0)):,}",
                     f"{sc['summary']['ok']} / {sc['summary']['planned']}",
                     sc["summary"]["ok_per_second"],
+                    ", ".join(f"{r:.1f}" for r in round_rates(sc)),
                     sc["summary"]["latency_ms"].get("p50"),
                     sc["summary"]["latency_ms"].get("p99"),
                     "pass" if sc["passed"] else "FAIL",

@@ -48,6 +48,10 @@ class Scenario:
     """Past executions in the database while it ran (``bench.history``)."""
     kind: str = "service"
     """``service`` (through gRPC and the service's code) or ``floor`` (``bench.floors``)."""
+    rounds: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    """One entry per round it ran in (``bench.load.Run.brief``): ``Sizes.rounds`` for the loaded
+    scenarios measured alternately with their floors, one for the others; empty where the
+    benchmark does not record rounds (scan-job claims). ``summary`` pools the rounds."""
 
     @property
     def passed(self) -> bool:

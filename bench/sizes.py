@@ -6,6 +6,12 @@ Every measurement is bounded twice, by a number of tasks and by a deadline, so `
 stays within 15 minutes on an idle 2-core machine (seeding 1 000 000 past executions included),
 ``--quick`` within about 3, ``--smoke`` within about 2.
 
+The loaded scenarios whose figures the targets read (``many-users`` of the budget and of both
+executor modes) and their floors run in ``rounds`` short paired rounds, service and floor
+alternating (service, floor, service, floor, ...): the figures are the medians over the rounds,
+so one slow moment of a shared machine moves one round, not the figure (bench/README.md,
+"Rounds and medians").
+
 Live executions are also bounded by the exchange's rate limit: Bitvavo gives one API key 1000
 weight points per minute (and an IP as many), and one live execution costs 2 in steady state
 (POST /order 1 on the key, GET /ticker/price 1 on the IP; GET /balance, 5, once per
@@ -28,13 +34,16 @@ class Sizes:
     """Past executions in the database for each measurement (``bench.history``), ascending."""
     budget_users: int
     budget_tasks: int
+    """Tasks of the ``hot-user`` scenario (one run)."""
+    budget_round: int
+    """Tasks of one ``many-users`` round (and of its floor's round)."""
     budget_deadline_seconds: float
     budget_one_caller: int
     executor_users: int
     executor_one_caller: int
-    live_rounds: int
+    rounds: int
+    """Paired rounds (service, then its floor) of every loaded scenario a target reads."""
     live_round: int
-    paper_rounds: int
     paper_round: int
     executor_deadline_seconds: float
     scan_jobs: int
@@ -54,14 +63,14 @@ FULL = Sizes(
     history=(0, 100_000, 1_000_000),
     budget_users=256,
     budget_tasks=1500,
+    budget_round=600,
     budget_deadline_seconds=20.0,
     budget_one_caller=200,
     executor_users=64,
     executor_one_caller=40,
-    live_rounds=2,
+    rounds=5,
     live_round=140,
-    paper_rounds=1,
-    paper_round=280,
+    paper_round=140,
     executor_deadline_seconds=20.0,
     scan_jobs=2000,
     scan_instances=(1, 2, 4, 8),
@@ -80,14 +89,14 @@ QUICK = Sizes(
     history=(0, 20_000),
     budget_users=256,
     budget_tasks=400,
+    budget_round=200,
     budget_deadline_seconds=8.0,
     budget_one_caller=60,
     executor_users=32,
     executor_one_caller=15,
-    live_rounds=1,
-    live_round=80,
-    paper_rounds=1,
-    paper_round=80,
+    rounds=3,
+    live_round=60,
+    paper_round=60,
     executor_deadline_seconds=10.0,
     scan_jobs=300,
     scan_instances=(1, 4),
@@ -107,9 +116,11 @@ SMOKE = dataclasses.replace(
     history=(0, 2_000),
     budget_users=16,
     budget_tasks=40,
+    budget_round=40,
     budget_one_caller=5,
     executor_users=8,
     executor_one_caller=4,
+    rounds=1,
     live_round=16,
     paper_round=16,
     scan_jobs=40,
