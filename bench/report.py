@@ -274,18 +274,10 @@ def show_figures(console: Console, figs: Mapping[str, Any]) -> None:
         )
     console.print(table)
     table = Table(title="throughput as history grows (medians; vs the smallest history)", title_justify="left")
-    for col in (
-        "benchmark",
-        "scenario",
-        "history",
-        "service /s",
-        "service vs smallest",
-        "floor /s",
-        "floor vs smallest",
-    ):
+    for col in (*HISTORY_COLUMNS, "service / floor"):
         table.add_column(col, justify="left" if col in ("benchmark", "scenario") else "right")
     for row in _history_pairs(figs):
-        table.add_row(*(str(c) for c in row[:7]))
+        table.add_row(*(str(c) for c in row))
     console.print(table)
     table = Table(title="side by side with the source design", title_justify="left")
     for col in ("storm", "side", "runs", "requests", "should have been refused", "not refused (per run)", "req/s"):
