@@ -478,5 +478,7 @@ def run_in_processes(
         samples=[s for r in runs for s in r.samples],
         cut_by_deadline=any(r.cut_by_deadline for r in runs),
         interrupted=any(r.interrupted for r in runs),
+        started_at=min(r.started_at for r in runs),
+        ended_at=max(r.ended_at for r in runs),
     )
     return merged, [cid for _, placed in results for cid in placed]

@@ -58,6 +58,11 @@ class Run:
     samples: list[Sample]
     cut_by_deadline: bool
     interrupted: bool
+    started_at: float = 0.0
+    """Wall clock (``time.time``) when the threads were released: comparable between processes,
+    so the report can show that a scenario's rounds alternated with its floor's."""
+    ended_at: float = 0.0
+    """Wall clock when the last thread finished."""
 
     @property
     def ok(self) -> list[Sample]:
@@ -104,6 +109,8 @@ class Run:
             "ok_per_second": round(self.ok_per_second, 2),
             "p50_ms": latency.get("p50"),
             "p99_ms": latency.get("p99"),
+            "started_at": round(self.started_at, 3),
+            "ended_at": round(self.ended_at, 3),
         }
 
 
@@ -116,6 +123,8 @@ def merge(runs: Sequence[Run], *, planned: int, threads: int) -> Run:
         samples=[s for r in runs for s in r.samples],
         cut_by_deadline=any(r.cut_by_deadline for r in runs),
         interrupted=any(r.interrupted for r in runs),
+        started_at=min((r.started_at for r in runs), default=0.0),
+        ended_at=max((r.ended_at for r in runs), default=0.0),
     )
 
 
@@ -167,12 +176,14 @@ def run(tasks: Sequence[Task], *, threads: int, deadline_seconds: float, stop: t
     lock = threading.Lock()
     cursor = 0
     started = 0.0
+    started_at = 0.0
     finished = [0.0] * threads
     cut = threading.Event()
 
     def mark_start() -> None:
-        nonlocal started
+        nonlocal started, started_at
         started = time.perf_counter()
+        started_at = time.time()
 
     barrier = threading.Barrier(threads, action=mark_start)
 
@@ -218,4 +229,4 @@ def run(tasks: Sequence[Task], *, threads: int, deadline_seconds: float, stop: t
         barrier.abort()
         raise
     wall = max(finished) - started if started else 0.0
-    return Run(threads, len(tasks), wall, samples, cut.is_set(), stop.is_set())
+    return Run(threads, len(tasks), wall, samples, cut.is_set(), stop.is_set(), started_at, started_at + wall)

@@ -4,6 +4,8 @@ benchmark's business, correctness is the test's.
 
 * every scenario's checks passed (every success accounted for at the database and the exchange,
   no job finished twice, nothing left reserved or leased), service and floor alike;
+* the loaded scenarios ran in rounds alternating with their floors', and their figures are the
+  medians of those rounds;
 * side by side with the source design: ours let nothing through that should have been refused,
   in every storm and every run; the source design's job claim (2-minute TTL, cleanup, unfenced
   finish) wrote a stalled run a second time, as its design predicts, in every run. (The budget and
@@ -70,6 +72,36 @@ def test_every_measurement_has_its_floor(results: dict[str, Any]) -> None:
         f"{n} instance(s)" for n in results["sizes"]["scan_instances"]
     }
     assert all(r["ratio"] is not None and r["ratio"] > 0 for r in ratios)
+
+
+def test_loaded_scenarios_alternate_with_their_floors_round_by_round(results: dict[str, Any]) -> None:
+    """service round 1, floor round 1, service round 2, ... at every size, and the figures are the
+    medians of those rounds (bench/README.md, "Rounds and medians")."""
+    rounds = results["sizes"]["rounds"]
+    assert rounds >= 2
+    loaded = {
+        (sc["benchmark"], sc["history"], sc["kind"]): sc
+        for sc in results["scenarios"]
+        if sc["name"] == "many-users" and sc["benchmark"] in ("budget", "execute-live", "execute-paper")
+    }
+    for history in results["sizes"]["history"]:
+        for benchmark in ("budget", "execute-live", "execute-paper"):
+            service = loaded[(benchmark, history, "service")]["rounds"]
+            floor = loaded[(benchmark, history, "floor")]["rounds"]
+            assert len(service) == len(floor) == rounds
+            times = [
+                t for pair in zip(service, floor, strict=True) for r in pair for t in (r["started_at"], r["ended_at"])
+            ]
+            assert times == sorted(times), (benchmark, history)
+            assert sum(r["ok"] for r in service) == loaded[(benchmark, history, "service")]["summary"]["ok"]
+            [row] = [
+                r
+                for r in results["figures"]["service_vs_floor"]
+                if (r["benchmark"], r["scenario"], r["history"]) == (benchmark, "many-users", history)
+            ]
+            assert row["rounds"] == rounds
+            assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
+            assert row["service_per_s_min"] <= row["service_per_s"] <= row["service_per_s_max"]
 
 
 def test_history_was_seeded_and_measured_at_each_size(results: dict[str, Any]) -> None:
