@@ -12,6 +12,13 @@ alternating (service, floor, service, floor, ...): the figures are the medians o
 so one slow moment of a shared machine moves one round, not the figure (bench/README.md,
 "Rounds and medians").
 
+What the rounds cost in ``make bench``: at each history size each side runs ``rounds`` x
+(``budget_round`` + ``live_round`` + ``paper_round``) tasks, 5 x (600 + 140 + 140), plus one
+start of the floor's processes (about 0.5 s) per floor round. At the throughputs of the run
+before rounds (BENCHMARKS.md of 2026-11-30: budget ~300/s, its floor ~700/s; live 52-62/s, its
+floor 93-141/s; paper 69-119/s, its floor 119-180/s) that is 47-57 s of measurement per size
+against 20-24 s with one measurement each: about 90 s more over the three sizes, 7.4 -> ~9 min.
+
 Live executions are also bounded by the exchange's rate limit: Bitvavo gives one API key 1000
 weight points per minute (and an IP as many), and one live execution costs 2 in steady state
 (POST /order 1 on the key, GET /ticker/price 1 on the IP; GET /balance, 5, once per
