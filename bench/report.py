@@ -1,10 +1,15 @@
 """The figures a run is judged by, and the two files it leaves for people: ``bench/results.json``
 (everything, machine-readable) and ``BENCHMARKS.md`` (the tables, generated, never hand-edited).
 
+Every throughput is the **median over the scenario's rounds** with their min–max (the loaded
+scenarios run in rounds alternating with their floors: bench/README.md, "Rounds and medians");
+p50/p99 are pooled over every task of every round.
+
 * **service vs floor**: for every measurement that has a floor (``bench.floors``,
-  ``bench.scanjobs``), throughput and p50/p99 of both and ``ratio = service / floor``;
-* **history**: for every service figure measured at several history sizes, its throughput at
-  each size and the ratio to its throughput at the smallest size;
+  ``bench.scanjobs``), throughput and p50/p99 of both and ``ratio = service / floor``, the median
+  of the per-round ratios of each service round and the floor round run right after it;
+* **history**: for every figure measured at several history sizes (service and floor), its
+  throughput at each size and the ratio of its median to the median at the smallest size;
 * **side by side** (``bench.source_design``): per storm and side, requests, what should have been
   refused but was not (per run and in total), and throughput.
 """
