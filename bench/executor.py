@@ -23,8 +23,9 @@ carrying the successes' clientOrderIds, and FILLED live executions in the databa
 number of successes; paper — the simulator received no order at all, and the database holds one
 FILLED paper execution per success.
 
-Rate limits: see ``bench.sizes``. Before each round the simulator's clock moves to a fresh
-rate-limit minute; the run fails a check if any identity was banned.
+Rate limits: see ``bench.sizes``. Before each round every identity's weight at the simulator goes
+back to zero (``SimulatorAdmin.fresh_rate_limits``; the clock does not move, so the executors'
+measured exchange time stays right); the run fails a check if any identity was banned.
 
 Rounds: ``many-users`` runs in ``Sizes.rounds`` rounds, each followed by a round of its floor
 (``bench.floors``), so the two are measured at the same moments of a shared machine; every
@@ -291,7 +292,7 @@ def run_executor(
         say("warm-up (not measured)")
         warm_owners = [warm_users[k % len(warm_users)] for k in range(sizes.threads)]
         warm_ids = seed_proposals(infra.admin_url, exchange.admin.prices(), warm_owners)
-        exchange.admin.advance_to_next_minute()
+        exchange.admin.fresh_rate_limits()
         warm = Executions(stubs).tasks(list(zip(warm_owners, warm_ids, strict=True)))
         run(warm, threads=sizes.threads, deadline_seconds=60, stop=stop)
 
@@ -356,7 +357,7 @@ def _service_round(bench: Bench, phase: Phase, tasks: list[Task], tally: Tally) 
     groups: dict[str, Callable[[], float]] = {s.name: s.cpu_seconds for s in bench.services}
     groups["bitvavo-sim"] = bench.exchange.service.cpu_seconds
     groups["postgres"] = bench.infra.postgres_cpu_seconds
-    bench.exchange.admin.advance_to_next_minute()
+    bench.exchange.admin.fresh_rate_limits()
     before = _before(bench, phase)
     probe = CpuProbe(groups)
     probe.start()
@@ -370,7 +371,7 @@ def _floor_round(
 ) -> None:
     """One round of the floor (``bench.floors``), in a fresh rate-limit minute: no gRPC and no
     service code, the same threads and number of tasks, in as many processes as the service has."""
-    bench.exchange.admin.advance_to_next_minute()
+    bench.exchange.admin.fresh_rate_limits()
     before = _before(bench, phase)
     probe = CpuProbe({"bitvavo-sim": bench.exchange.service.cpu_seconds, "postgres": bench.infra.postgres_cpu_seconds})
     probe.start()

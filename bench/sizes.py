@@ -23,7 +23,7 @@ Live executions are also bounded by the exchange's rate limit: Bitvavo gives one
 weight points per minute (and an IP as many), and one live execution costs 2 in steady state
 (POST /order 1 on the key, GET /ticker/price 1 on the IP; GET /balance, 5, once per
 EXECUTOR_BALANCE_CACHE_SECONDS). A live round is at most ``live_round`` executions, run after the
-simulator's clock was moved to a fresh rate-limit minute; more samples take more rounds.
+simulator's weight counters went back to zero; more samples take more rounds.
 """
 
 from __future__ import annotations

@@ -539,7 +539,7 @@ def executor_storm(
             refusals=refusals,
             lock=lock,
         )
-    exchange.admin.advance_to_next_minute()
+    exchange.admin.fresh_rate_limits()
     conns_before = exchange.admin.order_count()
     measured = run(tasks, threads=sizes.threads, deadline_seconds=STORM_DEADLINE_SECONDS, stop=threading.Event())
     if side == "ours":
@@ -594,7 +594,7 @@ def _positions_bought_earlier(
     executor_bench.set_policies(operator, users)
     prices = exchange.admin.prices()
     ids = executor_bench.seed_proposals(infra.admin_url, prices, list(users), markets=(market,), amount=POSITION_EUR)
-    exchange.admin.advance_to_next_minute()
+    exchange.admin.fresh_rate_limits()
     for user, pid in zip(users, ids, strict=True):
         execution = stub.ExecuteProposal(
             epb.ExecuteProposalRequest(user_id=user, proposal_id=pid), timeout=executor_bench.CALL_TIMEOUT_SECONDS

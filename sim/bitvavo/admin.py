@@ -181,6 +181,12 @@ class SimulatorAdmin:
         """Use up the key's (or IP's) weight for this minute: its next call gets 105 and a ban."""
         self._call("POST", "/ratelimit/exhaust", {"key": key, "ip": ip})
 
+    def fresh_rate_limits(self) -> None:
+        """Every identity's weight back to zero and every ban lifted, without moving the clock
+        (``advance_to_next_minute`` moves ``GET /time``, which clients signing with exchange time
+        then have to re-measure)."""
+        self._call("POST", "/ratelimit/fresh")
+
     def refuse_connections(self, seconds: float) -> None:
         """Close the listening socket for ``seconds`` (TCP "connection refused"; admin included)."""
         self._call("POST", "/refuse_connections", {"seconds": seconds})

@@ -634,6 +634,10 @@ class BitvavoSimulator:
         self.limiter.exhaust(identity, self.clock.now_ms())
         return {"ok": True, "identity": identity}
 
+    def _admin_fresh_ratelimit(self, query: _Query, data: _Data) -> Any:
+        self.limiter.reset()
+        return {"ok": True}
+
     def _admin_add_key(self, query: _Query, data: _Data) -> Any:
         self.exchange.admin_add_key(
             ApiKey(
@@ -676,6 +680,7 @@ _ADMIN: dict[tuple[str, str], Callable[[BitvavoSimulator, _Query, _Data], Any]] 
     ("DELETE", "/faults"): BitvavoSimulator._admin_clear_faults,
     ("GET", "/ratelimit"): BitvavoSimulator._admin_ratelimit,
     ("POST", "/ratelimit/exhaust"): BitvavoSimulator._admin_exhaust_ratelimit,
+    ("POST", "/ratelimit/fresh"): BitvavoSimulator._admin_fresh_ratelimit,
     ("POST", "/keys"): BitvavoSimulator._admin_add_key,
     ("POST", "/refuse_connections"): BitvavoSimulator._admin_refuse_connections,
     ("POST", "/reset"): BitvavoSimulator._admin_reset,

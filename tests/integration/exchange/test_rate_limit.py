@@ -109,3 +109,15 @@ def test_a_read_waits_out_a_short_ban_and_retries(sim: BitvavoSimulator, admin: 
     admin.exhaust_rate_limit(key=TRADE.key)
     with pytest.raises(RateLimitedError):
         no_wait.balance("EUR")
+
+
+def test_fresh_rate_limits_lifts_a_ban_without_moving_the_clock(sim: BitvavoSimulator, admin: SimulatorAdmin) -> None:
+    client = sdk(sim, TRADE)
+    admin.exhaust_rate_limit(key=TRADE.key)
+    assert client.time()["errorCode"] == 105  # banned
+    before = admin.now_ms()
+    admin.fresh_rate_limits()
+    assert admin.now_ms() - before < MINUTE  # no jump: GET /time still agrees with the clients' offset
+    assert all(u["used"] == 0 and u["bannedUntil"] <= before for u in admin.rate_limit_usage().values())
+    assert "time" in client.time()  # the key works again, in the same minute
+    assert client.rateLimitRemaining == 999
