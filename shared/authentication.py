@@ -113,8 +113,10 @@ class Authenticator:
         """
         if self._auth_mode is AuthMode.INSECURE_DEV:
             return Principal(principals.DEV), None
-        certified = certificate_principal(dict(auth_context)) if is_tls(dict(auth_context)) else None
-        if is_tls(dict(auth_context)) and certified is None:
+        peer = dict(auth_context)
+        tls = is_tls(peer)
+        certified = certificate_principal(peer) if tls else None
+        if tls and certified is None:
             raise Unauthenticated("the client certificate names no principal", reason="CERTIFICATE_NAMES_NO_PRINCIPAL")
         token = principals.bearer(metadata)
         if not token:

@@ -74,6 +74,14 @@ class _RedactingJsonFormatter(JsonFormatter):
 def setup_logging(service: str, level: str = "INFO", environ: Mapping[str, str] | None = None) -> None:
     """JSON logs for ``service`` on stdout, redacting the secrets found in ``environ``."""
     env = os.environ if environ is None else environ
+    # Our lines carry none of the caller's file and line, thread, process or multiprocessing
+    # name (_RedactingJsonFormatter's fields): logging need not look them up for every record.
+    # The switches are the ones the logging HOWTO lists under "Optimization"; every service
+    # writes one line per RPC, where the look-ups were about a quarter of the line's cost.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_RedactingJsonFormatter(secret_values(env), service))
     root = logging.getLogger()

@@ -10,12 +10,15 @@ a dashboard shows how close users run to their limits without naming any of them
 from __future__ import annotations
 
 from services.budget.windows import Decision, Limits, Usage, Window
-from shared.metrics import meter
+from shared.metrics import Tally, meter
 
 _meter = meter("budget")
 
-RESERVATIONS = _meter.create_counter(
+# Counters are shared.metrics.Tally: each is written on every ReserveCall or CommitCall.
+RESERVATIONS = Tally(
+    _meter,
     "oracle_budget_reservations",
+    ("outcome", "reason"),
     unit="{reservation}",
     description="ReserveCall decisions: granted, or denied by the windows without room (reason)",
 )
@@ -24,11 +27,19 @@ WINDOW_USE = _meter.create_histogram(
     description="used/limit of each limited window when a reservation is decided",
     explicit_bucket_boundaries_advisory=(0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0, 1.5),
 )
-TOKENS = _meter.create_counter(
-    "oracle_budget_tokens", unit="{token}", description="Tokens committed calls used, by model and kind"
+TOKENS = Tally(
+    _meter,
+    "oracle_budget_tokens",
+    ("model", "kind"),
+    unit="{token}",
+    description="Tokens committed calls used, by model and kind",
 )
-COST = _meter.create_counter(
-    "oracle_budget_cost_micros", unit="{micro_usd}", description="Cost (micros of USD) of committed calls, by model"
+COST = Tally(
+    _meter,
+    "oracle_budget_cost_micros",
+    ("model",),
+    unit="{micro_usd}",
+    description="Cost (micros of USD) of committed calls, by model",
 )
 
 GRANTED = "granted"
@@ -38,9 +49,9 @@ DENIED = "denied"
 def decided(decision: Decision, limits: Limits, usage: Usage) -> None:
     """One ReserveCall decision against ``limits`` with ``usage`` before it."""
     if decision.grant is not None:
-        RESERVATIONS.add(1, {"outcome": GRANTED, "reason": "GRANTED"})
+        RESERVATIONS.add(1, GRANTED, "GRANTED")
     else:
-        RESERVATIONS.add(1, {"outcome": DENIED, "reason": ",".join(str(s.window) for s in decision.shortfalls)})
+        RESERVATIONS.add(1, DENIED, ",".join(str(s.window) for s in decision.shortfalls))
     for window in Window:
         if limits.of(window) > 0:
             WINDOW_USE.record(usage.of(window) / limits.of(window), {"window": str(window)})
@@ -48,13 +59,13 @@ def decided(decision: Decision, limits: Limits, usage: Usage) -> None:
 
 def committed(model: str, prompt_tokens: int, completion_tokens: int, cost_micros: int) -> None:
     """What one committed call used."""
-    TOKENS.add(prompt_tokens, {"model": model, "kind": "prompt"})
-    TOKENS.add(completion_tokens, {"model": model, "kind": "completion"})
-    COST.add(cost_micros, {"model": model})
+    TOKENS.add(prompt_tokens, model, "prompt")
+    TOKENS.add(completion_tokens, model, "completion")
+    COST.add(cost_micros, model)
 
 
 def start() -> None:
     """Make the reservation series exist at 0 (the alert rules read them before any decision)."""
-    RESERVATIONS.add(0, {"outcome": GRANTED, "reason": "GRANTED"})
+    RESERVATIONS.add(0, GRANTED, "GRANTED")
     for window in Window:
-        RESERVATIONS.add(0, {"outcome": DENIED, "reason": str(window)})
+        RESERVATIONS.add(0, DENIED, str(window))
