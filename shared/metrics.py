@@ -5,9 +5,9 @@ Every instrument of the project is made with the OpenTelemetry metrics API, in o
 concern: this one for the kernel, ``services/<name>/metrics.py`` for each service. Call sites
 stay one line (``metrics.something(...)``). A counter written on every call (the RPC counter,
 the budget's) is a :class:`Tally`: exported exactly as a Counter, at a fraction of its cost per
-call. Instruments made before :func:`setup_metrics` runs
-are the API's proxies and start counting once the provider exists; in a process that never
-calls it (a unit test) they count nothing.
+call. Other instruments made before :func:`setup_metrics` runs are the API's proxies and start
+counting once the provider exists; in a process that never calls it (a unit test) they count
+nothing.
 
 Names are Prometheus names already (``oracle_<area>_<what>``); the exporter adds ``_total`` to
 counters and the unit (``_seconds``) to durations. Labels are bounded: method names, status
@@ -45,9 +45,10 @@ class Tally:
     sum, one series per distinct set of label values, with the same name, unit and description
     (the Prometheus exporter adds ``_total``). What it saves is the SDK's work per call — a
     Measurement object, its attributes cleaned, copied and hashed, the exemplar filter asked, a
-    lock per reader — which is tens of microseconds on every RPC (bench/profile.md). Here a
-    call is one dict update under a lock. Unlike the SDK's proxies, counts made before
-    :func:`setup_metrics` are kept: they are reported from the first collection on.
+    reader's aggregation looked up and locked — about 7 µs of CPU on an idle machine and several
+    times that under load, on every RPC. Here a call is one dict update under a lock. Unlike
+    the SDK's proxies, counts made before :func:`setup_metrics` are kept: they are reported
+    from the first collection on.
     """
 
     def __init__(
