@@ -70,21 +70,31 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self._authenticator = authenticator
         self._audit = audit
         self._audit_limit = audit_limit or RefusalAuditLimit()
+        self._wrapped: dict[str, tuple[Any, Any]] = {}  # method -> (its handler, the wrapper)
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = continuation(details)
         method: str = details.method
         if handler is None or method.startswith(_UNAUTHENTICATED_SERVICES):
             return handler
+        # gRPC asks for the handler on every call; the wrapper depends on the method's handler
+        # alone (the call's metadata is read from its context), so it is built once per method.
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: Any, method: str) -> Any:
         if handler.unary_unary is None:
             # Fail closed: only unary RPCs pass the checks below; a streaming RPC added later
             # must not bypass authentication silently.
             return _refuse_streaming(handler, method)
         inner = handler.unary_unary
-        metadata = tuple(details.invocation_metadata or ())
 
         def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
-            return self._serve(inner, request, context, method, metadata)
+            return self._serve(inner, request, context, method, tuple(context.invocation_metadata() or ()))
 
         return grpc.unary_unary_rpc_method_handler(
             behaviour,
