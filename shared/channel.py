@@ -56,23 +56,109 @@ def _first_line(data: bytes) -> str:
     raise ValueError("empty token file")
 
 
-class _BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    def __init__(self, token: str | Callable[[], str]) -> None:
+class _BearerChannel(grpc.Channel):  # type: ignore[misc]
+    """``channel`` with the bearer credential added to the metadata of every unary call.
+
+    Added by wrapping the method's callable rather than with ``grpc.intercept_channel``: gRPC's
+    client interceptor machinery (call details, continuation, outcome objects) cost about a tenth
+    of a unary call's client CPU, on every call between services. Streaming methods carry no
+    credential, as before (the services serve unary RPCs only)."""
+
+    def __init__(self, channel: grpc.Channel, token: str | Callable[[], str]) -> None:
+        self._channel = channel
         self._token = token if callable(token) else (lambda: token)
 
-    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        metadata = [*(details.metadata or ()), ("authorization", f"Bearer {self._token()}")]
-        return continuation(_Details(details, metadata), request)
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _WithToken(self._channel.unary_unary(method, *args, **kwargs), self._token)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.unary_stream(method, *args, **kwargs)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_unary(method, *args, **kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_stream(method, *args, **kwargs)
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        self._channel.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback: Any) -> None:
+        self._channel.unsubscribe(callback)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> _BearerChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
-    def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
-        self.method = base.method
-        self.timeout = base.timeout
-        self.metadata = metadata
-        self.credentials = base.credentials
-        self.wait_for_ready = getattr(base, "wait_for_ready", None)
-        self.compression = getattr(base, "compression", None)
+class _WithToken(grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
+    """A unary method's callable sending the bearer credential after the caller's metadata."""
+
+    def __init__(self, inner: Any, token: Callable[[], str]) -> None:
+        self._inner = inner
+        self._token = token
+
+    def _metadata(self, metadata: Any) -> list[tuple[str, str | bytes]]:
+        return [*(metadata or ()), ("authorization", f"Bearer {self._token()}")]
+
+    def __call__(  # noqa: PLR0917 -- gRPC's signature: callers may pass metadata by position
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> Any:
+        return self._inner(
+            request,
+            timeout=timeout,
+            metadata=self._metadata(metadata),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+    def with_call(  # noqa: PLR0917 -- gRPC's signature: callers may pass metadata by position
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> Any:
+        return self._inner.with_call(
+            request,
+            timeout=timeout,
+            metadata=self._metadata(metadata),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+    def future(  # noqa: PLR0917 -- gRPC's signature: callers may pass metadata by position
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> Any:
+        return self._inner.future(
+            request,
+            timeout=timeout,
+            metadata=self._metadata(metadata),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
 
 
 class _FollowingChannel(grpc.Channel):  # type: ignore[misc]
@@ -163,5 +249,5 @@ def open_channel(target: str, token: Credential, *, tls: TlsFiles | None = None)
     else:
         channel = _FollowingChannel(target, tls)
     if token:
-        return grpc.intercept_channel(channel, _BearerToken(token))
+        return _BearerChannel(channel, token)
     return channel
