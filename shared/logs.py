@@ -78,6 +78,7 @@ def setup_logging(service: str, level: str = "INFO", environ: Mapping[str, str] 
     # name (_RedactingJsonFormatter's fields): logging need not look them up for every record.
     # The switches are the ones the logging HOWTO lists under "Optimization"; every service
     # writes one line per RPC, where the look-ups were about a quarter of the line's cost.
+    # Without the caller look-up, ``stack_info=True`` adds nothing: no call here asks for it.
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
