@@ -30,7 +30,7 @@ from rich.console import Console
 
 from bench.budget import run_budget
 from bench.executor import run_executor, start_exchange
-from bench.history import seed_history
+from bench.history import age_the_day, seed_history
 from bench.infra import Infra
 from bench.machine import PROJECT_ROOT, describe
 from bench.report import figures, markdown, show_figures
@@ -198,6 +198,8 @@ def _run(
             for index, history in enumerate(sizes.history):
                 if stop.is_set() or not ({"budget", *(f"execute-{m}" for m in modes)} & set(selected)):
                     break
+                if index > 0:
+                    say(f"history: {age_the_day(infra.admin_url):,} executions of the earlier sizes moved to yesterday")
                 if history > seeded:
                     say(f"history: seeding up to {history:,} past executions")
                     seeded = seed_history(infra.admin_url, history, already=seeded, say=say)

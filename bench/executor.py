@@ -35,7 +35,6 @@ scenario keeps its rounds one by one (``Scenario.rounds``) for the medians of ``
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -256,7 +255,9 @@ def run_executor(
     same users, threads and number of tasks. Each phase's scenarios are appended to ``into`` as
     soon as it ends; ``history`` is what the database holds."""
     live = mode == "live"
-    tag = f"{int(time.time())}-h{history}"
+    # The same users at every size (a database per run): the account holds as many users' books
+    # at 1 000 000 past executions as at none, so only the history differs between sizes.
+    tag = "m"
     phases = [
         Phase("one-caller", 1, [f"bench-{mode}-one-{tag}-{i}" for i in range(8)], 1, sizes.executor_one_caller, 30.0),
         Phase(
@@ -315,6 +316,7 @@ class Tally:
     client_order_ids: list[str] = field(default_factory=list)
     max_used: Counter[str] = field(default_factory=Counter)
     bans: int = 0
+    wal_bytes: int = 0  # PostgreSQL's write-ahead log written during the rounds
 
 
 def _measure(bench: Bench, phase: Phase, *, with_floor: bool) -> list[Scenario]:
@@ -396,15 +398,20 @@ def _floor_round(
     _count(bench, phase, tally, before)
 
 
-def _before(bench: Bench, phase: Phase) -> tuple[dict[str, Any], int]:
-    return _exchange_state(bench.exchange.admin), _filled(bench.infra, bench.mode, phase.users)
+def _before(bench: Bench, phase: Phase) -> tuple[dict[str, Any], int, int]:
+    return (
+        _exchange_state(bench.exchange.admin),
+        _filled(bench.infra, bench.mode, phase.users),
+        bench.infra.wal_position(),
+    )
 
 
-def _count(bench: Bench, phase: Phase, tally: Tally, before: tuple[dict[str, Any], int]) -> None:
+def _count(bench: Bench, phase: Phase, tally: Tally, before: tuple[dict[str, Any], int, int]) -> None:
     """Add what the round just run left at the simulator and in the database to ``tally`` (the
     rounds of the other side run in between, so each side counts its own rounds only)."""
     admin = bench.exchange.admin
-    state, filled = before
+    state, filled, wal = before
+    tally.wal_bytes += bench.infra.wal_position() - wal
     after = _exchange_state(admin)
     tally.orders += after["orders"] - state["orders"]
     tally.posts += after["post_orders"] - state["post_orders"]
@@ -440,7 +447,9 @@ def _scenario(bench: Bench, phase: Phase, tally: Tally, *, kind: str) -> Scenari
         "per_round": phase.per_round,
         "deadline_seconds_per_round": phase.deadline_seconds,
     }
-    extra: dict[str, Any] = {}
+    # PostgreSQL's own cost that grows with its tables: the WAL per execution (index entries, and
+    # whole pages written the first time each is touched after a checkpoint)
+    extra: dict[str, Any] = {"WAL kB per execution": round(tally.wal_bytes / 1024 / ok, 1) if ok else None}
     if kind == "service":
         parameters |= {
             "executor_processes": PROCESSES,
@@ -448,7 +457,7 @@ def _scenario(bench: Bench, phase: Phase, tally: Tally, *, kind: str) -> Scenari
             "markets": list(MARKETS),
             "principal": "scanner",
         }
-        extra = {
+        extra |= {
             "exchange requests per execution": {
                 name: round(n / ok, 2) for name, n in sorted(tally.requests.items()) if n and ok
             },

@@ -68,6 +68,31 @@ SELECT md5('usage-' || g)::uuid, 'hist-' || (g %% {users}), 'history', 'gpt-4o-m
 """
 
 
+# What the measurements of earlier sizes wrote today, moved one day back: they become history too.
+# Without it, each size would also measure a busier day (the account's notional today, the users'
+# figures) than the one before, not only a larger history. Timestamps only (no trigger watches
+# them); proposals are immutable and need no move (their executions are final), and the budget's
+# usage rows may not change (a trigger refuses it): its benchmark uses new users at every size.
+_AGE_THE_DAY = (
+    "UPDATE oracle.trade_executions SET claimed_at = claimed_at - interval '1 day',"
+    " submitting_at = submitting_at - interval '1 day', updated_at = updated_at - interval '1 day'"
+    " WHERE claimed_at >= date_trunc('day', now())",
+    "UPDATE oracle.book_entries SET filled_at = filled_at - interval '1 day' WHERE filled_at >= date_trunc('day', now())",
+)
+
+
+def age_the_day(admin_url: str) -> int:
+    """Move what the earlier measurements wrote today to yesterday (:data:`_AGE_THE_DAY`), so that
+    the next size starts from an empty day like the first did; returns the executions moved."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        with conn.transaction():
+            moved = conn.execute(_AGE_THE_DAY[0]).rowcount
+            for statement in _AGE_THE_DAY[1:]:
+                conn.execute(statement)
+    return moved
+
+
 def seed_history(admin_url: str, target: int, *, already: int, say: Callable[[str], None] | None = None) -> int:
     """Add past executions ``already + 1 … target`` (and their proposals and usage rows);
     returns the new total. ``already`` is what earlier calls of this run seeded."""

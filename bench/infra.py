@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import psycopg
+
 from bench.machine import tree_seconds
 from shared.db.embedded import SERVICE_ROLES, EmbeddedCluster, role_url
 from shared.db.migrate import migrate
@@ -117,6 +119,14 @@ class Infra:
         except (OSError, ValueError, IndexError):
             return 0.0
         return tree_seconds(pid)
+
+    def wal_position(self) -> int:
+        """Where PostgreSQL's write-ahead log is (bytes since its start): the difference between
+        two readings is the WAL written in between, at once (the statistics views lag by up to a
+        second)."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
+        return int(row[0]) if row is not None else 0
 
     # ------------------------------------------------------------------ processes
 

@@ -73,14 +73,16 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def _process_seconds(pid: int) -> float:
-    """utime + stime of one process, in seconds (0 when it is gone)."""
+def _process_seconds(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime of one process, in seconds (0 when it is gone); ``reaped``: plus the CPU of
+    its children that have exited and been waited for (cutime + cstime)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return 0.0
-    # after the command: state(0) ppid(1) ... utime(11) stime(12)
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    # after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
+    own = int(fields[11]) + int(fields[12])
+    return (own + (int(fields[13]) + int(fields[14]) if reaped else 0)) / _TICKS
 
 
 def _children(pid: int) -> list[int]:
@@ -98,9 +100,10 @@ def _children(pid: int) -> list[int]:
 
 
 def tree_seconds(pid: int) -> float:
-    """CPU seconds of ``pid`` and its direct children (PostgreSQL: postmaster and its backends).
-    Backends that exit during a run take their time with them: an underestimate."""
-    return _process_seconds(pid) + sum(_process_seconds(c) for c in _children(pid))
+    """CPU seconds of ``pid`` and its direct children (PostgreSQL: postmaster and its backends),
+    the ones running and the ones that exited (the postmaster reaps them: its cutime + cstime), so
+    a floor's backends, which live for one round, are counted too."""
+    return _process_seconds(pid, reaped=True) + sum(_process_seconds(c) for c in _children(pid))
 
 
 def _machine_jiffies() -> tuple[int, int]:

@@ -337,6 +337,30 @@ def _history_pairs(figs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def postgres_per_task(scenarios: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """PostgreSQL's CPU and write-ahead log per successful task of each loaded scenario measured at
+    more than one history size, service and floor side by side: what the database itself costs as
+    its tables grow, whoever issues the statements."""
+    rows: dict[tuple[str, str, int], dict[str, Mapping[str, Any]]] = {}
+    for sc in scenarios:
+        rows.setdefault((sc["benchmark"], sc["name"], int(sc.get("history", 0))), {})[sc.get("kind", "service")] = sc
+    sizes: dict[tuple[str, str], set[int]] = {}
+    for benchmark, name, history in rows:
+        sizes.setdefault((benchmark, name), set()).add(history)
+    out = []
+    for (benchmark, name, history), sides in sorted(rows.items()):
+        if len(sizes[(benchmark, name)]) < 2:
+            continue
+        cells: list[Any] = [benchmark, name, f"{history:,}"]
+        for kind in ("service", "floor"):
+            side: Mapping[str, Any] = sides.get(kind) or {}
+            cpu = side.get("cpu_ms_per_ok_task", {}).get("postgres")
+            wal = side.get("extra", {}).get("WAL kB per execution")
+            cells += ["-" if cpu is None else round(cpu, 1), "-" if wal is None else wal]
+        out.append(tuple(cells))
+    return out
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -435,6 +459,23 @@ def markdown(document: Mapping[str, Any], figs: Mapping[str, Any], *, note: str 
         " is the service / floor ratio at that size (as in the table above).",
         "",
         _md_table((*HISTORY_COLUMNS, "service / floor"), _history_pairs(figs)),
+        "",
+        "PostgreSQL's own cost per successful task at each size (CPU of the postmaster and its"
+        " backends, exited ones included; the write-ahead log written during the rounds), for the service"
+        " and for its floor, which issues the same statements:",
+        "",
+        _md_table(
+            (
+                "benchmark",
+                "scenario",
+                "history",
+                "service: postgres CPU ms",
+                "service: WAL kB",
+                "floor: postgres CPU ms",
+                "floor: WAL kB",
+            ),
+            postgres_per_task(document.get("scenarios", [])),
+        ),
         "",
         "## Side by side with the source design",
         "",

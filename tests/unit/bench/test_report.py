@@ -16,7 +16,7 @@ import pytest
 
 from bench.load import Run, Sample, merge
 from bench.machine import merge_cpu
-from bench.report import figures, markdown, paired_ratios, round_rates, spread
+from bench.report import figures, markdown, paired_ratios, postgres_per_task, round_rates, spread
 from bench.results import Scenario
 
 TASKS_PER_ROUND = 12
@@ -182,3 +182,24 @@ def test_rounds_pool_into_the_summary_and_their_cpu_adds_up() -> None:
         "machine_busy_pct": 80.0,
         "cpu_seconds": {"postgres": 1.75, "bench client": 0.1},
     }
+
+
+def test_postgres_per_task_sets_service_and_floor_side_by_side_at_each_size() -> None:
+    """PostgreSQL's CPU per task comes from the run's CPU probe (seconds over successful tasks)
+    and the WAL from the scenario's extra figure; a scenario measured at one size only is left out."""
+    scenarios = []
+    for history, (service_pg, floor_pg) in {0: (0.12, 0.06), 1_000: (0.24, 0.12)}.items():
+        for kind, pg in (("service", service_pg), ("floor", floor_pg)):
+            sc = _scenario("execute-live", kind, history, [10.0])
+            sc["cpu"] = {"cpu_seconds": {"postgres": pg}}
+            sc["cpu_ms_per_ok_task"] = {"postgres": round(1000 * pg / TASKS_PER_ROUND, 2)}
+            sc["extra"] = {"WAL kB per execution": 3.5 if kind == "service" else 2.5}
+            scenarios.append(sc)
+    scenarios.append(_scenario("budget", "service", 0, [10.0]))  # one size: no row
+    assert postgres_per_task(scenarios) == [
+        ("execute-live", "many-users", "0", 10.0, 3.5, 5.0, 2.5),
+        ("execute-live", "many-users", "1,000", 20.0, 3.5, 10.0, 2.5),
+    ]
+    assert "| execute-live | many-users | 1,000 | 20.0 | 3.5 | 10.0 | 2.5 |" in markdown(
+        _document(scenarios), figures(_document(scenarios))
+    )
