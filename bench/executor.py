@@ -35,7 +35,6 @@ scenario keeps its rounds one by one (``Scenario.rounds``) for the medians of ``
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +57,7 @@ from bench.machine import CpuProbe, merge_cpu
 from bench.results import Check, Scenario
 from bench.sizes import Sizes
 from shared.channel import open_channel
+from shared.ids import new_id
 from sim.bitvavo import DEFAULT_TRADE_KEY, DEFAULT_TRADE_SECRET, SimulatorAdmin
 
 PROCESSES = 2
@@ -172,7 +172,7 @@ def seed_proposals(
     ids = []
     for k, user_id in enumerate(owners):
         market, side = markets[k % len(markets)], sides[k % len(sides)]
-        proposal_id = str(uuid.uuid4())
+        proposal_id = new_id()
         ids.append(proposal_id)
         rows.append((proposal_id, user_id, market, side, amount, Jsonb({"price": str(prices[market])})))
     with psycopg.connect(admin_url, autocommit=True) as conn, conn.cursor() as cur:

@@ -51,6 +51,7 @@ from psycopg.types.json import Jsonb
 from python_bitvavo_api.bitvavo import Bitvavo
 
 from bench.load import Outcome, Run, Task, run
+from shared.ids import new_id
 
 ACCOUNT_TRADING = 4  # shared.db.locks.LockSpace: the numbers are part of the database contract
 USER_TRADING = 1
@@ -129,7 +130,7 @@ def budget_task(conns: Connections, user_id: str) -> Task:
 
     def task() -> Outcome:
         conn = conns.get()
-        reservation_id = str(uuid.uuid4())
+        reservation_id = new_id()
         t0 = time.perf_counter()
         with user_transaction(conn, user_id):
             ((_, now),) = conn.execute(
@@ -195,7 +196,7 @@ def _claim_and_submitting(
     its audit events; the claim is written as SUBMITTING directly."""
     now = datetime.now(UTC)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    execution_id = str(uuid.uuid4())
+    execution_id = new_id()
     client_order_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user_id}/{proposal_id}"))
     # before any lock: every user's books (the breaker's account figures) and, in paper mode, the
     # paper wallet (the balance)

@@ -15,7 +15,6 @@ and get domain errors (shared.errors) back.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -48,6 +47,7 @@ from shared.errors import (
     QuotaViolation,
     ResourceExhausted,
 )
+from shared.ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class Ledger:
             self._hooks.before_insert()
             grant = decision.grant
             new = NewReservation(
-                reservation_id=str(uuid.uuid4()),
+                reservation_id=new_id(),
                 user_id=user_id,
                 purpose=request.purpose,
                 model=request.model,

@@ -79,6 +79,7 @@ from shared.errors import (
     FailedPrecondition as FailedPreconditionError,
 )
 from shared.exchange.errors import ExchangeError, OutcomeUnknownError, SigningDeadlinePassedError
+from shared.ids import new_id
 from shared.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -438,7 +439,7 @@ class Executor:
         cid = client_order_id(req.user_id, proposal.proposal_id)
         row = repository.insert_claim(
             conn,
-            execution_id=str(uuid.uuid4()),
+            execution_id=new_id(),
             user_id=req.user_id,
             proposal_id=proposal.proposal_id,
             mode=self._venue.mode,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,6 +32,7 @@ from services.scanner.repository import Row
 from shared import audit
 from shared.db import Conn, Database
 from shared.errors import NotFound, OracleError
+from shared.ids import new_id
 from shared.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def write(
         market_snapshot["indicators"] = dict(idea.indicators)
     row = repository.insert_proposal(
         conn,
-        proposal_id=str(uuid.uuid4()),
+        proposal_id=new_id(),
         user_id=user_id,
         job_id=job_id,
         market=snapshot.market,

@@ -59,6 +59,8 @@ def test_commit_records_tokens_and_cost_and_get_usage_reports_them(budget: Budge
 
     rows = {r["reservation_id"]: r for r in budget.rows(user)}
     assert rows[first.reservation_id]["status"] == "committed"
+    # time-ordered row ids (shared/ids.py): the usage log's key grows at its right edge
+    assert uuid.UUID(first.reservation_id).version == 7 and first.reservation_id < second.reservation_id
     assert rows[first.reservation_id]["committed_at"] == budget.clock.now()
 
 

@@ -5,6 +5,7 @@ at the repository functions that issue them, around a real execution."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ def test_one_execution_reads_each_fact_once(
         execution = ex.execute(uid, pid)
         counting = False
     assert execution.status == pb.EXECUTION_STATUS_FILLED
+    assert uuid.UUID(execution.execution_id).version == 7  # time-ordered row ids (shared/ids.py)
     assert reads == {
         ("policy", uid): 1,  # the claim's one read (the user's switch among it)
         ("lock_account_for_claim", uid): 1,  # the claim's one read of the global switch and the cap
