@@ -96,6 +96,11 @@ class _BearerChannel(grpc.Channel):  # type: ignore[misc]
         self.close()
 
 
+# A unary callable's parameters after the request, in gRPC's order (callers may pass them by
+# position).
+_CALL_PARAMETERS = ("timeout", "metadata", "credentials", "wait_for_ready", "compression")
+
+
 class _WithToken(grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
     """A unary method's callable sending the bearer credential after the caller's metadata."""
 
@@ -103,62 +108,19 @@ class _WithToken(grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
         self._inner = inner
         self._token = token
 
-    def _metadata(self, metadata: Any) -> list[tuple[str, str | bytes]]:
-        return [*(metadata or ()), ("authorization", f"Bearer {self._token()}")]
+    def _keywords(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        named = {**dict(zip(_CALL_PARAMETERS, args, strict=False)), **kwargs}
+        named["metadata"] = [*(named.get("metadata") or ()), ("authorization", f"Bearer {self._token()}")]
+        return named
 
-    def __call__(  # noqa: PLR0917 -- gRPC's signature: callers may pass metadata by position
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Any:
-        return self._inner(
-            request,
-            timeout=timeout,
-            metadata=self._metadata(metadata),
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
+    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._inner(request, **self._keywords(args, kwargs))
 
-    def with_call(  # noqa: PLR0917 -- gRPC's signature: callers may pass metadata by position
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Any:
-        return self._inner.with_call(
-            request,
-            timeout=timeout,
-            metadata=self._metadata(metadata),
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
+    def with_call(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.with_call(request, **self._keywords(args, kwargs))
 
-    def future(  # noqa: PLR0917 -- gRPC's signature: callers may pass metadata by position
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Any:
-        return self._inner.future(
-            request,
-            timeout=timeout,
-            metadata=self._metadata(metadata),
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
+    def future(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.future(request, **self._keywords(args, kwargs))
 
 
 class _FollowingChannel(grpc.Channel):  # type: ignore[misc]
